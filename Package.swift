@@ -1,0 +1,76 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "FieldSync",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SyncCore", targets: ["SyncCore"]),
+        .library(name: "SyncServer", targets: ["SyncServer"]),
+        .executable(name: "fieldsyncd", targets: ["fieldsyncd"]),
+        .executable(name: "fieldcli", targets: ["fieldcli"]),
+        .executable(name: "fieldbench", targets: ["fieldbench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Foundation only: the record model, CRDTs, policy and protocol shared by server and devices.
+        .target(name: "SyncCore", resources: [.copy("Resources/household-plan.schema.json"), .copy("Resources/default-policy.json")]),
+        // zlib through the system library, for the transport's gzip (DESIGN §5).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "SyncServer",
+            dependencies: [
+                "SyncCore", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "fieldsyncd",
+            dependencies: [
+                "SyncServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "fieldcli",
+            dependencies: ["FieldCLI"]
+        ),
+        .target(
+            name: "FieldCLI",
+            dependencies: [
+                "SyncCore", "SyncServer", "CZlib",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "fieldbench",
+            dependencies: ["FieldBench"]
+        ),
+        .target(
+            name: "FieldBench",
+            dependencies: ["SyncCore", "SyncServer", "FieldCLI"]
+        ),
+        .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
+        .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SyncCore"]),
+        .testTarget(name: "FieldCLITests", dependencies: ["FieldCLI", "SyncServer", "SyncCore", "FieldBench"]),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+    ]
+}

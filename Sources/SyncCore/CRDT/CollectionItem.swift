@@ -1,0 +1,127 @@
+/// One item of a collection (a goal, an agreement, a deployment): a small record
+/// of registers, ordered by a position key (DESIGN §3).
+///
+/// Liveness is decided by dots, not by a flag: the item is live while one of
+/// its add/edit dots is not covered by the contexts of its removes, and it is
+/// flagged (edited while removed) when it is live and a remove exists that no
+/// add/edit had seen. Every part is a join plus a filter, so any delivery order
+/// gives the same state, and a concurrent edit is never silently dropped.
+public struct CollectionItem: Hashable, Sendable, Codable {
+    /// The insert op's dot: the item's ID.
+    public let id: Dot
+    /// The fraction chosen at insert; used when no move survives. Nil only while
+    /// an edit has arrived before its insert (any delivery order must converge).
+    public private(set) var basePosition: [UInt8]?
+    public private(set) var text = MultiValueRegister<String>()
+    public private(set) var status = MultiValueRegister<String>()
+    public private(set) var position = MultiValueRegister<[UInt8]>()
+    /// Add/edit dots not covered by any remove.
+    public private(set) var writes: [Dot] = []
+    /// Join of the contexts of every add/edit.
+    public private(set) var writeCover = VersionVector()
+    /// Remove dots not seen by any add/edit.
+    public private(set) var removes: [Dot] = []
+    /// Join of the contexts of every remove.
+    public private(set) var removeCover = VersionVector()
+
+    public init(id: Dot, basePosition: [UInt8]?) {
+        self.id = id
+        self.basePosition = basePosition
+    }
+
+    init(id: Dot, basePosition: [UInt8]?, text: MultiValueRegister<String>, status: MultiValueRegister<String>,
+         position: MultiValueRegister<[UInt8]>, writes: [Dot], writeCover: VersionVector,
+         removes: [Dot], removeCover: VersionVector) {
+        self.id = id
+        self.basePosition = basePosition
+        self.text = text
+        self.status = status
+        self.position = position
+        self.writes = writes.sorted()
+        self.writeCover = writeCover
+        self.removes = removes.sorted()
+        self.removeCover = removeCover
+        normalize()
+    }
+
+    public var isLive: Bool { !writes.isEmpty }
+    /// Live, but a remove exists that the surviving edits had not seen.
+    public var isFlagged: Bool { isLive && !removes.isEmpty }
+
+    /// The current fraction: the winning move, else the insert position.
+    public var fraction: [UInt8] { position.winner?.value ?? basePosition ?? [] }
+    public var sortKey: [UInt8] { PositionKey.sortKey(fraction: fraction, item: id) }
+
+    mutating func recordWrite(_ dot: Dot, context: VersionVector) {
+        writeCover.join(context)
+        if !writes.contains(dot) { writes.append(dot); writes.sort() }
+        normalize()
+    }
+
+    mutating func setBasePosition(_ fraction: [UInt8]) {
+        if basePosition == nil { basePosition = fraction }
+    }
+
+    mutating func applyText(_ value: RegisterValue<String>, context: VersionVector) {
+        text.apply(value, context: context)
+        recordWrite(value.dot, context: context)
+    }
+
+    mutating func applyStatus(_ value: RegisterValue<String>, context: VersionVector) {
+        status.apply(value, context: context)
+        recordWrite(value.dot, context: context)
+    }
+
+    mutating func applyMove(_ value: RegisterValue<[UInt8]>, context: VersionVector) {
+        position.apply(value, context: context)
+        recordWrite(value.dot, context: context)
+    }
+
+    mutating func applyRemove(_ dot: Dot, context: VersionVector) {
+        removeCover.join(context)
+        if !removes.contains(dot) { removes.append(dot); removes.sort() }
+        normalize()
+    }
+
+    /// State join of two copies of the same item.
+    mutating func join(_ other: CollectionItem) {
+        if basePosition == nil { basePosition = other.basePosition }
+        text.join(other.text)
+        status.join(other.status)
+        position.join(other.position)
+        writeCover.join(other.writeCover)
+        removeCover.join(other.removeCover)
+        writes = Array(Set(writes).union(other.writes)).sorted()
+        removes = Array(Set(removes).union(other.removes)).sorted()
+        normalize()
+    }
+
+    /// The filters: a remove deletes the writes (and the values) its author had
+    /// seen; an edit that had seen a remove cancels it ("keep this item").
+    private mutating func normalize() {
+        writes.removeAll { removeCover.contains($0) }
+        removes.removeAll { writeCover.contains($0) }
+        if !removeCover.isEmpty {
+            text.prune(by: removeCover)
+            status.prune(by: removeCover)
+            position.prune(by: removeCover)
+        }
+    }
+}
+
+/// A collection: items keyed by ID, shown in position order.
+public struct ItemCollection: Hashable, Sendable {
+    public private(set) var items: [Dot: CollectionItem] = [:]
+
+    public init() {}
+
+    /// Live items in position order.
+    public var liveItems: [CollectionItem] {
+        items.values.filter(\.isLive).sorted { PositionKey.precedes($0.sortKey, $1.sortKey) }
+    }
+
+    subscript(id: Dot) -> CollectionItem? {
+        get { items[id] }
+        set { items[id] = newValue }
+    }
+}

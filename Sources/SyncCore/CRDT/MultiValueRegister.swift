@@ -1,0 +1,94 @@
+/// One value written to a register, with its value ID (the write's dot).
+public struct RegisterValue<Value: Hashable & Sendable>: Hashable, Sendable {
+    public var dot: Dot
+    public var stamp: HLCTimestamp
+    public var author: String
+    public var value: Value
+
+    public init(dot: Dot, stamp: HLCTimestamp, author: String, value: Value) {
+        self.dot = dot
+        self.stamp = stamp
+        self.author = author
+        self.value = value
+    }
+
+    /// The total order that picks a winner: highest stamp, then replica, then
+    /// counter. Dots are unique, so two distinct values never tie.
+    @inline(__always)
+    static func ranksAbove(_ lhs: RegisterValue, _ rhs: RegisterValue) -> Bool {
+        if lhs.stamp != rhs.stamp { return lhs.stamp > rhs.stamp }
+        if lhs.dot.replica != rhs.dot.replica { return lhs.dot.replica > rhs.dot.replica }
+        return lhs.dot.counter > rhs.dot.counter
+    }
+}
+
+extension RegisterValue: Codable where Value: Codable {}
+
+/// A multi-value register (DESIGN §3). `covered` is the join of the carried
+/// contexts of every write received; the values are exactly the received
+/// writes whose dots `covered` does not contain. Both parts are a join and a
+/// filter, so the state does not depend on the order writes arrive in.
+public struct MultiValueRegister<Value: Hashable & Sendable>: Hashable, Sendable {
+    public private(set) var covered: VersionVector
+    /// Surviving values, best first (the winner is `values[0]`).
+    public private(set) var values: [RegisterValue<Value>]
+
+    public init() {
+        covered = VersionVector()
+        values = []
+    }
+
+    init(covered: VersionVector, values: [RegisterValue<Value>]) {
+        self.covered = covered
+        self.values = values
+        normalize()
+    }
+
+    public var winner: RegisterValue<Value>? { values.first }
+
+    /// Concurrent distinct values; equal concurrent values are not a conflict.
+    public var isConflict: Bool {
+        guard values.count > 1, let first = values.first?.value else { return false }
+        return values.dropFirst().contains { $0.value != first }
+    }
+
+    /// Applies one write. Returns whether the state changed.
+    @discardableResult
+    public mutating func apply(_ write: RegisterValue<Value>, context: VersionVector) -> Bool {
+        let before = covered
+        covered.join(context)
+        let coverGrew = covered != before
+        if coverGrew { prune(by: covered) }
+        guard !covered.contains(write.dot), !values.contains(where: { $0.dot == write.dot }) else { return coverGrew }
+        let index = values.firstIndex(where: { RegisterValue.ranksAbove(write, $0) }) ?? values.count
+        values.insert(write, at: index)
+        return true
+    }
+
+    /// State join: join the covers, union the values, filter.
+    @discardableResult
+    public mutating func join(_ other: MultiValueRegister<Value>) -> Bool {
+        let before = self
+        covered.join(other.covered)
+        for value in other.values where !values.contains(where: { $0.dot == value.dot }) {
+            values.append(value)
+        }
+        normalize()
+        return self != before
+    }
+
+    /// Drops the values whose dots `cover` contains. Returns whether any went.
+    @discardableResult
+    mutating func prune(by cover: VersionVector) -> Bool {
+        let count = values.count
+        values.removeAll { cover.contains($0.dot) }
+        return values.count != count
+    }
+
+    private mutating func normalize() {
+        values.removeAll { covered.contains($0.dot) }
+        values.sort(by: RegisterValue.ranksAbove)
+    }
+}
+
+extension MultiValueRegister: Codable where Value: Codable {}

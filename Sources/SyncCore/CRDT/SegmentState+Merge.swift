@@ -1,0 +1,148 @@
+/// Applying operations and joining element states. Both are idempotent,
+/// commutative and associative (proved by the property tests).
+extension SegmentState {
+    /// The outcome of applying one op.
+    public enum ApplyOutcome: Equatable, Sendable {
+        /// The dot was already in the context: nothing happened.
+        case duplicate
+        /// The op was recorded; `element` is the element it changed, if any
+        /// (a write that arrives already superseded changes only the context).
+        case applied(element: ElementKey?)
+    }
+
+    /// Applies an op written for this segment and epoch. The caller has
+    /// validated it (schema, policy, epoch); this only merges.
+    @discardableResult
+    public mutating func apply(_ op: Operation) -> ApplyOutcome {
+        guard !context.contains(op.dot) else { return .duplicate }
+        context.insert(op.dot)
+        switch op.payload {
+        case .createHousehold:
+            let record = CreationRecord(dot: op.dot, stamp: op.stamp, author: op.author)
+            // Two creations of one ID never both land on the server (it accepts
+            // only unseen IDs); the smaller dot wins so that replicas still agree.
+            if let existing = creation, existing.dot < record.dot { return .applied(element: nil) }
+            creation = record
+            return .applied(element: .creation)
+        case .set(let field, let value, _):
+            let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
+            let changed = fields[field, default: MultiValueRegister()].apply(write, context: op.context)
+            return .applied(element: changed ? .field(field) : nil)
+        case .append(let log, let body):
+            let entry = LogEntry(dot: op.dot, stamp: op.stamp, author: op.author, body: body)
+            logs[log, default: AppendLog()].add(entry)
+            return .applied(element: .logEntry(log: log, dot: op.dot))
+        case .insert(let collection, let position, let text):
+            var item = collections[collection]?[op.dot] ?? CollectionItem(id: op.dot, basePosition: position)
+            item.setBasePosition(position)
+            item.applyText(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text), context: op.context)
+            collections[collection, default: ItemCollection()][op.dot] = item
+            return .applied(element: .item(collection: collection, id: op.dot))
+        case .edit(let collection, let id, let field, let value):
+            var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
+            let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
+            switch field {
+            case .text: item.applyText(write, context: op.context)
+            case .status: item.applyStatus(write, context: op.context)
+            }
+            collections[collection, default: ItemCollection()][id] = item
+            return .applied(element: .item(collection: collection, id: id))
+        case .move(let collection, let id, let position):
+            var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
+            item.applyMove(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position), context: op.context)
+            collections[collection, default: ItemCollection()][id] = item
+            return .applied(element: .item(collection: collection, id: id))
+        case .remove(let collection, let id):
+            var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
+            item.applyRemove(op.dot, context: op.context)
+            collections[collection, default: ItemCollection()][id] = item
+            return .applied(element: .item(collection: collection, id: id))
+        }
+    }
+
+    /// Records a dot as seen and empty (a rejected op), so it never comes back.
+    public mutating func markSeen(_ dot: Dot) {
+        context.insert(dot)
+    }
+
+    /// Joins one element's state into this one. Returns whether anything changed.
+    @discardableResult
+    public mutating func join(_ element: SegmentElement) -> Bool {
+        switch element {
+        case .creation(let record):
+            if let existing = creation, existing.dot <= record.dot { return false }
+            creation = record
+            return true
+        case .field(let name, let register):
+            if var current = fields[name] {
+                let changed = current.join(register)
+                fields[name] = current
+                return changed
+            }
+            fields[name] = register
+            return true
+        case .logEntry(let log, let entry):
+            return logs[log, default: AppendLog()].add(entry)
+        case .item(let collection, let item):
+            if var current = collections[collection]?[item.id] {
+                let before = current
+                current.join(item)
+                collections[collection]![item.id] = current
+                return current != before
+            }
+            collections[collection, default: ItemCollection()][item.id] = item
+            return true
+        }
+    }
+
+    /// Joins a causal context (that of a delta or snapshot).
+    public mutating func join(context other: CausalContext) {
+        context.join(other)
+    }
+
+    /// Joins a whole state of the same segment and epoch.
+    public mutating func join(_ other: SegmentState) {
+        context.join(other.context)
+        for element in other.elements { join(element) }
+    }
+
+    /// The element stored under a key, if any.
+    public func element(_ key: ElementKey) -> SegmentElement? {
+        switch key {
+        case .creation:
+            return creation.map { .creation($0) }
+        case .field(let name):
+            return fields[name].map { .field(name: name, register: $0) }
+        case .logEntry(let log, let dot):
+            return logs[log]?.entries[dot].map { .logEntry(log: log, entry: $0) }
+        case .item(let collection, let id):
+            return collections[collection]?[id].map { .item(collection: collection, item: $0) }
+        }
+    }
+
+    /// Every element, in canonical order.
+    public var elements: [SegmentElement] {
+        var result: [SegmentElement] = []
+        if let creation { result.append(.creation(creation)) }
+        for name in fields.keys.sorted() { result.append(.field(name: name, register: fields[name]!)) }
+        for log in logs.keys.sorted() {
+            for dot in logs[log]!.entries.keys.sorted() {
+                result.append(.logEntry(log: log, entry: logs[log]!.entries[dot]!))
+            }
+        }
+        for collection in collections.keys.sorted() {
+            let items = collections[collection]!.items
+            for id in items.keys.sorted() { result.append(.item(collection: collection, item: items[id]!)) }
+        }
+        return result
+    }
+
+    /// Removes a value's effect for an erasure-free re-snapshot: drops everything.
+    public mutating func removeAll() {
+        context = CausalContext()
+        creation = nil
+        fields = [:]
+        logs = [:]
+        collections = [:]
+    }
+}

@@ -1,0 +1,37 @@
+/// A type with a compact binary form.
+public protocol BinaryCodable {
+    func encode(to writer: inout BinaryWriter)
+    init(from reader: inout BinaryReader) throws(SyncCoreError)
+}
+
+extension BinaryCodable {
+    /// The binary form of a whole message.
+    public func binaryEncoded() -> [UInt8] {
+        var writer = BinaryWriter()
+        encode(to: &writer)
+        return writer.bytes
+    }
+
+    /// Decodes a whole message; trailing bytes are an error.
+    public init(binary bytes: [UInt8]) throws(SyncCoreError) {
+        var reader = BinaryReader(bytes)
+        self = try Self(from: &reader)
+        guard reader.isAtEnd else { throw BinaryReader.malformed("trailing bytes") }
+    }
+}
+
+/// Register values carry either text or position bytes.
+protocol RegisterPayload: Hashable, Sendable {
+    func encodePayload(to writer: inout BinaryWriter)
+    static func decodePayload(from reader: inout BinaryReader) throws(SyncCoreError) -> Self
+}
+
+extension String: RegisterPayload {
+    func encodePayload(to writer: inout BinaryWriter) { writer.string(self) }
+    static func decodePayload(from reader: inout BinaryReader) throws(SyncCoreError) -> String { try reader.string() }
+}
+
+extension Array: RegisterPayload where Element == UInt8 {
+    func encodePayload(to writer: inout BinaryWriter) { writer.data(self) }
+    static func decodePayload(from reader: inout BinaryReader) throws(SyncCoreError) -> [UInt8] { try reader.data() }
+}

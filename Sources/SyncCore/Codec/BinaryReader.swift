@@ -1,0 +1,185 @@
+/// Reads the compact binary form. Every read is bounds-checked and every count
+/// is checked against the bytes left, so hostile input (truncated, oversized,
+/// huge lengths) ends in a typed `SyncCoreError`, never a crash, a hang or a
+/// large allocation.
+public struct BinaryReader {
+    private let bytes: [UInt8]
+    public private(set) var offset: Int
+    private var strings: [String] = []
+    private var lastStampMilliseconds: UInt64 = 0
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        offset = 0
+    }
+
+    public var isAtEnd: Bool { offset >= bytes.count }
+    public var remaining: Int { bytes.count - offset }
+
+    static func truncated() -> SyncCoreError {
+        SyncCoreError(.truncated, "The message ended early. Send the whole message again.")
+    }
+
+    static func malformed(_ what: String) -> SyncCoreError {
+        SyncCoreError(.malformed, "The message is not valid FieldSync binary (\(what)). Check the client version and resend.")
+    }
+
+    @inline(__always)
+    public mutating func byte() throws(SyncCoreError) -> UInt8 {
+        guard offset < bytes.count else { throw Self.truncated() }
+        let value = bytes[offset]
+        offset += 1
+        return value
+    }
+
+    @inline(__always)
+    public mutating func varint() throws(SyncCoreError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < bytes.count else { throw Self.truncated() }
+            let b = bytes[offset]
+            offset += 1
+            if shift == 63, b > 1 { throw Self.malformed("varint overflow") }
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+            if shift > 63 { throw Self.malformed("varint too long") }
+        }
+    }
+
+    public mutating func signed() throws(SyncCoreError) -> Int64 {
+        let raw = try varint()
+        return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+    }
+
+    public mutating func uint32() throws(SyncCoreError) -> UInt32 {
+        let value = try varint()
+        guard value <= UInt64(UInt32.max) else { throw Self.malformed("number out of range") }
+        return UInt32(value)
+    }
+
+    public mutating func int() throws(SyncCoreError) -> Int {
+        let value = try varint()
+        guard value <= UInt64(Int32.max) else { throw Self.malformed("number out of range") }
+        return Int(value)
+    }
+
+    public mutating func bool() throws(SyncCoreError) -> Bool {
+        switch try byte() {
+        case 0: return false
+        case 1: return true
+        default: throw Self.malformed("bad boolean")
+        }
+    }
+
+    /// A count of items that each take at least `minimumSize` bytes.
+    public mutating func count(minimumSize: Int = 1) throws(SyncCoreError) -> Int {
+        let value = try varint()
+        guard value <= UInt64(remaining / max(1, minimumSize)) else {
+            throw SyncCoreError(.tooLarge, "The message declares more items than it holds. Resend it.")
+        }
+        return Int(value)
+    }
+
+    public mutating func raw(_ length: Int) throws(SyncCoreError) -> [UInt8] {
+        guard length >= 0, length <= remaining else { throw Self.truncated() }
+        let slice = Array(bytes[offset..<(offset + length)])
+        offset += length
+        return slice
+    }
+
+    public mutating func data() throws(SyncCoreError) -> [UInt8] {
+        let length = try varint()
+        guard length <= UInt64(remaining) else { throw Self.truncated() }
+        return try raw(Int(length))
+    }
+
+    public mutating func string() throws(SyncCoreError) -> String {
+        let length = try varint()
+        guard length <= UInt64(remaining) else { throw Self.truncated() }
+        let end = offset + Int(length)
+        guard let text = String(validating: bytes[offset..<end], as: UTF8.self) else {
+            throw Self.malformed("invalid UTF-8")
+        }
+        offset = end
+        return text
+    }
+
+    public mutating func symbol() throws(SyncCoreError) -> String {
+        let tag = try varint()
+        if tag == 0 {
+            let text = try string()
+            strings.append(text)
+            return text
+        }
+        guard tag <= UInt64(strings.count) else { throw Self.malformed("unknown string reference") }
+        return strings[Int(tag - 1)]
+    }
+
+    public mutating func household() throws(SyncCoreError) -> HouseholdID {
+        HouseholdID(bytes: try raw(16))!
+    }
+
+    public mutating func stamp() throws(SyncCoreError) -> HLCTimestamp {
+        let delta = try signed()
+        let ms = lastStampMilliseconds &+ UInt64(bitPattern: delta)
+        guard ms <= HLCTimestamp.maxMilliseconds else { throw Self.malformed("stamp out of range") }
+        lastStampMilliseconds = ms
+        let logical = try varint()
+        guard logical <= UInt64(UInt16.max) else { throw Self.malformed("stamp out of range") }
+        return HLCTimestamp(milliseconds: ms, logical: UInt16(logical))
+    }
+
+    public mutating func dot() throws(SyncCoreError) -> Dot {
+        let replica = try uint32()
+        let counter = try varint()
+        guard counter > 0 else { throw Self.malformed("zero counter") }
+        return Dot(replica: ReplicaID(replica), counter: counter)
+    }
+
+    public mutating func vector() throws(SyncCoreError) -> VersionVector {
+        let n = try count(minimumSize: 2)
+        var entries: [VersionVector.Entry] = []
+        entries.reserveCapacity(n)
+        var previous: UInt64 = 0
+        for index in 0..<n {
+            let delta = try varint()
+            guard index == 0 || delta > 0 else { throw Self.malformed("unsorted vector") }
+            let replica = previous + delta
+            guard replica <= UInt64(UInt32.max) else { throw Self.malformed("replica out of range") }
+            previous = replica
+            let counter = try varint()
+            guard counter > 0 else { throw Self.malformed("zero counter in vector") }
+            entries.append(.init(replica: ReplicaID(UInt32(replica)), counter: counter))
+        }
+        return VersionVector(sortedEntries: entries)
+    }
+
+    public mutating func vector(relativeTo base: VersionVector) throws(SyncCoreError) -> VersionVector {
+        let n = try count(minimumSize: 2)
+        var entries: [VersionVector.Entry] = []
+        entries.reserveCapacity(n)
+        var previous: UInt64 = 0
+        for index in 0..<n {
+            let delta = try varint()
+            guard index == 0 || delta > 0 else { throw Self.malformed("unsorted vector") }
+            let replica = previous + delta
+            guard replica <= UInt64(UInt32.max) else { throw Self.malformed("replica out of range") }
+            previous = replica
+            let distance = try signed()
+            let counter = base[ReplicaID(UInt32(replica))] &- UInt64(bitPattern: distance)
+            guard counter > 0, counter < (1 << 62) else { throw Self.malformed("counter out of range") }
+            entries.append(.init(replica: ReplicaID(UInt32(replica)), counter: counter))
+        }
+        return VersionVector(sortedEntries: entries)
+    }
+
+    public mutating func context() throws(SyncCoreError) -> CausalContext {
+        let vector = try vector()
+        let n = try count(minimumSize: 2)
+        var cloud: [Dot] = []
+        for _ in 0..<n { cloud.append(try dot()) }
+        return CausalContext(vector: vector, cloud: cloud)
+    }
+}

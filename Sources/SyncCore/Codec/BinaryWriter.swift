@@ -1,0 +1,111 @@
+import Foundation
+
+/// Appends the compact binary form: LEB128 varints, length-prefixed bytes and
+/// a per-message string table, so a repeated field name or author costs one byte.
+public struct BinaryWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+    private var strings: [String: UInt32] = [:]
+    /// Stamps are written as a delta from the previous one in the message.
+    private var lastStampMilliseconds: UInt64 = 0
+
+    public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    @inline(__always)
+    public mutating func byte(_ value: UInt8) { bytes.append(value) }
+
+    @inline(__always)
+    public mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    @inline(__always)
+    public mutating func varint(_ value: Int) { varint(UInt64(value)) }
+
+    /// Signed values, zigzag-encoded so small negatives stay small.
+    @inline(__always)
+    public mutating func signed(_ value: Int64) {
+        varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    }
+
+    public mutating func bool(_ value: Bool) { bytes.append(value ? 1 : 0) }
+
+    public mutating func raw(_ data: [UInt8]) { bytes.append(contentsOf: data) }
+
+    /// Length-prefixed bytes.
+    public mutating func data(_ data: [UInt8]) {
+        varint(data.count)
+        bytes.append(contentsOf: data)
+    }
+
+    /// A length-prefixed UTF-8 string, written in full every time (text content).
+    public mutating func string(_ value: String) {
+        var value = value
+        value.withUTF8 { utf8 in
+            varint(utf8.count)
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    /// A string from the message's table: names, authors, codes. `0` then the
+    /// literal the first time; `index + 1` afterwards.
+    public mutating func symbol(_ value: String) {
+        if let index = strings[value] {
+            varint(UInt64(index) + 1)
+        } else {
+            strings[value] = UInt32(strings.count)
+            varint(0)
+            string(value)
+        }
+    }
+
+    public mutating func household(_ id: HouseholdID) {
+        let u = id.uuid.uuid
+        bytes.append(contentsOf: [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15])
+    }
+
+    /// A stamp as the signed millisecond delta from the previous stamp, then its logical part.
+    public mutating func stamp(_ stamp: HLCTimestamp) {
+        let ms = stamp.milliseconds
+        signed(Int64(bitPattern: ms &- lastStampMilliseconds))
+        lastStampMilliseconds = ms
+        varint(UInt64(stamp.logical))
+    }
+
+    public mutating func dot(_ dot: Dot) {
+        varint(UInt64(dot.replica.rawValue))
+        varint(dot.counter)
+    }
+
+    public mutating func vector(_ vector: VersionVector) {
+        varint(vector.entries.count)
+        var previous: UInt32 = 0
+        for entry in vector.entries {
+            varint(UInt64(entry.replica.rawValue - previous))
+            previous = entry.replica.rawValue
+            varint(entry.counter)
+        }
+    }
+
+    /// A vector written relative to a base (usually the segment context): per
+    /// entry the replica delta and the signed distance below the base.
+    public mutating func vector(_ vector: VersionVector, relativeTo base: VersionVector) {
+        varint(vector.entries.count)
+        var previous: UInt32 = 0
+        for entry in vector.entries {
+            varint(UInt64(entry.replica.rawValue - previous))
+            previous = entry.replica.rawValue
+            signed(Int64(bitPattern: base[entry.replica] &- entry.counter))
+        }
+    }
+
+    public mutating func context(_ context: CausalContext) {
+        vector(context.vector)
+        varint(context.cloud.count)
+        for dot in context.cloud { self.dot(dot) }
+    }
+}

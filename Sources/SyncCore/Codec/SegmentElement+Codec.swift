@@ -1,0 +1,205 @@
+/// Binary form of segment elements. Vectors inside an element are written
+/// relative to the enclosing segment's context (`base`), where they nearly
+/// always match, so each entry costs about two bytes.
+extension MultiValueRegister where Value: RegisterPayload {
+    func encode(to writer: inout BinaryWriter, base: VersionVector) {
+        writer.vector(covered, relativeTo: base)
+        writer.varint(values.count)
+        for value in values {
+            writer.dot(value.dot)
+            writer.stamp(value.stamp)
+            writer.symbol(value.author)
+            value.value.encodePayload(to: &writer)
+        }
+    }
+
+    static func decode(from reader: inout BinaryReader, base: VersionVector) throws(SyncCoreError) -> MultiValueRegister<Value> {
+        let covered = try reader.vector(relativeTo: base)
+        let n = try reader.count(minimumSize: 4)
+        var values: [RegisterValue<Value>] = []
+        values.reserveCapacity(n)
+        for _ in 0..<n {
+            let dot = try reader.dot()
+            let stamp = try reader.stamp()
+            let author = try reader.symbol()
+            let value = try Value.decodePayload(from: &reader)
+            guard !values.contains(where: { $0.dot == dot }) else { throw BinaryReader.malformed("duplicate value") }
+            values.append(RegisterValue(dot: dot, stamp: stamp, author: author, value: value))
+        }
+        return MultiValueRegister(covered: covered, values: values)
+    }
+}
+
+extension LogEntry {
+    func encode(to writer: inout BinaryWriter) {
+        writer.dot(dot)
+        writer.stamp(stamp)
+        writer.symbol(author)
+        body.encode(to: &writer)
+    }
+
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> LogEntry {
+        let dot = try reader.dot()
+        let stamp = try reader.stamp()
+        let author = try reader.symbol()
+        let body = try LogEntryBody.decode(from: &reader)
+        return LogEntry(dot: dot, stamp: stamp, author: author, body: body)
+    }
+}
+
+extension LogEntryBody {
+    func encode(to writer: inout BinaryWriter) {
+        writer.symbol(kind)
+        writer.varint(occurredAt)
+        writer.string(text)
+        if let correctionOf {
+            writer.byte(1)
+            writer.dot(correctionOf)
+        } else {
+            writer.byte(0)
+        }
+    }
+
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> LogEntryBody {
+        let kind = try reader.symbol()
+        let occurredAt = try reader.varint()
+        let text = try reader.string()
+        let correctionOf: Dot? = try reader.bool() ? try reader.dot() : nil
+        return LogEntryBody(kind: kind, occurredAt: occurredAt, text: text, correctionOf: correctionOf)
+    }
+}
+
+extension CollectionItem {
+    func encode(to writer: inout BinaryWriter, base: VersionVector) {
+        writer.dot(id)
+        if let basePosition {
+            writer.byte(1)
+            writer.data(basePosition)
+        } else {
+            writer.byte(0)
+        }
+        text.encode(to: &writer, base: base)
+        status.encode(to: &writer, base: base)
+        position.encode(to: &writer, base: base)
+        writer.varint(writes.count)
+        for dot in writes { writer.dot(dot) }
+        writer.vector(writeCover, relativeTo: base)
+        writer.varint(removes.count)
+        for dot in removes { writer.dot(dot) }
+        writer.vector(removeCover, relativeTo: base)
+    }
+
+    static func decode(from reader: inout BinaryReader, base: VersionVector) throws(SyncCoreError) -> CollectionItem {
+        let id = try reader.dot()
+        let basePosition: [UInt8]? = try reader.bool() ? try reader.data() : nil
+        let text = try MultiValueRegister<String>.decode(from: &reader, base: base)
+        let status = try MultiValueRegister<String>.decode(from: &reader, base: base)
+        let position = try MultiValueRegister<[UInt8]>.decode(from: &reader, base: base)
+        var writes: [Dot] = []
+        for _ in 0..<(try reader.count(minimumSize: 2)) { writes.append(try reader.dot()) }
+        let writeCover = try reader.vector(relativeTo: base)
+        var removes: [Dot] = []
+        for _ in 0..<(try reader.count(minimumSize: 2)) { removes.append(try reader.dot()) }
+        let removeCover = try reader.vector(relativeTo: base)
+        return CollectionItem(id: id, basePosition: basePosition, text: text, status: status, position: position,
+                              writes: Array(Set(writes)), writeCover: writeCover,
+                              removes: Array(Set(removes)), removeCover: removeCover)
+    }
+}
+
+extension SegmentElement {
+    public func encode(to writer: inout BinaryWriter, base: VersionVector) {
+        switch self {
+        case .creation(let record):
+            writer.byte(0)
+            writer.dot(record.dot)
+            writer.stamp(record.stamp)
+            writer.symbol(record.author)
+        case .field(let name, let register):
+            writer.byte(1)
+            writer.symbol(name)
+            register.encode(to: &writer, base: base)
+        case .logEntry(let log, let entry):
+            writer.byte(2)
+            writer.symbol(log)
+            entry.encode(to: &writer)
+        case .item(let collection, let item):
+            writer.byte(3)
+            writer.symbol(collection)
+            item.encode(to: &writer, base: base)
+        }
+    }
+
+    public static func decode(from reader: inout BinaryReader, base: VersionVector) throws(SyncCoreError) -> SegmentElement {
+        switch try reader.byte() {
+        case 0:
+            let dot = try reader.dot()
+            let stamp = try reader.stamp()
+            let author = try reader.symbol()
+            return .creation(CreationRecord(dot: dot, stamp: stamp, author: author))
+        case 1:
+            let name = try reader.symbol()
+            return .field(name: name, register: try MultiValueRegister<String>.decode(from: &reader, base: base))
+        case 2:
+            let log = try reader.symbol()
+            return .logEntry(log: log, entry: try LogEntry.decode(from: &reader))
+        case 3:
+            let collection = try reader.symbol()
+            return .item(collection: collection, item: try CollectionItem.decode(from: &reader, base: base))
+        default:
+            throw BinaryReader.malformed("unknown element kind")
+        }
+    }
+
+    /// The element alone, as stored in one server row.
+    public func encodedRow(base: VersionVector = VersionVector()) -> [UInt8] {
+        var writer = BinaryWriter(capacity: 64)
+        encode(to: &writer, base: base)
+        return writer.bytes
+    }
+
+    public static func decodeRow(_ bytes: [UInt8], base: VersionVector = VersionVector()) throws(SyncCoreError) -> SegmentElement {
+        var reader = BinaryReader(bytes)
+        let element = try decode(from: &reader, base: base)
+        guard reader.isAtEnd else { throw BinaryReader.malformed("trailing bytes") }
+        return element
+    }
+}
+
+extension SegmentState {
+    /// The canonical, deterministic encoding: device and server copies of a
+    /// segment are equal exactly when these bytes are.
+    public func canonicalBytes() -> [UInt8] {
+        var writer = BinaryWriter(capacity: 1024)
+        writer.byte(1)  // format version
+        writer.household(key.household)
+        writer.symbol(key.purpose.rawValue)
+        writer.varint(UInt64(epoch))
+        writer.context(context)
+        let elements = self.elements
+        writer.varint(elements.count)
+        for element in elements { element.encode(to: &writer, base: context.vector) }
+        return writer.bytes
+    }
+
+    /// Decodes the canonical encoding.
+    public init(canonicalBytes bytes: [UInt8]) throws(SyncCoreError) {
+        var reader = BinaryReader(bytes)
+        guard try reader.byte() == 1 else { throw SyncCoreError(.unsupportedVersion, "Unknown segment encoding version.") }
+        let household = try reader.household()
+        let purpose = Purpose(try reader.symbol())
+        let epoch = try reader.uint32()
+        var state = SegmentState(key: SegmentKey(household: household, purpose: purpose), epoch: epoch)
+        let context = try reader.context()
+        state.context = context
+        let n = try reader.count(minimumSize: 3)
+        for _ in 0..<n { state.join(try SegmentElement.decode(from: &reader, base: context.vector)) }
+        guard reader.isAtEnd else { throw BinaryReader.malformed("trailing bytes") }
+        self = state
+    }
+
+    /// A 16-byte digest of the canonical encoding, carried in sync responses.
+    public func stateHash() -> [UInt8] {
+        Array(SHA256Digest.hash(canonicalBytes()).prefix(16))
+    }
+}

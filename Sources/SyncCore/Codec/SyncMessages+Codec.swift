@@ -1,0 +1,469 @@
+public import Foundation
+
+/// Binary form of the sync messages. A message is a magic byte pair and a list
+/// of sections `(tag, length, body)`; each section has its own string table, so
+/// a decoder skips sections it does not know (forward compatible) and a newer
+/// protocol version is refused with a clear error.
+enum MessageFraming {
+    static let requestMagic: [UInt8] = [0x46, 0x51]   // "FQ"
+    static let responseMagic: [UInt8] = [0x46, 0x52]  // "FR"
+
+    static func section(_ tag: UInt8, into writer: inout BinaryWriter, _ body: (inout BinaryWriter) -> Void) {
+        var inner = BinaryWriter()
+        body(&inner)
+        writer.byte(tag)
+        writer.data(inner.bytes)
+    }
+
+    /// Reads sections, handing each known one a fresh reader over its body.
+    static func readSections(_ bytes: [UInt8], magic: [UInt8],
+                             _ handle: (UInt8, inout BinaryReader) throws(SyncCoreError) -> Bool) throws(SyncCoreError) {
+        var reader = BinaryReader(bytes)
+        guard try reader.raw(2) == magic else {
+            throw SyncCoreError(.malformed, "The body is not a FieldSync binary message. Send application/x-fieldsync or application/json.")
+        }
+        var seen = Set<UInt8>()
+        while !reader.isAtEnd {
+            let tag = try reader.byte()
+            let body = try reader.data()
+            guard seen.insert(tag).inserted else { throw BinaryReader.malformed("repeated section") }
+            var inner = BinaryReader(body)
+            if try handle(tag, &inner) {
+                guard inner.isAtEnd else { throw BinaryReader.malformed("trailing bytes in section \(tag)") }
+            }
+        }
+    }
+
+    static func checkVersion(_ version: Int) throws(SyncCoreError) {
+        guard version <= syncProtocolVersion else {
+            throw SyncCoreError(.unsupportedVersion,
+                                "The message uses protocol version \(version); this side speaks \(syncProtocolVersion). Upgrade FieldSync.")
+        }
+        guard version >= 1 else { throw BinaryReader.malformed("bad protocol version") }
+    }
+
+    static func missing(_ what: String) -> SyncCoreError {
+        SyncCoreError(.malformed, "The message has no \(what) section.")
+    }
+}
+
+extension SegmentKey {
+    func encode(to writer: inout BinaryWriter) {
+        writer.household(household)
+        writer.symbol(purpose.rawValue)
+    }
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> SegmentKey {
+        let household = try reader.household()
+        return SegmentKey(household: household, purpose: Purpose(try reader.symbol()))
+    }
+}
+
+extension SyncCursor {
+    func encode(to writer: inout BinaryWriter) {
+        writer.varint(seq)
+        if let resumeAfter {
+            writer.byte(1)
+            resumeAfter.encode(to: &writer)
+        } else {
+            writer.byte(0)
+        }
+    }
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> SyncCursor {
+        let seq = try reader.varint()
+        let resume: SegmentKey? = try reader.bool() ? try SegmentKey.decode(from: &reader) : nil
+        return SyncCursor(seq: seq, resumeAfter: resume)
+    }
+}
+
+extension SegmentPatch {
+    func encode(to writer: inout BinaryWriter) {
+        segment.encode(to: &writer)
+        writer.varint(UInt64(epoch))
+        writer.context(context)
+        writer.varint(elements.count)
+        for element in elements { element.encode(to: &writer, base: context.vector) }
+    }
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> SegmentPatch {
+        let segment = try SegmentKey.decode(from: &reader)
+        let epoch = try reader.uint32()
+        let context = try reader.context()
+        let n = try reader.count(minimumSize: 3)
+        var elements: [SegmentElement] = []
+        elements.reserveCapacity(n)
+        for _ in 0..<n { elements.append(try SegmentElement.decode(from: &reader, base: context.vector)) }
+        return SegmentPatch(segment: segment, epoch: epoch, context: context, elements: elements)
+    }
+}
+
+extension PolicyContext {
+    func encode(to writer: inout BinaryWriter) {
+        writer.symbol(user)
+        writer.symbol(role)
+        let purposes = rolePurposes.sorted { $0.key < $1.key }
+        writer.varint(purposes.count)
+        for (purpose, access) in purposes {
+            writer.symbol(purpose.rawValue)
+            writer.byte(access == .write ? 1 : 0)
+        }
+        writer.varint(assignments.count)
+        for assignment in assignments {
+            writer.household(assignment.household)
+            writer.varint(assignment.until.map { $0 + 1 } ?? 0)
+        }
+        writer.varint(grants.count)
+        for grant in grants {
+            writer.symbol(grant.purpose.rawValue)
+            writer.byte(grant.access == .write ? 1 : 0)
+            if let household = grant.household {
+                writer.byte(1)
+                writer.household(household)
+            } else {
+                writer.byte(0)
+            }
+            writer.varint(grant.until.map { $0 + 1 } ?? 0)
+        }
+        writer.varint(consentBlocks.count)
+        for block in consentBlocks {
+            writer.household(block.household)
+            writer.symbol(block.purpose?.rawValue ?? "")
+        }
+        writer.varint(version)
+        writer.varint(serverTime)
+        let households = involvement.keys.sorted()
+        writer.varint(households.count)
+        for household in households {
+            writer.household(household)
+            let entries = involvement[household]!
+            writer.varint(entries.count)
+            for entry in entries {
+                writer.symbol(entry.user)
+                writer.symbol(entry.role)
+                writer.varint(entry.purposes.count)
+                for purpose in entry.purposes { writer.symbol(purpose.rawValue) }
+                writer.symbol(entry.contact)
+                writer.bool(entry.restricted)
+            }
+        }
+    }
+
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> PolicyContext {
+        func access(_ byte: UInt8) throws(SyncCoreError) -> Access {
+            switch byte {
+            case 0: return .read
+            case 1: return .write
+            default: throw BinaryReader.malformed("bad access")
+            }
+        }
+        func until(_ raw: UInt64) -> UInt64? { raw == 0 ? nil : raw - 1 }
+        let user = try reader.symbol()
+        let role = try reader.symbol()
+        var rolePurposes: [Purpose: Access] = [:]
+        for _ in 0..<(try reader.count(minimumSize: 2)) {
+            let purpose = Purpose(try reader.symbol())
+            rolePurposes[purpose] = try access(try reader.byte())
+        }
+        var assignments: [Assignment] = []
+        for _ in 0..<(try reader.count(minimumSize: 17)) {
+            let household = try reader.household()
+            assignments.append(Assignment(household: household, until: until(try reader.varint())))
+        }
+        var grants: [Grant] = []
+        for _ in 0..<(try reader.count(minimumSize: 4)) {
+            let purpose = Purpose(try reader.symbol())
+            let level = try access(try reader.byte())
+            let household: HouseholdID? = try reader.bool() ? try reader.household() : nil
+            grants.append(Grant(purpose: purpose, access: level, household: household, until: until(try reader.varint())))
+        }
+        var blocks: [ConsentBlock] = []
+        for _ in 0..<(try reader.count(minimumSize: 17)) {
+            let household = try reader.household()
+            let code = try reader.symbol()
+            blocks.append(ConsentBlock(household: household, purpose: code.isEmpty ? nil : Purpose(code)))
+        }
+        let version = try reader.varint()
+        let serverTime = try reader.varint()
+        var involvement: [HouseholdID: [Involvement]] = [:]
+        for _ in 0..<(try reader.count(minimumSize: 17)) {
+            let household = try reader.household()
+            var entries: [Involvement] = []
+            for _ in 0..<(try reader.count(minimumSize: 5)) {
+                let user = try reader.symbol()
+                let role = try reader.symbol()
+                var purposes: [Purpose] = []
+                for _ in 0..<(try reader.count(minimumSize: 1)) { purposes.append(Purpose(try reader.symbol())) }
+                let contact = try reader.symbol()
+                let restricted = try reader.bool()
+                entries.append(Involvement(user: user, role: role, purposes: purposes, contact: contact, restricted: restricted))
+            }
+            involvement[household] = entries
+        }
+        return PolicyContext(user: user, role: role, rolePurposes: rolePurposes, assignments: assignments, grants: grants,
+                             consentBlocks: blocks, version: version, serverTime: serverTime, involvement: involvement)
+    }
+}
+
+extension SyncRequest: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        writer.raw(MessageFraming.requestMagic)
+        MessageFraming.section(1, into: &writer) { $0.varint(version) }
+        MessageFraming.section(2, into: &writer) { cursor.encode(to: &$0) }
+        MessageFraming.section(3, into: &writer) { $0.string(schemaHash) }
+        MessageFraming.section(4, into: &writer) { w in
+            w.data(held.digest.bytes)
+            if let segments = held.segments {
+                w.byte(1)
+                w.varint(segments.count)
+                for held in segments {
+                    held.segment.encode(to: &w)
+                    w.varint(UInt64(held.epoch))
+                }
+            } else {
+                w.byte(0)
+            }
+        }
+        if !ops.isEmpty { MessageFraming.section(5, into: &writer) { OperationListCodec.encode(ops, to: &$0) } }
+        if !auditEvents.isEmpty {
+            MessageFraming.section(6, into: &writer) { w in
+                w.varint(auditEvents.count)
+                for event in auditEvents {
+                    w.varint(event.deviceSeq)
+                    w.data(event.prevHash.bytes)
+                    w.household(event.household)
+                    w.symbol(event.purpose?.rawValue ?? "")
+                    w.symbol(event.action)
+                    w.varint(event.at)
+                    w.varint(event.count)
+                }
+            }
+        }
+        MessageFraming.section(7, into: &writer) { $0.varint(limit) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(SyncCoreError) {
+        let rest = try reader.raw(reader.remaining)
+        var version: Int?
+        var cursor: SyncCursor?
+        var schemaHash = ""
+        var held: HeldSet?
+        var ops: [Operation] = []
+        var events: [AuditEvent] = []
+        var limit = 4 << 20
+        try MessageFraming.readSections(rest, magic: MessageFraming.requestMagic) { (tag, r) throws(SyncCoreError) -> Bool in
+            switch tag {
+            case 1:
+                version = try r.int()
+                try MessageFraming.checkVersion(version!)
+            case 2: cursor = try SyncCursor.decode(from: &r)
+            case 3: schemaHash = try r.string()
+            case 4:
+                let digest = Digest(try r.data())
+                var segments: [HeldSegment]?
+                if try r.bool() {
+                    var list: [HeldSegment] = []
+                    for _ in 0..<(try r.count(minimumSize: 18)) {
+                        let segment = try SegmentKey.decode(from: &r)
+                        list.append(HeldSegment(segment: segment, epoch: try r.uint32()))
+                    }
+                    segments = list
+                }
+                held = HeldSet(digest: digest, segments: segments)
+            case 5: ops = try OperationListCodec.decode(from: &r)
+            case 6:
+                for _ in 0..<(try r.count(minimumSize: 20)) {
+                    let seq = try r.varint()
+                    let prev = Digest(try r.data())
+                    let household = try r.household()
+                    let code = try r.symbol()
+                    let action = try r.symbol()
+                    let at = try r.varint()
+                    let count = try r.int()
+                    events.append(AuditEvent(deviceSeq: seq, prevHash: prev, household: household,
+                                             purpose: code.isEmpty ? nil : Purpose(code), action: action, at: at, count: count))
+                }
+            case 7: limit = try r.int()
+            default:
+                guard version != nil else { throw MessageFraming.missing("version") }
+                return false  // unknown section from a newer client: skip
+            }
+            return true
+        }
+        guard let version else { throw MessageFraming.missing("version") }
+        guard let cursor else { throw MessageFraming.missing("cursor") }
+        guard let held else { throw MessageFraming.missing("held") }
+        self.init(version: version, cursor: cursor, schemaHash: schemaHash, held: held, ops: ops, auditEvents: events, limit: limit)
+    }
+}
+
+extension SyncResponse: BinaryCodable {
+    public func encode(to writer: inout BinaryWriter) {
+        writer.raw(MessageFraming.responseMagic)
+        MessageFraming.section(1, into: &writer) { $0.varint(version) }
+        if !accepted.isEmpty {
+            MessageFraming.section(2, into: &writer) { w in
+                w.varint(accepted.count)
+                for range in accepted {
+                    range.segment.encode(to: &w)
+                    w.varint(UInt64(range.replica.rawValue))
+                    w.varint(range.first)
+                    w.varint(range.last - range.first)
+                }
+            }
+        }
+        if !rejected.isEmpty {
+            MessageFraming.section(3, into: &writer) { w in
+                w.varint(rejected.count)
+                for rejection in rejected {
+                    rejection.segment.encode(to: &w)
+                    w.dot(rejection.dot)
+                    w.symbol(rejection.reason.rawValue)
+                }
+            }
+        }
+        if !deltas.isEmpty {
+            MessageFraming.section(4, into: &writer) { w in
+                w.varint(deltas.count)
+                for patch in deltas { patch.encode(to: &w) }
+            }
+        }
+        if !snapshots.isEmpty {
+            MessageFraming.section(5, into: &writer) { w in
+                w.varint(snapshots.count)
+                for patch in snapshots { patch.encode(to: &w) }
+            }
+        }
+        if !purge.isEmpty {
+            MessageFraming.section(6, into: &writer) { w in
+                w.varint(purge.count)
+                for instruction in purge {
+                    instruction.segment.encode(to: &w)
+                    w.varint(UInt64(instruction.epoch))
+                    w.symbol(instruction.reason)
+                }
+            }
+        }
+        MessageFraming.section(7, into: &writer) { policy.encode(to: &$0) }
+        if let schema {
+            MessageFraming.section(8, into: &writer) { w in
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                w.data(Array((try? encoder.encode(schema)) ?? Data()))
+            }
+        }
+        MessageFraming.section(9, into: &writer) { cursor.encode(to: &$0) }
+        if more { MessageFraming.section(10, into: &writer) { $0.bool(true) } }
+        if needHeld { MessageFraming.section(11, into: &writer) { $0.bool(true) } }
+        if !segmentHashes.isEmpty {
+            MessageFraming.section(12, into: &writer) { w in
+                w.varint(segmentHashes.count)
+                for hash in segmentHashes {
+                    hash.segment.encode(to: &w)
+                    w.varint(UInt64(hash.epoch))
+                    w.data(hash.hash.bytes)
+                }
+            }
+        }
+        if auditAck > 0 { MessageFraming.section(13, into: &writer) { $0.varint(auditAck) } }
+        MessageFraming.section(14, into: &writer) { $0.varint(serverTime) }
+        MessageFraming.section(15, into: &writer) { $0.varint(maxBody) }
+    }
+
+    public init(from reader: inout BinaryReader) throws(SyncCoreError) {
+        let rest = try reader.raw(reader.remaining)
+        var version: Int?
+        var response = SyncResponse(policy: PolicyContext(user: "", role: "", rolePurposes: [:]), cursor: .start,
+                                    serverTime: 0, maxBody: 0)
+        var sawPolicy = false
+        var sawCursor = false
+        try MessageFraming.readSections(rest, magic: MessageFraming.responseMagic) { (tag, r) throws(SyncCoreError) -> Bool in
+            switch tag {
+            case 1:
+                version = try r.int()
+                try MessageFraming.checkVersion(version!)
+                response.version = version!
+            case 2:
+                for _ in 0..<(try r.count(minimumSize: 20)) {
+                    let segment = try SegmentKey.decode(from: &r)
+                    let replica = ReplicaID(try r.uint32())
+                    let first = try r.varint()
+                    let span = try r.varint()
+                    guard first > 0, span < (1 << 40) else { throw BinaryReader.malformed("bad accepted range") }
+                    response.accepted.append(AcceptedRange(segment: segment, replica: replica, first: first, last: first + span))
+                }
+            case 3:
+                for _ in 0..<(try r.count(minimumSize: 20)) {
+                    let segment = try SegmentKey.decode(from: &r)
+                    let dot = try r.dot()
+                    response.rejected.append(RejectedOp(segment: segment, dot: dot, reason: RefusalReason(try r.symbol())))
+                }
+            case 4:
+                for _ in 0..<(try r.count(minimumSize: 20)) { response.deltas.append(try SegmentPatch.decode(from: &r)) }
+            case 5:
+                for _ in 0..<(try r.count(minimumSize: 20)) { response.snapshots.append(try SegmentPatch.decode(from: &r)) }
+            case 6:
+                for _ in 0..<(try r.count(minimumSize: 19)) {
+                    let segment = try SegmentKey.decode(from: &r)
+                    let epoch = try r.uint32()
+                    response.purge.append(PurgeInstruction(segment: segment, epoch: epoch, reason: try r.symbol()))
+                }
+            case 7:
+                response.policy = try PolicyContext.decode(from: &r)
+                sawPolicy = true
+            case 8:
+                let json = try r.data()
+                response.schema = try Schema.load(json: Data(json))
+            case 9:
+                response.cursor = try SyncCursor.decode(from: &r)
+                sawCursor = true
+            case 10: response.more = try r.bool()
+            case 11: response.needHeld = try r.bool()
+            case 12:
+                for _ in 0..<(try r.count(minimumSize: 20)) {
+                    let segment = try SegmentKey.decode(from: &r)
+                    let epoch = try r.uint32()
+                    response.segmentHashes.append(SegmentHash(segment: segment, epoch: epoch, hash: Digest(try r.data())))
+                }
+            case 13: response.auditAck = try r.varint()
+            case 14: response.serverTime = try r.varint()
+            case 15: response.maxBody = try r.int()
+            default:
+                guard version != nil else { throw MessageFraming.missing("version") }
+                return false
+            }
+            return true
+        }
+        guard version != nil else { throw MessageFraming.missing("version") }
+        guard sawPolicy else { throw MessageFraming.missing("policy") }
+        guard sawCursor else { throw MessageFraming.missing("cursor") }
+        self = response
+    }
+}
+
+/// JSON forms of the same messages, for debugging and curl.
+public enum MessageJSON {
+    public static func encode<T: Encodable>(_ value: T) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)) ?? Data("{}".utf8)
+    }
+
+    /// Decodes JSON with a typed error naming the problem, never a crash.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(SyncCoreError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw SyncCoreError(.malformed, "The JSON body is missing \"\(key.stringValue)\".")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw SyncCoreError(.malformed, "The JSON body has a value of the wrong type at \(path(context.codingPath)).")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw SyncCoreError(.malformed, "The JSON body has a null at \(path(context.codingPath)).")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw SyncCoreError(.malformed, "The JSON body is not valid at \(path(context.codingPath)).")
+        } catch {
+            throw SyncCoreError(.malformed, "The JSON body could not be read.")
+        }
+    }
+
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+}

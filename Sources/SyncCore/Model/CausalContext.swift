@@ -1,0 +1,65 @@
+/// What a segment state has seen: a version vector plus the few dots that
+/// arrived out of order. A dot that was rejected or compacted away stays in
+/// the context (seen and empty), so it can never come back (DESIGN §3).
+public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertible {
+    public private(set) var vector: VersionVector
+    /// Dots above the vector's contiguous prefix, sorted.
+    public private(set) var cloud: [Dot]
+
+    public init(vector: VersionVector = VersionVector(), cloud: [Dot] = []) {
+        self.vector = vector
+        self.cloud = []
+        for dot in cloud { insert(dot) }
+    }
+
+    public static let empty = CausalContext()
+
+    public var isEmpty: Bool { vector.isEmpty && cloud.isEmpty }
+
+    public func contains(_ dot: Dot) -> Bool {
+        vector.contains(dot) || (!cloud.isEmpty && cloud.contains(dot))
+    }
+
+    /// Records a dot as seen, folding the cloud into the vector where it closes a gap.
+    public mutating func insert(_ dot: Dot) {
+        guard !contains(dot) else { return }
+        if dot.counter == vector[dot.replica] + 1 {
+            vector.raise(dot.replica, to: dot.counter)
+            if !cloud.isEmpty { compact() }
+        } else {
+            let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
+            cloud.insert(dot, at: index)
+        }
+    }
+
+    public mutating func join(_ other: CausalContext) {
+        vector.join(other.vector)
+        for dot in other.cloud where !vector.contains(dot) && !cloud.contains(dot) {
+            let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
+            cloud.insert(dot, at: index)
+        }
+        compact()
+    }
+
+    public mutating func join(_ other: VersionVector) {
+        vector.join(other)
+        if !cloud.isEmpty { compact() }
+    }
+
+    private mutating func compact() {
+        var changed = true
+        while changed {
+            changed = false
+            var kept: [Dot] = []
+            for dot in cloud {
+                let top = vector[dot.replica]
+                if dot.counter <= top { changed = true; continue }
+                if dot.counter == top + 1 { vector.raise(dot.replica, to: dot.counter); changed = true; continue }
+                kept.append(dot)
+            }
+            cloud = kept
+        }
+    }
+
+    public var description: String { cloud.isEmpty ? vector.description : "\(vector)+\(cloud)" }
+}

@@ -1,0 +1,151 @@
+public import Foundation
+
+/// A household, identified by a UUID made on the device that created it, so
+/// households can be created offline (DESIGN §2).
+public struct HouseholdID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let uuid: UUID
+
+    public init(_ uuid: UUID) { self.uuid = uuid }
+
+    /// Parses the canonical lowercase or uppercase UUID text form.
+    public init?(_ text: String) {
+        guard let uuid = UUID(uuidString: text) else { return nil }
+        self.uuid = uuid
+    }
+
+    /// A fresh random household ID drawn from an injected generator.
+    public static func random(using generator: inout some RandomNumberGenerator) -> HouseholdID {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255, using: &generator) }
+        bytes[6] = (bytes[6] & 0x0F) | 0x40  // version 4
+        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
+        return HouseholdID(bytes: bytes)!
+    }
+
+    /// Builds an ID from its 16 raw bytes; nil for any other length.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        let b = bytes
+        uuid = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                           b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+    }
+
+    /// The 16 raw bytes, in network order.
+    public var bytes: [UInt8] {
+        let u = uuid.uuid
+        return [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
+    }
+
+    public var description: String { uuid.uuidString.lowercased() }
+
+    public static func < (lhs: HouseholdID, rhs: HouseholdID) -> Bool {
+        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = HouseholdID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a household UUID"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// A replica: one enrolled device. The server issues the number at enrollment,
+/// a new one at every re-enrollment, so a dot never needs a device-chosen ID.
+public struct ReplicaID: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+    /// The server's own replica, used for the writes an admin makes on the server (resolves).
+    public static let server = ReplicaID(1)
+    public var description: String { "r\(rawValue)" }
+    public static func < (lhs: ReplicaID, rhs: ReplicaID) -> Bool { lhs.rawValue < rhs.rawValue }
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(UInt32.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+/// An operation's identity: its replica plus a dense per-replica, per-segment counter.
+public struct Dot: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var replica: ReplicaID
+    public var counter: UInt64
+
+    public init(replica: ReplicaID, counter: UInt64) {
+        self.replica = replica
+        self.counter = counter
+    }
+
+    /// `r12.7`: the form shown to users as a value ID.
+    public var description: String { "\(replica.rawValue).\(counter)" }
+
+    /// Parses the `12.7` form (a leading `r` is accepted).
+    public init?(_ text: String) {
+        var body = Substring(text)
+        if body.first == "r" { body = body.dropFirst() }
+        let parts = body.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let replica = UInt32(parts[0]), let counter = UInt64(parts[1]), counter > 0 else { return nil }
+        self.init(replica: ReplicaID(replica), counter: counter)
+    }
+
+    public static func < (lhs: Dot, rhs: Dot) -> Bool {
+        (lhs.replica, lhs.counter) < (rhs.replica, rhs.counter)
+    }
+}
+
+/// An AVG purpose code (doelbinding, DOMAIN §2). Extensible: the schema decides
+/// which codes exist; these are the ones the default schema ships.
+public struct Purpose: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+    public var description: String { rawValue }
+    public static func < (lhs: Purpose, rhs: Purpose) -> Bool { lhs.rawValue < rhs.rawValue }
+    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public static let regie: Purpose = "REGIE"
+    public static let wmo: Purpose = "WMO"
+    public static let jw: Purpose = "JW"
+    public static let jb: Purpose = "JB"
+    public static let pwWerk: Purpose = "PW_WERK"
+    public static let pwInk: Purpose = "PW_INK"
+    public static let wgs: Purpose = "WGS"
+    public static let bwMo: Purpose = "BW_MO"
+    public static let veil: Purpose = "VEIL"
+    public static let lp: Purpose = "LP"
+    public static let informeel: Purpose = "INFORMEEL"
+    public static let toezicht: Purpose = "TOEZICHT"
+    public static let monitor: Purpose = "MONITOR"
+    /// The server-only segment (e.g. BSN): never disclosed to any device (DESIGN §2).
+    public static let serverOnly: Purpose = "SERVER_ONLY"
+}
+
+/// One purpose of one household: the unit of sync, authorization, audit and erasure.
+public struct SegmentKey: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var household: HouseholdID
+    public var purpose: Purpose
+
+    public init(household: HouseholdID, purpose: Purpose) {
+        self.household = household
+        self.purpose = purpose
+    }
+
+    public var description: String { "\(household)/\(purpose)" }
+
+    public static func < (lhs: SegmentKey, rhs: SegmentKey) -> Bool {
+        if lhs.household != rhs.household { return lhs.household < rhs.household }
+        return lhs.purpose < rhs.purpose
+    }
+}

@@ -1,0 +1,100 @@
+/// One change made on one replica to one segment (DESIGN §3). Its dot is its
+/// identity: applying the same dot twice is a no-op.
+public struct Operation: Hashable, Sendable, Codable {
+    public var dot: Dot
+    public var segment: SegmentKey
+    /// The segment epoch the author wrote for; an erasure raises it (DESIGN §6).
+    public var epoch: UInt32
+    public var stamp: HLCTimestamp
+    /// The user name of the author; the device is the dot's replica.
+    public var author: String
+    /// The author's causal context of the segment when writing (not including `dot`).
+    public var context: VersionVector
+    public var payload: OperationPayload
+
+    public init(dot: Dot, segment: SegmentKey, epoch: UInt32, stamp: HLCTimestamp, author: String,
+                context: VersionVector, payload: OperationPayload) {
+        self.dot = dot
+        self.segment = segment
+        self.epoch = epoch
+        self.stamp = stamp
+        self.author = author
+        self.context = context
+        self.payload = payload
+    }
+}
+
+/// The part of an item in a collection that an edit changes.
+public enum ItemField: String, Hashable, Sendable, Codable, CaseIterable {
+    case text
+    case status
+}
+
+/// What an operation does.
+public enum OperationPayload: Hashable, Sendable, Codable {
+    /// Creates a household (REGIE segment). Accepted only for an ID the server never saw.
+    case createHousehold
+    /// Writes a field. `resolves` lists the value IDs this write settles (a resolve);
+    /// they must be inside the op's context. Empty for an ordinary write.
+    case set(field: String, value: String, resolves: [Dot])
+    /// Appends an immutable entry to a log.
+    case append(log: String, entry: LogEntryBody)
+    /// Inserts an item into a collection; the op's dot becomes the item's ID.
+    case insert(collection: String, position: [UInt8], text: String)
+    /// Edits one register of an item.
+    case edit(collection: String, item: Dot, field: ItemField, value: String)
+    /// Moves an item to a new position.
+    case move(collection: String, item: Dot, position: [UInt8])
+    /// Removes an item; the context states which adds and edits the author had seen.
+    case remove(collection: String, item: Dot)
+
+    /// The schema name this payload refers to (field, log or collection), if any.
+    public var targetName: String? {
+        switch self {
+        case .createHousehold: return nil
+        case .set(let field, _, _): return field
+        case .append(let log, _): return log
+        case .insert(let collection, _, _), .edit(let collection, _, _, _),
+             .move(let collection, _, _), .remove(let collection, _): return collection
+        }
+    }
+
+    /// The item an op refers to, for ops on existing items.
+    public var referencedItem: Dot? {
+        switch self {
+        case .edit(_, let item, _, _), .move(_, let item, _), .remove(_, let item): return item
+        default: return nil
+        }
+    }
+
+    /// A short kind name for audit rows and metrics (never content).
+    public var kindName: String {
+        switch self {
+        case .createHousehold: return "createHousehold"
+        case .set(_, _, let resolves): return resolves.isEmpty ? "set" : "resolve"
+        case .append: return "append"
+        case .insert: return "insert"
+        case .edit: return "edit"
+        case .move: return "move"
+        case .remove: return "remove"
+        }
+    }
+}
+
+/// The content of a log entry as its author wrote it.
+public struct LogEntryBody: Hashable, Sendable, Codable {
+    /// huisbezoek, telefoon, overleg, signaal, … (schema-checked).
+    public var kind: String
+    /// When the contact happened (milliseconds since 1970), set by the worker.
+    public var occurredAt: UInt64
+    public var text: String
+    /// The entry this one corrects, if it is a correction.
+    public var correctionOf: Dot?
+
+    public init(kind: String, occurredAt: UInt64, text: String, correctionOf: Dot? = nil) {
+        self.kind = kind
+        self.occurredAt = occurredAt
+        self.text = text
+        self.correctionOf = correctionOf
+    }
+}

@@ -1,0 +1,94 @@
+/// Replica → highest contiguous counter seen. Kept as a small array sorted by
+/// replica: segments have a handful of writers, so this beats a dictionary and
+/// its order is already canonical.
+public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertible {
+    public struct Entry: Hashable, Sendable, Codable {
+        public var replica: ReplicaID
+        public var counter: UInt64
+        public init(replica: ReplicaID, counter: UInt64) {
+            self.replica = replica
+            self.counter = counter
+        }
+    }
+
+    /// Sorted by replica, counters > 0, no duplicates.
+    public private(set) var entries: [Entry]
+
+    public init() { entries = [] }
+
+    /// Builds a vector from any entries; duplicates keep the highest counter.
+    public init(_ pairs: [(ReplicaID, UInt64)]) {
+        entries = []
+        for (replica, counter) in pairs { raise(replica, to: counter) }
+    }
+
+    init(sortedEntries: [Entry]) { entries = sortedEntries }
+
+    public static let empty = VersionVector()
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    public subscript(replica: ReplicaID) -> UInt64 {
+        for entry in entries {
+            if entry.replica == replica { return entry.counter }
+            if entry.replica > replica { return 0 }
+        }
+        return 0
+    }
+
+    public func contains(_ dot: Dot) -> Bool {
+        dot.counter <= self[dot.replica]
+    }
+
+    /// Raises one replica's counter (never lowers it).
+    public mutating func raise(_ replica: ReplicaID, to counter: UInt64) {
+        guard counter > 0 else { return }
+        var index = 0
+        while index < entries.count {
+            let current = entries[index]
+            if current.replica == replica {
+                if counter > current.counter { entries[index].counter = counter }
+                return
+            }
+            if current.replica > replica { break }
+            index += 1
+        }
+        entries.insert(Entry(replica: replica, counter: counter), at: index)
+    }
+
+    /// Pointwise maximum.
+    public mutating func join(_ other: VersionVector) {
+        if other.entries.isEmpty { return }
+        if entries.isEmpty { entries = other.entries; return }
+        if entries == other.entries { return }
+        var merged: [Entry] = []
+        merged.reserveCapacity(max(entries.count, other.entries.count))
+        var i = 0, j = 0
+        while i < entries.count || j < other.entries.count {
+            if j == other.entries.count || (i < entries.count && entries[i].replica < other.entries[j].replica) {
+                merged.append(entries[i]); i += 1
+            } else if i == entries.count || other.entries[j].replica < entries[i].replica {
+                merged.append(other.entries[j]); j += 1
+            } else {
+                merged.append(Entry(replica: entries[i].replica, counter: max(entries[i].counter, other.entries[j].counter)))
+                i += 1; j += 1
+            }
+        }
+        entries = merged
+    }
+
+    public func joined(_ other: VersionVector) -> VersionVector {
+        var copy = self
+        copy.join(other)
+        return copy
+    }
+
+    /// True when every counter here is ≤ the other's.
+    public func isDominated(by other: VersionVector) -> Bool {
+        entries.allSatisfy { other[$0.replica] >= $0.counter }
+    }
+
+    public var description: String {
+        "[" + entries.map { "\($0.replica.rawValue):\($0.counter)" }.joined(separator: ",") + "]"
+    }
+}

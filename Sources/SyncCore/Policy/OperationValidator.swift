@@ -1,0 +1,116 @@
+/// Checks one op before it may be merged: identity, epoch, schema, policy and
+/// references, in that order, so the reason code is the most specific one.
+/// The server runs it on every pushed op; the device runs the same checks on
+/// every local write before it is queued (DESIGN §4).
+public struct OperationValidator: Sendable {
+    public var schema: Schema
+
+    public init(schema: Schema) { self.schema = schema }
+
+    /// What the validator needs to know about the target segment.
+    public struct Target {
+        /// The segment's current epoch (0 if it does not exist yet).
+        public var epoch: UInt32
+        /// The segment's state at that epoch, nil if it has none yet.
+        public var state: SegmentState?
+        /// Whether the household exists at all (a createHousehold op has landed).
+        public var householdExists: Bool
+        /// The household was created on this device and the server has not answered.
+        public var createdLocally: Bool
+
+        public init(epoch: UInt32, state: SegmentState?, householdExists: Bool, createdLocally: Bool = false) {
+            self.epoch = epoch
+            self.state = state
+            self.householdExists = householdExists
+            self.createdLocally = createdLocally
+        }
+    }
+
+    /// Returns nil when the op may be merged, else the reason to reject it.
+    public func validate(_ op: Operation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
+                         target: Target) -> RefusalReason? {
+        if let reason = validateShape(op, replica: replica, user: user, target: target) { return reason }
+        if let reason = validateSchema(op) { return reason }
+        let serverOnly = schema.purpose(op.segment.purpose)?.serverOnly ?? true
+        let createdHere: Bool
+        if case .createHousehold = op.payload { createdHere = true } else { createdHere = target.createdLocally }
+        if case .refused(let reason) = PolicyEvaluator.check(.write, segment: op.segment, context: policy, now: now,
+                                                             createdLocally: createdHere, serverOnly: serverOnly) {
+            return reason
+        }
+        return validateReferences(op, target: target)
+    }
+
+    func validateShape(_ op: Operation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
+        guard op.dot.replica == replica, op.author == user else { return .invalid }
+        guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter else { return .invalid }
+        if op.epoch < target.epoch { return .erased }
+        guard op.epoch == target.epoch else { return .invalid }
+        // The carried context may only claim dots the segment has seen, plus
+        // the author's own earlier dots (pushed in order before this one).
+        let seen = target.state?.context ?? CausalContext()
+        for entry in op.context.entries where entry.replica != replica {
+            if entry.counter > seen.vector[entry.replica] {
+                let missing = (seen.vector[entry.replica] + 1)...entry.counter
+                if missing.count > 64 || !missing.allSatisfy({ seen.contains(Dot(replica: entry.replica, counter: $0)) }) {
+                    return .invalid
+                }
+            }
+        }
+        return nil
+    }
+
+    func validateSchema(_ op: Operation) -> RefusalReason? {
+        let purpose = op.segment.purpose
+        guard schema.purpose(purpose) != nil else { return .unknownField }
+        switch op.payload {
+        case .createHousehold:
+            return purpose == .regie ? nil : .invalid
+        case .set(let name, let value, let resolves):
+            guard let field = schema.field(name), field.purpose == purpose else { return .unknownField }
+            if field.retired { return .fieldRetired }
+            if schema.typeProblem(value, for: field) != nil { return .invalid }
+            if resolves.count > 1024 || !resolves.allSatisfy({ op.context.contains($0) }) { return .invalid }
+            return nil
+        case .append(let name, let body):
+            guard let log = schema.log(name, purpose: purpose) else { return .unknownField }
+            if log.retired { return .fieldRetired }
+            guard log.kinds.contains(body.kind), body.text.utf8.count <= 256 * 1024, !body.text.isEmpty else { return .invalid }
+            return nil
+        case .insert(let name, let position, let text):
+            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
+            if collection.retired { return .fieldRetired }
+            guard !position.isEmpty, position.count <= 256, position.last != 0, text.utf8.count <= 64 * 1024 else { return .invalid }
+            return nil
+        case .edit(let name, _, let field, let value):
+            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
+            if collection.retired { return .fieldRetired }
+            if field == .status, !collection.statuses.contains(value) { return .invalid }
+            return value.utf8.count <= 64 * 1024 ? nil : .invalid
+        case .move(let name, _, let position):
+            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
+            if collection.retired { return .fieldRetired }
+            return !position.isEmpty && position.count <= 256 && position.last != 0 ? nil : .invalid
+        case .remove(let name, _):
+            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
+            return collection.retired ? .fieldRetired : nil
+        }
+    }
+
+    func validateReferences(_ op: Operation, target: Target) -> RefusalReason? {
+        switch op.payload {
+        case .createHousehold:
+            return target.householdExists ? .invalid : nil
+        case .append(let name, let body):
+            guard let original = body.correctionOf else { return nil }
+            if target.state?.logs[name]?.entries[original] != nil { return nil }
+            return target.state?.context.contains(original) ?? false ? .dependsOnRejected : .invalid
+        case .edit(let name, let item, _, _), .move(let name, let item, _), .remove(let name, let item):
+            if target.state?.collections[name]?[item]?.basePosition != nil { return nil }
+            // Seen but absent: the insert was rejected. Never seen: a forged reference.
+            return target.state?.context.contains(item) ?? false ? .dependsOnRejected : .invalid
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,255 @@
+/// The messages of one sync round trip (DESIGN §5): `POST /v1/sync` carries a
+/// `SyncRequest` and returns a `SyncResponse`, in binary or JSON.
+
+/// The protocol version this build speaks.
+public let syncProtocolVersion = 1
+
+/// A segment the device holds, at the epoch it holds it.
+public struct HeldSegment: Hashable, Sendable, Codable, Comparable {
+    public var segment: SegmentKey
+    public var epoch: UInt32
+    public init(segment: SegmentKey, epoch: UInt32) {
+        self.segment = segment
+        self.epoch = epoch
+    }
+    public static func < (lhs: HeldSegment, rhs: HeldSegment) -> Bool {
+        lhs.segment != rhs.segment ? lhs.segment < rhs.segment : lhs.epoch < rhs.epoch
+    }
+}
+
+/// What the device holds: always a digest; the full list when the server asked
+/// for it (or when the device has just changed what it holds).
+public struct HeldSet: Hashable, Sendable, Codable {
+    public var digest: Digest
+    public var segments: [HeldSegment]?
+
+    public init(segments: [HeldSegment], includeList: Bool) {
+        digest = HeldSet.digest(of: segments)
+        self.segments = includeList ? segments.sorted() : nil
+    }
+
+    public init(digest: Digest, segments: [HeldSegment]?) {
+        self.digest = digest
+        self.segments = segments
+    }
+
+    /// A 16-byte digest of the sorted list: equal lists, equal digests.
+    public static func digest(of segments: [HeldSegment]) -> Digest {
+        var writer = BinaryWriter(capacity: segments.count * 20 + 8)
+        for held in segments.sorted() {
+            writer.household(held.segment.household)
+            writer.string(held.segment.purpose.rawValue)
+            writer.varint(UInt64(held.epoch))
+        }
+        return Digest(Array(SHA256Digest.hash(writer.bytes).prefix(16)))
+    }
+}
+
+/// Where a device is in the server's change sequence. `resumeAfter` is set
+/// while a long pull is paged: the segments up to it were sent at `seq`.
+public struct SyncCursor: Hashable, Sendable, Codable {
+    public var seq: UInt64
+    public var resumeAfter: SegmentKey?
+    public init(seq: UInt64 = 0, resumeAfter: SegmentKey? = nil) {
+        self.seq = seq
+        self.resumeAfter = resumeAfter
+    }
+    public static let start = SyncCursor()
+}
+
+/// A local read of household data made on the device (offline audit, DESIGN §7).
+public struct AuditEvent: Hashable, Sendable, Codable {
+    /// Dense per device, starting at 1: the server finds gaps with it.
+    public var deviceSeq: UInt64
+    /// First 16 bytes of the SHA-256 of the previous event's encoding (chain).
+    public var prevHash: Digest
+    public var household: HouseholdID
+    public var purpose: Purpose?
+    /// "show", "export" or "logList".
+    public var action: String
+    public var at: UInt64
+    /// How many fields or entries were shown.
+    public var count: Int
+
+    public init(deviceSeq: UInt64, prevHash: Digest, household: HouseholdID, purpose: Purpose?, action: String,
+                at: UInt64, count: Int) {
+        self.deviceSeq = deviceSeq
+        self.prevHash = prevHash
+        self.household = household
+        self.purpose = purpose
+        self.action = action
+        self.at = at
+        self.count = count
+    }
+
+    /// The chain hash of this event, to put in the next event's `prevHash`.
+    public var chainHash: Digest {
+        var writer = BinaryWriter()
+        writer.varint(deviceSeq)
+        writer.raw(prevHash.bytes)
+        writer.household(household)
+        writer.string(purpose?.rawValue ?? "")
+        writer.string(action)
+        writer.varint(at)
+        writer.varint(count)
+        return Digest(Array(SHA256Digest.hash(writer.bytes).prefix(16)))
+    }
+}
+
+public struct SyncRequest: Hashable, Sendable, Codable {
+    public var version: Int
+    public var cursor: SyncCursor
+    /// The hash of the schema the device has ("" for none): the server sends
+    /// its schema when they differ.
+    public var schemaHash: String
+    public var held: HeldSet
+    /// The device's pending ops, in the order they were made.
+    public var ops: [Operation]
+    public var auditEvents: [AuditEvent]
+    /// Soft limit on the response body in bytes; every page carries at least one item.
+    public var limit: Int
+
+    public init(version: Int = syncProtocolVersion, cursor: SyncCursor, schemaHash: String, held: HeldSet,
+                ops: [Operation] = [], auditEvents: [AuditEvent] = [], limit: Int = 4 << 20) {
+        self.version = version
+        self.cursor = cursor
+        self.schemaHash = schemaHash
+        self.held = held
+        self.ops = ops
+        self.auditEvents = auditEvents
+        self.limit = limit
+    }
+}
+
+/// A contiguous run of one replica's dots in one segment that the server accepted.
+public struct AcceptedRange: Hashable, Sendable, Codable {
+    public var segment: SegmentKey
+    public var replica: ReplicaID
+    public var first: UInt64
+    public var last: UInt64
+    public init(segment: SegmentKey, replica: ReplicaID, first: UInt64, last: UInt64) {
+        self.segment = segment
+        self.replica = replica
+        self.first = first
+        self.last = last
+    }
+
+    public func contains(_ dot: Dot) -> Bool { dot.replica == replica && dot.counter >= first && dot.counter <= last }
+
+    /// Groups accepted dots into ranges (order-preserving per segment).
+    public static func ranges(of accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
+        var result: [AcceptedRange] = []
+        var open: [SegmentKey: Int] = [:]
+        for (segment, dot) in accepted {
+            if let index = open[segment], result[index].replica == dot.replica, result[index].last + 1 == dot.counter {
+                result[index].last = dot.counter
+            } else {
+                open[segment] = result.count
+                result.append(AcceptedRange(segment: segment, replica: dot.replica, first: dot.counter, last: dot.counter))
+            }
+        }
+        return result
+    }
+}
+
+public struct RejectedOp: Hashable, Sendable, Codable {
+    public var segment: SegmentKey
+    public var dot: Dot
+    public var reason: RefusalReason
+    public init(segment: SegmentKey, dot: Dot, reason: RefusalReason) {
+        self.segment = segment
+        self.dot = dot
+        self.reason = reason
+    }
+}
+
+/// Elements of one segment plus the causal context they cover: a delta (join
+/// into what the device has) or a snapshot (replace it).
+public struct SegmentPatch: Hashable, Sendable, Codable {
+    public var segment: SegmentKey
+    public var epoch: UInt32
+    public var context: CausalContext
+    public var elements: [SegmentElement]
+    public init(segment: SegmentKey, epoch: UInt32, context: CausalContext, elements: [SegmentElement]) {
+        self.segment = segment
+        self.epoch = epoch
+        self.context = context
+        self.elements = elements
+    }
+
+    /// A snapshot of a whole state.
+    public init(snapshotOf state: SegmentState) {
+        self.init(segment: state.key, epoch: state.epoch, context: state.context, elements: state.elements)
+    }
+}
+
+public struct PurgeInstruction: Hashable, Sendable, Codable {
+    public var segment: SegmentKey
+    public var epoch: UInt32
+    /// "erased" (the server deleted it) or "notReadable" (access ended).
+    public var reason: String
+    public init(segment: SegmentKey, epoch: UInt32, reason: String) {
+        self.segment = segment
+        self.epoch = epoch
+        self.reason = reason
+    }
+    public static let erased = "erased"
+    public static let notReadable = "notReadable"
+}
+
+public struct SegmentHash: Hashable, Sendable, Codable {
+    public var segment: SegmentKey
+    public var epoch: UInt32
+    public var hash: Digest
+    public init(segment: SegmentKey, epoch: UInt32, hash: Digest) {
+        self.segment = segment
+        self.epoch = epoch
+        self.hash = hash
+    }
+}
+
+public struct SyncResponse: Hashable, Sendable, Codable {
+    public var version: Int
+    public var accepted: [AcceptedRange]
+    public var rejected: [RejectedOp]
+    public var deltas: [SegmentPatch]
+    public var snapshots: [SegmentPatch]
+    public var purge: [PurgeInstruction]
+    public var policy: PolicyContext
+    /// Sent when the device's schema hash differs from the server's.
+    public var schema: Schema?
+    public var cursor: SyncCursor
+    /// Call again: more pages are waiting.
+    public var more: Bool
+    /// The held digest did not match: send the full list next time.
+    public var needHeld: Bool
+    /// Canonical-state hashes of every segment this response touched.
+    public var segmentHashes: [SegmentHash]
+    /// The highest device audit sequence the server has stored contiguously.
+    public var auditAck: UInt64
+    public var serverTime: UInt64
+    /// The largest request body the server accepts, for chunking pushes.
+    public var maxBody: Int
+
+    public init(version: Int = syncProtocolVersion, accepted: [AcceptedRange] = [], rejected: [RejectedOp] = [],
+                deltas: [SegmentPatch] = [], snapshots: [SegmentPatch] = [], purge: [PurgeInstruction] = [],
+                policy: PolicyContext, schema: Schema? = nil, cursor: SyncCursor, more: Bool = false,
+                needHeld: Bool = false, segmentHashes: [SegmentHash] = [], auditAck: UInt64 = 0,
+                serverTime: UInt64, maxBody: Int) {
+        self.version = version
+        self.accepted = accepted
+        self.rejected = rejected
+        self.deltas = deltas
+        self.snapshots = snapshots
+        self.purge = purge
+        self.policy = policy
+        self.schema = schema
+        self.cursor = cursor
+        self.more = more
+        self.needHeld = needHeld
+        self.segmentHashes = segmentHashes
+        self.auditAck = auditAck
+        self.serverTime = serverTime
+        self.maxBody = maxBody
+    }
+}
