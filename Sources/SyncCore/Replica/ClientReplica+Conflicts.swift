@@ -1,0 +1,73 @@
+/// Conflicts as the device shows them: fields with concurrent values, items
+/// edited while removed, and post-merge invariants (DESIGN §3).
+public struct ConflictInfo: Hashable, Sendable, Codable {
+    public enum Kind: String, Hashable, Sendable, Codable {
+        /// A field holds concurrent distinct values.
+        case concurrentValues
+        /// A `single` field (one regisseur) holds more than one value.
+        case invariant
+        /// A collection item was edited while another worker removed it.
+        case editedWhileRemoved
+    }
+
+    public var segment: SegmentKey
+    public var kind: Kind
+    /// Field or collection name.
+    public var name: String
+    public var item: Dot?
+    public var values: [ConflictValue]
+    public var invariant: String?
+}
+
+public struct ConflictValue: Hashable, Sendable, Codable {
+    public var id: Dot
+    public var value: String
+    public var author: String
+    public var stamp: HLCTimestamp
+    public var winner: Bool
+}
+
+extension SegmentState {
+    /// Every conflict in this state, in a stable order.
+    public func conflicts(schema: Schema) -> [ConflictInfo] {
+        var result: [ConflictInfo] = []
+        for name in fields.keys.sorted() {
+            let register = fields[name]!
+            guard register.isConflict else { continue }
+            let invariant = schema.field(name)?.invariant
+            let values = register.values.enumerated().map { index, value in
+                ConflictValue(id: value.dot, value: value.value, author: value.author, stamp: value.stamp, winner: index == 0)
+            }
+            result.append(ConflictInfo(segment: key, kind: invariant == nil ? .concurrentValues : .invariant, name: name,
+                                       item: nil, values: values, invariant: invariant.map { $0 == "single" ? "one \(name) per plan" : $0 }))
+        }
+        for name in collections.keys.sorted() {
+            for item in collections[name]!.liveItems where item.isFlagged || item.text.isConflict {
+                let values = item.text.values.enumerated().map { index, value in
+                    ConflictValue(id: value.dot, value: value.value, author: value.author, stamp: value.stamp, winner: index == 0)
+                }
+                result.append(ConflictInfo(segment: key, kind: item.isFlagged ? .editedWhileRemoved : .concurrentValues,
+                                           name: name, item: item.id, values: values, invariant: nil))
+            }
+        }
+        return result
+    }
+}
+
+extension ClientReplica {
+    /// Conflicts in what the device shows, optionally for one household.
+    public func conflicts(household: HouseholdID? = nil) -> [ConflictInfo] {
+        visibleSegments.filter { household == nil || $0.household == household }
+            .flatMap { view($0)?.conflicts(schema: schema) ?? [] }
+    }
+
+    func conflictCount(in segments: Set<SegmentKey>) -> Int {
+        var count = 0
+        for segment in segments {
+            guard let state = view(segment) else { continue }
+            count += state.fields.values.filter(\.isConflict).count
+            count += state.collections.values.reduce(0) { $0 + $1.items.values.filter { $0.isLive && $0.isFlagged }.count }
+        }
+        return count
+    }
+}

@@ -1,0 +1,243 @@
+/// The sync half of the client state machine: build a request, apply a
+/// response. Applying never rolls back confirmed state: a rejection only
+/// removes ops from the pending overlay (DESIGN §3.1).
+extension ClientReplica {
+    /// What one response changed, for the `sync` summary.
+    public struct SyncOutcome: Hashable, Sendable {
+        public var accepted = 0
+        public var rejected: [RejectedRecord] = []
+        public var pulledElements = 0
+        public var snapshots = 0
+        public var purged: [SegmentKey] = []
+        public var newConflicts = 0
+        /// Segments whose hash did not match; they are re-fetched as snapshots.
+        public var resnapshots: [SegmentKey] = []
+        public var auditAcknowledged = 0
+        public var skewedStamps = 0
+        /// Another round trip is needed (more pages, full held list, re-snapshots).
+        public var needsAnotherRound = false
+        public init() {}
+    }
+
+    /// The request for the next round trip, carrying pending ops starting at
+    /// `from` (at most `maxOps`), sorted by household so the codec can group them.
+    public func makeRequest(from start: Int = 0, maxOps: Int = .max, limit: Int = 4 << 20) -> SyncRequest {
+        let end = start + min(maxOps, max(0, pending.count - start))
+        let chunk = start < pending.count ? Array(pending[start..<end]) : []
+        let ops = Self.groupedByHousehold(chunk)
+        let held = heldSegments
+        return SyncRequest(cursor: cursor, schemaHash: schema.contentHash,
+                           held: HeldSet(segments: held, includeList: sendFullHeld),
+                           ops: ops, auditEvents: auditQueue, limit: limit)
+    }
+
+    /// Stable sort by household: order within a household (hence within a
+    /// segment, and createHousehold before the rest) is kept.
+    static func groupedByHousehold(_ ops: [Operation]) -> [Operation] {
+        var order: [HouseholdID: Int] = [:]
+        var buckets: [[Operation]] = []
+        for op in ops {
+            if let index = order[op.segment.household] {
+                buckets[index].append(op)
+            } else {
+                order[op.segment.household] = buckets.count
+                buckets.append([op])
+            }
+        }
+        return buckets.flatMap { $0 }
+    }
+
+    /// Applies a sync response. `wall` is the device clock (ms).
+    @discardableResult
+    public mutating func apply(_ response: SyncResponse, wall: UInt64) -> SyncOutcome {
+        var outcome = SyncOutcome()
+        var touched = Set<SegmentKey>()
+        var responseSegments = Set(response.snapshots.map(\.segment))
+        responseSegments.formUnion(response.deltas.map(\.segment))
+        responseSegments.formUnion(response.accepted.map(\.segment))
+        responseSegments.formUnion(response.rejected.map(\.segment))
+        let conflictsBefore = conflictCount(in: responseSegments)
+
+        policy = response.policy
+        lastServerTime = max(lastServerTime, response.serverTime)
+        if let schema = response.schema { self.schema = schema }
+        if !clock.observe(HLCTimestamp(milliseconds: response.serverTime, logical: 0), wallMilliseconds: wall) {
+            outcome.skewedStamps += 1
+        }
+
+        // 1. Snapshots replace what the device had.
+        for patch in response.snapshots {
+            var state = SegmentState(key: patch.segment, epoch: patch.epoch)
+            state.join(context: patch.context)
+            for element in patch.elements { state.join(element) }
+            observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
+            confirmed[patch.segment] = state
+            epochs[patch.segment] = max(epochs[patch.segment] ?? 0, patch.epoch)
+            touched.insert(patch.segment)
+            outcome.snapshots += 1
+            outcome.pulledElements += patch.elements.count
+        }
+
+        // 2. Rejections leave the overlay with their dependants.
+        let rejectedDots = Dictionary(response.rejected.map { ($0.dot, $0.reason) }, uniquingKeysWith: { first, _ in first })
+        if !rejectedDots.isEmpty {
+            var removed: [Operation: RefusalReason] = [:]
+            var rejectedItems = Set<Dot>()
+            var kept: [Operation] = []
+            for op in pending {
+                if let reason = rejectedDots[op.dot] {
+                    removed[op] = reason
+                    rejectedItems.insert(op.dot)
+                } else if let item = op.payload.referencedItem ?? correctionTarget(op), rejectedItems.contains(item) {
+                    removed[op] = .dependsOnRejected
+                    rejectedItems.insert(op.dot)
+                } else {
+                    kept.append(op)
+                }
+            }
+            for (op, reason) in removed.sorted(by: { $0.key.dot < $1.key.dot }) {
+                confirmed[op.segment]?.markSeen(op.dot)
+                if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
+                let record = RejectedRecord(op: op, reason: reason, at: wall)
+                if reason == .erased {
+                    purgedRejectedCount += 1  // ops of an erased segment are never kept
+                } else {
+                    rejected.append(record)
+                }
+                outcome.rejected.append(record)
+                touched.insert(op.segment)
+            }
+            pending = kept
+        }
+
+        // 3. Purges: segments the device may no longer hold.
+        for instruction in response.purge {
+            purge(instruction)
+            outcome.purged.append(instruction.segment)
+            touched.remove(instruction.segment)
+        }
+
+        // 4. Accepted ops move from pending into confirmed.
+        if !response.accepted.isEmpty {
+            var kept: [Operation] = []
+            kept.reserveCapacity(pending.count)
+            for op in pending {
+                if response.accepted.contains(where: { $0.segment == op.segment && $0.contains(op.dot) }) {
+                    var state = confirmed[op.segment] ?? SegmentState(key: op.segment, epoch: op.epoch)
+                    if state.epoch == op.epoch {
+                        state.apply(op)
+                        confirmed[op.segment] = state
+                    }
+                    if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
+                    touched.insert(op.segment)
+                    outcome.accepted += 1
+                } else {
+                    kept.append(op)
+                }
+            }
+            pending = kept
+        }
+
+        // 5. Deltas join into held segments.
+        for patch in response.deltas {
+            guard var state = confirmed[patch.segment], state.epoch == patch.epoch else { continue }
+            state.join(context: patch.context)
+            for element in patch.elements { state.join(element) }
+            observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
+            confirmed[patch.segment] = state
+            touched.insert(patch.segment)
+            outcome.pulledElements += patch.elements.count
+        }
+
+        // 6. Segment hashes: a mismatch drops the confirmed copy (pending ops
+        // stay), so the next request asks for a fresh snapshot.
+        for hash in response.segmentHashes {
+            guard let state = confirmed[hash.segment], state.epoch == hash.epoch else { continue }
+            if state.stateHash() != hash.hash.bytes {
+                confirmed[hash.segment] = nil
+                outcome.resnapshots.append(hash.segment)
+                touched.insert(hash.segment)
+            }
+        }
+
+        cursor = response.cursor
+        sendFullHeld = response.needHeld || !outcome.resnapshots.isEmpty || !outcome.purged.isEmpty
+        if response.auditAck > 0 {
+            let before = auditQueue.count
+            auditQueue.removeAll { $0.deviceSeq <= response.auditAck }
+            outcome.auditAcknowledged = before - auditQueue.count
+        }
+        rebuildOverlays(for: touched)
+        outcome.newConflicts = max(0, conflictCount(in: responseSegments) - conflictsBefore)
+        clockSkewCount += outcome.skewedStamps
+        outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty
+        return outcome
+    }
+
+    private func correctionTarget(_ op: Operation) -> Dot? {
+        if case .append(_, let body) = op.payload { return body.correctionOf }
+        return nil
+    }
+
+    private mutating func observeStamps(in elements: [SegmentElement], wall: UInt64, outcome: inout SyncOutcome) {
+        var newest = HLCTimestamp.zero
+        for element in elements {
+            switch element {
+            case .creation(let record): newest = max(newest, record.stamp)
+            case .field(_, let register): if let stamp = register.values.first?.stamp { newest = max(newest, stamp) }
+            case .logEntry(_, let entry): newest = max(newest, entry.stamp)
+            case .item(_, let item): if let stamp = item.text.values.first?.stamp { newest = max(newest, stamp) }
+            }
+        }
+        if newest > .zero, !clock.observe(newest, wallMilliseconds: wall) { outcome.skewedStamps += 1 }
+    }
+
+    /// Removes a segment from the device: its state, its pending ops and its
+    /// rejected ops (only a count stays, DESIGN §4).
+    mutating func purge(_ instruction: PurgeInstruction) {
+        let segment = instruction.segment
+        if let state = confirmed[segment], state.epoch > instruction.epoch { return }  // already past it
+        confirmed[segment] = nil
+        overlays[segment] = nil
+        let dropped = pending.filter { $0.segment == segment }.count
+        pending.removeAll { $0.segment == segment }
+        let droppedRejected = rejected.filter { $0.op.segment == segment }.count
+        rejected.removeAll { $0.op.segment == segment }
+        purgedRejectedCount += dropped + droppedRejected
+        if instruction.reason == PurgeInstruction.erased {
+            epochs[segment] = max(epochs[segment] ?? 0, instruction.epoch + 1)
+            counters[segment] = nil
+        }
+        if segment.purpose == .regie { locallyCreated.remove(segment.household) }
+    }
+
+    /// Recomputes confirmed + pending for the given segments (and drops
+    /// overlays of segments with nothing pending).
+    mutating func rebuildOverlays(for segments: Set<SegmentKey>) {
+        let pendingSegments = Set(pending.map(\.segment))
+        for segment in Set(overlays.keys).union(segments) {
+            guard pendingSegments.contains(segment) else {
+                overlays[segment] = nil
+                continue
+            }
+            let epoch = epochs[segment] ?? 0
+            var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)
+            for op in pending where op.segment == segment && op.epoch == overlay.epoch { overlay.apply(op) }
+            overlays[segment] = overlay
+        }
+    }
+
+    /// Drops every household, pending op and rejected op: a revoked device.
+    public mutating func wipe() {
+        confirmed = [:]
+        overlays = [:]
+        pending = []
+        rejected = []
+        counters = [:]
+        epochs = [:]
+        locallyCreated = []
+        auditQueue = []
+        cursor = .start
+        sendFullHeld = true
+    }
+}

@@ -1,0 +1,280 @@
+/// The device's replica as a value-type state machine (DESIGN §3.1): per
+/// segment a confirmed state (everything the server accepted or sent) and an
+/// ordered overlay of the device's own pending ops. What the user sees is
+/// confirmed + pending. It does no I/O and reads no clock: `fieldcli`
+/// persists it and performs the HTTP calls; tests drive it directly.
+public struct ClientReplica: Sendable {
+    public let replica: ReplicaID
+    public let user: String
+    public internal(set) var schema: Schema
+    public internal(set) var policy: PolicyContext
+    public internal(set) var clock: HybridLogicalClock
+    /// Server-confirmed state of every segment this device holds.
+    public internal(set) var confirmed: [SegmentKey: SegmentState] = [:]
+    /// The device's own ops not yet accepted, in the order they were made.
+    public internal(set) var pending: [Operation] = []
+    /// The last counter used per segment; persisted before an op is queued.
+    public internal(set) var counters: [SegmentKey: UInt64] = [:]
+    /// The epoch the device writes for, per segment it has heard of.
+    public internal(set) var epochs: [SegmentKey: UInt32] = [:]
+    /// Ops the server (or a purge) rejected, kept for the user (DESIGN §4).
+    public internal(set) var rejected: [RejectedRecord] = []
+    /// Rejected ops dropped because their segment was purged; the server's
+    /// quarantine still holds those that were pushed.
+    public internal(set) var purgedRejectedCount = 0
+    public internal(set) var cursor = SyncCursor.start
+    /// Households created on this device that the server has not confirmed.
+    public internal(set) var locallyCreated: Set<HouseholdID> = []
+    /// The latest server time seen; offline policy checks use max(device clock, this).
+    public internal(set) var lastServerTime: UInt64 = 0
+    /// The server asked for the full held list (digest mismatch).
+    public internal(set) var sendFullHeld = true
+    /// Remote stamps seen beyond wall clock + max drift (DESIGN §3 `clockSkew`).
+    public internal(set) var clockSkewCount = 0
+    /// Local reads waiting to be uploaded (DESIGN §7).
+    public internal(set) var auditQueue: [AuditEvent] = []
+    public internal(set) var lastAuditSeq: UInt64 = 0
+    public internal(set) var lastAuditHash = Digest(Array(repeating: 0, count: 16))
+    /// Confirmed + pending, kept only for segments with pending ops.
+    var overlays: [SegmentKey: SegmentState] = [:]
+
+    public init(replica: ReplicaID, user: String, schema: Schema, policy: PolicyContext,
+                clock: HybridLogicalClock = HybridLogicalClock()) {
+        self.replica = replica
+        self.user = user
+        self.schema = schema
+        self.policy = policy
+        self.clock = clock
+    }
+
+    /// A rejected op as the device keeps it.
+    public struct RejectedRecord: Hashable, Sendable, Codable {
+        public var op: Operation
+        public var reason: RefusalReason
+        /// Device wall time when the rejection arrived.
+        public var at: UInt64
+        public init(op: Operation, reason: RefusalReason, at: UInt64) {
+            self.op = op
+            self.reason = reason
+            self.at = at
+        }
+    }
+
+    // MARK: Reading
+
+    /// What the user sees of a segment: confirmed + pending.
+    public func view(_ segment: SegmentKey) -> SegmentState? {
+        overlays[segment] ?? confirmed[segment]
+    }
+
+    /// Every segment key the device shows (held or with pending ops).
+    public var visibleSegments: [SegmentKey] {
+        Array(Set(confirmed.keys).union(overlays.keys)).sorted()
+    }
+
+    /// Households this device holds or created.
+    public var households: [HouseholdID] {
+        Array(Set(visibleSegments.map(\.household)).union(locallyCreated)).sorted()
+    }
+
+    /// Segments of one household the device shows.
+    public func segments(of household: HouseholdID) -> [SegmentKey] {
+        visibleSegments.filter { $0.household == household }
+    }
+
+    /// The time offline policy checks use: max(device clock, last server time).
+    public func policyTime(wall: UInt64) -> UInt64 { max(wall, lastServerTime) }
+
+    /// What the device holds, for the sync request's digest.
+    public var heldSegments: [HeldSegment] {
+        confirmed.values.map { HeldSegment(segment: $0.key, epoch: $0.epoch) }.sorted()
+    }
+
+    // MARK: Local writes
+
+    /// Creates a household offline. Returns its ID; the label (if any) is a REGIE field.
+    public mutating func createHousehold(id: HouseholdID, label: String?, wall: UInt64) throws(SyncCoreError) -> HouseholdID {
+        let segment = SegmentKey(household: id, purpose: .regie)
+        guard confirmed[segment] == nil, !locallyCreated.contains(id) else {
+            throw SyncCoreError(.refused, "Household \(id) already exists on this device.", refusal: .invalid)
+        }
+        locallyCreated.insert(id)
+        do {
+            try write(segment: segment, payload: .createHousehold, wall: wall)
+            if let label { try write(segment: segment, payload: .set(field: "label", value: label, resolves: []), wall: wall) }
+        } catch {
+            locallyCreated.remove(id)
+            throw error
+        }
+        return id
+    }
+
+    /// Writes a field; its purpose comes from the schema.
+    @discardableResult
+    public mutating func set(household: HouseholdID, field name: String, value: String, wall: UInt64) throws(SyncCoreError) -> Operation {
+        guard let field = schema.field(name) else {
+            throw SyncCoreError(.refused, "There is no field \"\(name)\" in schema \(schema.name) v\(schema.version). Run 'fieldcli show H' to list the fields.", refusal: .unknownField)
+        }
+        return try write(segment: SegmentKey(household: household, purpose: field.purpose),
+                         payload: .set(field: name, value: value, resolves: []), wall: wall)
+    }
+
+    /// Resolves a conflicting field by writing the picked value (or a new one)
+    /// over every value the device sees.
+    @discardableResult
+    public mutating func resolve(household: HouseholdID, field name: String, pick: Dot?, value: String?, wall: UInt64) throws(SyncCoreError) -> Operation {
+        guard let field = schema.field(name) else {
+            throw SyncCoreError(.refused, "There is no field \"\(name)\" in the schema.", refusal: .unknownField)
+        }
+        let segment = SegmentKey(household: household, purpose: field.purpose)
+        guard let register = view(segment)?.fields[name], !register.values.isEmpty else {
+            throw SyncCoreError(.notFound, "Field \(name) of household \(household) has no value on this device.")
+        }
+        let chosen: String
+        if let pick {
+            guard let picked = register.values.first(where: { $0.dot == pick }) else {
+                let ids = register.values.map(\.dot.description).joined(separator: ", ")
+                throw SyncCoreError(.notFound, "Value \(pick) is not a current value of \(name). Current value IDs: \(ids).")
+            }
+            chosen = picked.value
+        } else if let value {
+            chosen = value
+        } else {
+            throw SyncCoreError(.refused, "Give --pick VALUE_ID or --value V.", refusal: .invalid)
+        }
+        return try write(segment: segment, payload: .set(field: name, value: chosen, resolves: register.values.map(\.dot)), wall: wall)
+    }
+
+    /// Appends a log entry (a contact log, by default).
+    @discardableResult
+    public mutating func appendLog(household: HouseholdID, purpose: Purpose, log: String = "contactlog", kind: String,
+                                   occurredAt: UInt64?, text: String, correctionOf: Dot? = nil, wall: UInt64) throws(SyncCoreError) -> Operation {
+        let segment = SegmentKey(household: household, purpose: purpose)
+        let body = LogEntryBody(kind: kind, occurredAt: occurredAt ?? wall, text: text, correctionOf: correctionOf)
+        return try write(segment: segment, payload: .append(log: log, entry: body), wall: wall)
+    }
+
+    /// Inserts an item so that it lands at `index` of the live items (clamped).
+    @discardableResult
+    public mutating func insertItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen",
+                                    at index: Int? = nil, text: String, wall: UInt64) throws(SyncCoreError) -> Operation {
+        let segment = SegmentKey(household: household, purpose: purpose)
+        let live = view(segment)?.collections[collection]?.liveItems ?? []
+        let at = min(max(0, index ?? live.count), live.count)
+        let lower = at > 0 ? live[at - 1].sortKey : nil
+        let upper = at < live.count ? live[at].sortKey : nil
+        let fraction = PositionKey.between(lower, upper)
+        return try write(segment: segment, payload: .insert(collection: collection, position: fraction, text: text), wall: wall)
+    }
+
+    @discardableResult
+    public mutating func editItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
+                                  field: ItemField, value: String, wall: UInt64) throws(SyncCoreError) -> Operation {
+        let segment = SegmentKey(household: household, purpose: purpose)
+        try requireItem(item, in: segment, collection: collection)
+        return try write(segment: segment, payload: .edit(collection: collection, item: item, field: field, value: value), wall: wall)
+    }
+
+    @discardableResult
+    public mutating func removeItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
+                                    wall: UInt64) throws(SyncCoreError) -> Operation {
+        let segment = SegmentKey(household: household, purpose: purpose)
+        try requireItem(item, in: segment, collection: collection)
+        return try write(segment: segment, payload: .remove(collection: collection, item: item), wall: wall)
+    }
+
+    @discardableResult
+    public mutating func moveItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
+                                  to index: Int, wall: UInt64) throws(SyncCoreError) -> Operation {
+        let segment = SegmentKey(household: household, purpose: purpose)
+        try requireItem(item, in: segment, collection: collection)
+        let others = (view(segment)?.collections[collection]?.liveItems ?? []).filter { $0.id != item }
+        let at = min(max(0, index), others.count)
+        let fraction = PositionKey.between(at > 0 ? others[at - 1].sortKey : nil, at < others.count ? others[at].sortKey : nil)
+        return try write(segment: segment, payload: .move(collection: collection, item: item, position: fraction), wall: wall)
+    }
+
+    private func requireItem(_ item: Dot, in segment: SegmentKey, collection: String) throws(SyncCoreError) {
+        guard let found = view(segment)?.collections[collection]?[item], found.isLive else {
+            throw SyncCoreError(.notFound, "Item \(item) is not in \(collection) of \(segment.purpose) for this household. Run 'fieldcli goal list H'.")
+        }
+    }
+
+    /// Checks a local write with the shared validator and queues it. The
+    /// counter is taken here; the caller persists the replica before it
+    /// reports success (DESIGN §3: persist a counter before using it).
+    @discardableResult
+    mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> Operation {
+        let current = view(segment)
+        let epoch = epochs[segment] ?? current?.epoch ?? 0
+        var context = current?.context.vector ?? VersionVector()
+        let last = counters[segment] ?? context[replica]
+        context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
+        let op = Operation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
+                           stamp: clock.tick(wallMilliseconds: wall), author: user, context: context, payload: payload)
+        let validator = OperationValidator(schema: schema)
+        let target = OperationValidator.Target(epoch: epoch, state: current,
+                                               householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
+                                               createdLocally: locallyCreated.contains(segment.household))
+        if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: policyTime(wall: wall), target: target) {
+            throw refusal(reason, op: op)
+        }
+        counters[segment] = op.dot.counter
+        epochs[segment] = epoch
+        pending.append(op)
+        var overlay = current ?? SegmentState(key: segment, epoch: epoch)
+        overlay.apply(op)
+        overlays[segment] = overlay
+        return op
+    }
+
+    private func householdKnown(_ household: HouseholdID, excludingCreation: Bool) -> Bool {
+        if excludingCreation { return confirmed[SegmentKey(household: household, purpose: .regie)] != nil }
+        return true
+    }
+
+    private func refusal(_ reason: RefusalReason, op: Operation) -> SyncCoreError {
+        let purpose = op.segment.purpose
+        let target = op.payload.targetName.map { "\($0) (purpose \(purpose))" } ?? "purpose \(purpose)"
+        let message: String
+        switch reason {
+        case .purposeNotGranted:
+            message = "Refused: \(target) belongs to purpose \(purpose), which your role \(policy.role) is not granted. \(reason.advice)"
+        case .readOnly:
+            message = "Refused: you may read but not write purpose \(purpose) (\(target)). \(reason.advice)"
+        case .notAssigned:
+            message = "Refused: you are not assigned to household \(op.segment.household) (writing \(target)). \(reason.advice)"
+        case .unknownField:
+            message = "Refused: \(target) is not in the schema. \(reason.advice)"
+        case .invalid:
+            message = "Refused: the value for \(target) is not valid\(typeHint(op)). Nothing was queued."
+        default:
+            message = "Refused (\(reason)): \(target). \(reason.advice)"
+        }
+        return SyncCoreError(.refused, message, refusal: reason)
+    }
+
+    private func typeHint(_ op: Operation) -> String {
+        guard case .set(let name, let value, _) = op.payload, let field = schema.field(name),
+              let problem = schema.typeProblem(value, for: field) else { return "" }
+        return ": \(problem)"
+    }
+
+    /// Drops a rejected op the user has seen.
+    public mutating func discardRejected(_ dot: Dot) -> Bool {
+        let before = rejected.count
+        rejected.removeAll { $0.op.dot == dot }
+        return rejected.count != before
+    }
+
+    // MARK: Local read audit
+
+    /// Queues an audit event for a local read of household data (DESIGN §7).
+    public mutating func recordRead(household: HouseholdID, purpose: Purpose?, action: String, count: Int, wall: UInt64) {
+        lastAuditSeq += 1
+        let event = AuditEvent(deviceSeq: lastAuditSeq, prevHash: lastAuditHash, household: household, purpose: purpose,
+                               action: action, at: wall, count: count)
+        lastAuditHash = event.chainHash
+        auditQueue.append(event)
+    }
+}
