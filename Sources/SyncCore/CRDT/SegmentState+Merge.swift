@@ -13,7 +13,7 @@ extension SegmentState {
     /// Applies an op written for this segment and epoch. The caller has
     /// validated it (schema, policy, epoch); this only merges.
     @discardableResult
-    public mutating func apply(_ op: Operation) -> ApplyOutcome {
+    public mutating func apply(_ op: SyncOperation) -> ApplyOutcome {
         guard !context.contains(op.dot) else { return .duplicate }
         context.insert(op.dot)
         switch op.payload {

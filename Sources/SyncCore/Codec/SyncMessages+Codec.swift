@@ -64,14 +64,16 @@ extension SyncCursor {
         if let resumeAfter {
             writer.byte(1)
             resumeAfter.encode(to: &writer)
+            writer.varint(resumeSeq ?? seq)
         } else {
             writer.byte(0)
         }
     }
     static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> SyncCursor {
         let seq = try reader.varint()
-        let resume: SegmentKey? = try reader.bool() ? try SegmentKey.decode(from: &reader) : nil
-        return SyncCursor(seq: seq, resumeAfter: resume)
+        guard try reader.bool() else { return SyncCursor(seq: seq) }
+        let resume = try SegmentKey.decode(from: &reader)
+        return SyncCursor(seq: seq, resumeAfter: resume, resumeSeq: try reader.varint())
     }
 }
 
@@ -245,7 +247,7 @@ extension SyncRequest: BinaryCodable {
         var cursor: SyncCursor?
         var schemaHash = ""
         var held: HeldSet?
-        var ops: [Operation] = []
+        var ops: [SyncOperation] = []
         var events: [AuditEvent] = []
         var limit = 4 << 20
         try MessageFraming.readSections(rest, magic: MessageFraming.requestMagic) { (tag, r) throws(SyncCoreError) -> Bool in

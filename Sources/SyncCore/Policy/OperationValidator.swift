@@ -27,7 +27,7 @@ public struct OperationValidator: Sendable {
     }
 
     /// Returns nil when the op may be merged, else the reason to reject it.
-    public func validate(_ op: Operation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
+    public func validate(_ op: SyncOperation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
                          target: Target) -> RefusalReason? {
         if let reason = validateShape(op, replica: replica, user: user, target: target) { return reason }
         if let reason = validateSchema(op) { return reason }
@@ -41,7 +41,7 @@ public struct OperationValidator: Sendable {
         return validateReferences(op, target: target)
     }
 
-    func validateShape(_ op: Operation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
+    func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
         guard op.dot.replica == replica, op.author == user else { return .invalid }
         guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter else { return .invalid }
         if op.epoch < target.epoch { return .erased }
@@ -60,7 +60,7 @@ public struct OperationValidator: Sendable {
         return nil
     }
 
-    func validateSchema(_ op: Operation) -> RefusalReason? {
+    func validateSchema(_ op: SyncOperation) -> RefusalReason? {
         let purpose = op.segment.purpose
         guard schema.purpose(purpose) != nil else { return .unknownField }
         switch op.payload {
@@ -97,7 +97,7 @@ public struct OperationValidator: Sendable {
         }
     }
 
-    func validateReferences(_ op: Operation, target: Target) -> RefusalReason? {
+    func validateReferences(_ op: SyncOperation, target: Target) -> RefusalReason? {
         switch op.payload {
         case .createHousehold:
             return target.householdExists ? .invalid : nil

@@ -45,14 +45,18 @@ public struct HeldSet: Hashable, Sendable, Codable {
     }
 }
 
-/// Where a device is in the server's change sequence. `resumeAfter` is set
-/// while a long pull is paged: the segments up to it were sent at `seq`.
+/// Where a device is in the server's change sequence. While a long pull is
+/// paged, `resumeAfter` names the last segment whose delta was sent and
+/// `resumeSeq` the sequence the first page was read at; the final page returns
+/// `resumeSeq` as the new `seq`, so nothing that changed meanwhile is skipped.
 public struct SyncCursor: Hashable, Sendable, Codable {
     public var seq: UInt64
     public var resumeAfter: SegmentKey?
-    public init(seq: UInt64 = 0, resumeAfter: SegmentKey? = nil) {
+    public var resumeSeq: UInt64?
+    public init(seq: UInt64 = 0, resumeAfter: SegmentKey? = nil, resumeSeq: UInt64? = nil) {
         self.seq = seq
         self.resumeAfter = resumeAfter
+        self.resumeSeq = resumeSeq
     }
     public static let start = SyncCursor()
 }
@@ -104,13 +108,13 @@ public struct SyncRequest: Hashable, Sendable, Codable {
     public var schemaHash: String
     public var held: HeldSet
     /// The device's pending ops, in the order they were made.
-    public var ops: [Operation]
+    public var ops: [SyncOperation]
     public var auditEvents: [AuditEvent]
     /// Soft limit on the response body in bytes; every page carries at least one item.
     public var limit: Int
 
     public init(version: Int = syncProtocolVersion, cursor: SyncCursor, schemaHash: String, held: HeldSet,
-                ops: [Operation] = [], auditEvents: [AuditEvent] = [], limit: Int = 4 << 20) {
+                ops: [SyncOperation] = [], auditEvents: [AuditEvent] = [], limit: Int = 4 << 20) {
         self.version = version
         self.cursor = cursor
         self.schemaHash = schemaHash

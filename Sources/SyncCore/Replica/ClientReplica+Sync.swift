@@ -33,9 +33,9 @@ extension ClientReplica {
 
     /// Stable sort by household: order within a household (hence within a
     /// segment, and createHousehold before the rest) is kept.
-    static func groupedByHousehold(_ ops: [Operation]) -> [Operation] {
+    static func groupedByHousehold(_ ops: [SyncOperation]) -> [SyncOperation] {
         var order: [HouseholdID: Int] = [:]
-        var buckets: [[Operation]] = []
+        var buckets: [[SyncOperation]] = []
         for op in ops {
             if let index = order[op.segment.household] {
                 buckets[index].append(op)
@@ -81,9 +81,9 @@ extension ClientReplica {
         // 2. Rejections leave the overlay with their dependants.
         let rejectedDots = Dictionary(response.rejected.map { ($0.dot, $0.reason) }, uniquingKeysWith: { first, _ in first })
         if !rejectedDots.isEmpty {
-            var removed: [Operation: RefusalReason] = [:]
+            var removed: [SyncOperation: RefusalReason] = [:]
             var rejectedItems = Set<Dot>()
-            var kept: [Operation] = []
+            var kept: [SyncOperation] = []
             for op in pending {
                 if let reason = rejectedDots[op.dot] {
                     removed[op] = reason
@@ -119,7 +119,7 @@ extension ClientReplica {
 
         // 4. Accepted ops move from pending into confirmed.
         if !response.accepted.isEmpty {
-            var kept: [Operation] = []
+            var kept: [SyncOperation] = []
             kept.reserveCapacity(pending.count)
             for op in pending {
                 if response.accepted.contains(where: { $0.segment == op.segment && $0.contains(op.dot) }) {
@@ -174,7 +174,7 @@ extension ClientReplica {
         return outcome
     }
 
-    private func correctionTarget(_ op: Operation) -> Dot? {
+    private func correctionTarget(_ op: SyncOperation) -> Dot? {
         if case .append(_, let body) = op.payload { return body.correctionOf }
         return nil
     }

@@ -12,7 +12,7 @@ public struct ClientReplica: Sendable {
     /// Server-confirmed state of every segment this device holds.
     public internal(set) var confirmed: [SegmentKey: SegmentState] = [:]
     /// The device's own ops not yet accepted, in the order they were made.
-    public internal(set) var pending: [Operation] = []
+    public internal(set) var pending: [SyncOperation] = []
     /// The last counter used per segment; persisted before an op is queued.
     public internal(set) var counters: [SegmentKey: UInt64] = [:]
     /// The epoch the device writes for, per segment it has heard of.
@@ -49,11 +49,11 @@ public struct ClientReplica: Sendable {
 
     /// A rejected op as the device keeps it.
     public struct RejectedRecord: Hashable, Sendable, Codable {
-        public var op: Operation
+        public var op: SyncOperation
         public var reason: RefusalReason
         /// Device wall time when the rejection arrived.
         public var at: UInt64
-        public init(op: Operation, reason: RefusalReason, at: UInt64) {
+        public init(op: SyncOperation, reason: RefusalReason, at: UInt64) {
             self.op = op
             self.reason = reason
             self.at = at
@@ -111,7 +111,7 @@ public struct ClientReplica: Sendable {
 
     /// Writes a field; its purpose comes from the schema.
     @discardableResult
-    public mutating func set(household: HouseholdID, field name: String, value: String, wall: UInt64) throws(SyncCoreError) -> Operation {
+    public mutating func set(household: HouseholdID, field name: String, value: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         guard let field = schema.field(name) else {
             throw SyncCoreError(.refused, "There is no field \"\(name)\" in schema \(schema.name) v\(schema.version). Run 'fieldcli show H' to list the fields.", refusal: .unknownField)
         }
@@ -122,7 +122,7 @@ public struct ClientReplica: Sendable {
     /// Resolves a conflicting field by writing the picked value (or a new one)
     /// over every value the device sees.
     @discardableResult
-    public mutating func resolve(household: HouseholdID, field name: String, pick: Dot?, value: String?, wall: UInt64) throws(SyncCoreError) -> Operation {
+    public mutating func resolve(household: HouseholdID, field name: String, pick: Dot?, value: String?, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         guard let field = schema.field(name) else {
             throw SyncCoreError(.refused, "There is no field \"\(name)\" in the schema.", refusal: .unknownField)
         }
@@ -148,7 +148,7 @@ public struct ClientReplica: Sendable {
     /// Appends a log entry (a contact log, by default).
     @discardableResult
     public mutating func appendLog(household: HouseholdID, purpose: Purpose, log: String = "contactlog", kind: String,
-                                   occurredAt: UInt64?, text: String, correctionOf: Dot? = nil, wall: UInt64) throws(SyncCoreError) -> Operation {
+                                   occurredAt: UInt64?, text: String, correctionOf: Dot? = nil, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         let body = LogEntryBody(kind: kind, occurredAt: occurredAt ?? wall, text: text, correctionOf: correctionOf)
         return try write(segment: segment, payload: .append(log: log, entry: body), wall: wall)
@@ -157,7 +157,7 @@ public struct ClientReplica: Sendable {
     /// Inserts an item so that it lands at `index` of the live items (clamped).
     @discardableResult
     public mutating func insertItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen",
-                                    at index: Int? = nil, text: String, wall: UInt64) throws(SyncCoreError) -> Operation {
+                                    at index: Int? = nil, text: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         let live = view(segment)?.collections[collection]?.liveItems ?? []
         let at = min(max(0, index ?? live.count), live.count)
@@ -169,7 +169,7 @@ public struct ClientReplica: Sendable {
 
     @discardableResult
     public mutating func editItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
-                                  field: ItemField, value: String, wall: UInt64) throws(SyncCoreError) -> Operation {
+                                  field: ItemField, value: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
         return try write(segment: segment, payload: .edit(collection: collection, item: item, field: field, value: value), wall: wall)
@@ -177,7 +177,7 @@ public struct ClientReplica: Sendable {
 
     @discardableResult
     public mutating func removeItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
-                                    wall: UInt64) throws(SyncCoreError) -> Operation {
+                                    wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
         return try write(segment: segment, payload: .remove(collection: collection, item: item), wall: wall)
@@ -185,7 +185,7 @@ public struct ClientReplica: Sendable {
 
     @discardableResult
     public mutating func moveItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
-                                  to index: Int, wall: UInt64) throws(SyncCoreError) -> Operation {
+                                  to index: Int, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
         let others = (view(segment)?.collections[collection]?.liveItems ?? []).filter { $0.id != item }
@@ -204,13 +204,13 @@ public struct ClientReplica: Sendable {
     /// counter is taken here; the caller persists the replica before it
     /// reports success (DESIGN §3: persist a counter before using it).
     @discardableResult
-    mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> Operation {
+    mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let current = view(segment)
         let epoch = epochs[segment] ?? current?.epoch ?? 0
         var context = current?.context.vector ?? VersionVector()
         let last = counters[segment] ?? context[replica]
         context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
-        let op = Operation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
+        let op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
                            stamp: clock.tick(wallMilliseconds: wall), author: user, context: context, payload: payload)
         let validator = OperationValidator(schema: schema)
         let target = OperationValidator.Target(epoch: epoch, state: current,
@@ -233,7 +233,7 @@ public struct ClientReplica: Sendable {
         return true
     }
 
-    private func refusal(_ reason: RefusalReason, op: Operation) -> SyncCoreError {
+    private func refusal(_ reason: RefusalReason, op: SyncOperation) -> SyncCoreError {
         let purpose = op.segment.purpose
         let target = op.payload.targetName.map { "\($0) (purpose \(purpose))" } ?? "purpose \(purpose)"
         let message: String
@@ -254,7 +254,7 @@ public struct ClientReplica: Sendable {
         return SyncCoreError(.refused, message, refusal: reason)
     }
 
-    private func typeHint(_ op: Operation) -> String {
+    private func typeHint(_ op: SyncOperation) -> String {
         guard case .set(let name, let value, _) = op.payload, let field = schema.field(name),
               let problem = schema.typeProblem(value, for: field) else { return "" }
         return ": \(problem)"

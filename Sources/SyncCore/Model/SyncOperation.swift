@@ -1,6 +1,6 @@
 /// One change made on one replica to one segment (DESIGN §3). Its dot is its
 /// identity: applying the same dot twice is a no-op.
-public struct Operation: Hashable, Sendable, Codable {
+public struct SyncOperation: Hashable, Sendable, Codable {
     public var dot: Dot
     public var segment: SegmentKey
     /// The segment epoch the author wrote for; an erasure raises it (DESIGN §6).

@@ -7,7 +7,7 @@ enum OperationListCodec {
     private static let denseCounter: UInt8 = 1 << 3
     private static let expectedContext: UInt8 = 1 << 4
 
-    static func encode(_ ops: [Operation], to writer: inout BinaryWriter) {
+    static func encode(_ ops: [SyncOperation], to writer: inout BinaryWriter) {
         var index = 0
         var previousHousehold: HouseholdID?
         // Count groups first so the decoder can bound its loop.
@@ -33,7 +33,7 @@ enum OperationListCodec {
             writer.varint(UInt64(first.dot.replica.rawValue))
             writer.symbol(first.author)
             writer.varint(group.count)
-            var previous: Operation?
+            var previous: SyncOperation?
             for op in ops[group] {
                 var flags = tag(of: op.payload)
                 var expected = VersionVector()
@@ -53,9 +53,9 @@ enum OperationListCodec {
         }
     }
 
-    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> [Operation] {
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> [SyncOperation] {
         let groupCount = try reader.count(minimumSize: 6)
-        var ops: [Operation] = []
+        var ops: [SyncOperation] = []
         var previousHousehold: HouseholdID?
         for _ in 0..<groupCount {
             let household: HouseholdID
@@ -73,7 +73,7 @@ enum OperationListCodec {
             let author = try reader.symbol()
             let count = try reader.count(minimumSize: 3)
             guard count > 0 else { throw BinaryReader.malformed("empty group") }
-            var previous: Operation?
+            var previous: SyncOperation?
             for _ in 0..<count {
                 let flags = try reader.byte()
                 var expected = VersionVector()
@@ -98,7 +98,7 @@ enum OperationListCodec {
                 }
                 let stamp = try reader.stamp()
                 let payload = try decodePayload(tag: flags & 0x07, stampMilliseconds: stamp.milliseconds, from: &reader)
-                let op = Operation(dot: Dot(replica: replica, counter: counter),
+                let op = SyncOperation(dot: Dot(replica: replica, counter: counter),
                                    segment: SegmentKey(household: household, purpose: purpose),
                                    epoch: epoch, stamp: stamp, author: author, context: context, payload: payload)
                 ops.append(op)
@@ -108,7 +108,7 @@ enum OperationListCodec {
         return ops
     }
 
-    private static func sameGroup(_ a: Operation, _ b: Operation) -> Bool {
+    private static func sameGroup(_ a: SyncOperation, _ b: SyncOperation) -> Bool {
         a.segment == b.segment && a.epoch == b.epoch && a.dot.replica == b.dot.replica && a.author == b.author
     }
 

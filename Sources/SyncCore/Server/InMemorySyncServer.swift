@@ -1,0 +1,121 @@
+/// A complete sync server held in memory: the reference the SQLite server is
+/// tested against, and the in-process server of `fieldbench replay` (DESIGN
+/// §9). It runs the same PushProcessor and PullBuilder as `fieldsyncd`.
+public struct InMemorySyncServer: Sendable {
+    public var schema: Schema
+    public private(set) var segments: [SegmentKey: ServerSegment] = [:]
+    public private(set) var epochs: [SegmentKey: UInt32] = [:]
+    public private(set) var households: Set<HouseholdID> = []
+    public private(set) var seq: UInt64 = 0
+    /// Policy context per user name; assignments are kept here.
+    public var policies: [String: PolicyContext] = [:]
+    public var maxBody = 8 << 20
+    private var verdicts: [VerdictKey: StoredVerdict] = [:]
+    private var lastSeqBySegment: [SegmentKey: UInt64] = [:]
+    private var segmentsByHousehold: [HouseholdID: Set<SegmentKey>] = [:]
+
+    struct VerdictKey: Hashable, Sendable {
+        var segment: SegmentKey
+        var epoch: UInt32
+        var dot: Dot
+    }
+
+    public init(schema: Schema) { self.schema = schema }
+
+    /// Registers a household as existing (for tests and traces that start with households).
+    public mutating func addHousehold(_ household: HouseholdID) { households.insert(household) }
+
+    /// One full sync exchange for an authenticated device.
+    public mutating func sync(_ request: SyncRequest, device: DeviceIdentity, now: UInt64) throws -> SyncResponse {
+        guard let policy = policies[device.user] else {
+            throw SyncCoreError(.notFound, "Unknown user.")
+        }
+        let push = try PushProcessor.process(request.ops, device: device, policy: policy, schema: schema, now: now,
+                                             backend: &self)
+        policies[device.user] = push.policy
+        let pull = try PullBuilder.build(request, device: device, policy: push.policy, schema: schema, now: now,
+                                         push: push, backend: self)
+        var context = push.policy
+        context.serverTime = now
+        return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected,
+                            deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge, policy: context,
+                            schema: request.schemaHash == schema.contentHash ? nil : schema, cursor: pull.cursor,
+                            more: pull.more, needHeld: pull.needHeld, segmentHashes: pull.segmentHashes,
+                            auditAck: request.auditEvents.map(\.deviceSeq).max() ?? 0, serverTime: now, maxBody: maxBody)
+    }
+
+    /// Raises a segment's epoch and drops its state (an erasure).
+    public mutating func erase(_ segment: SegmentKey) {
+        let epoch = (epochs[segment] ?? 0) + 1
+        epochs[segment] = epoch
+        segments[segment] = nil
+        segmentsByHousehold[segment.household]?.remove(segment)
+        verdicts = verdicts.filter { $0.key.segment != segment }
+        seq += 1
+    }
+}
+
+extension InMemorySyncServer: PushBackend {
+    public func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
+        verdicts[VerdictKey(segment: segment, epoch: epoch, dot: dot)]
+    }
+
+    public func currentEpoch(of segment: SegmentKey) throws -> UInt32 { epochs[segment] ?? 0 }
+
+    public func householdExists(_ household: HouseholdID) throws -> Bool { households.contains(household) }
+
+    public func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
+        guard let found = segments[segment], found.state.epoch == epoch else { return nil }
+        return found
+    }
+
+    public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
+        seq += 1
+        verdicts[VerdictKey(segment: op.segment, epoch: op.epoch, dot: op.dot)] =
+            StoredVerdict(fingerprint: fingerprint, rejection: rejection)
+        return seq
+    }
+
+    public mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
+        let key = segment.state.key
+        segments[key] = segment
+        lastSeqBySegment[key] = seq
+        segmentsByHousehold[key.household, default: []].insert(key)
+    }
+
+    public mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext {
+        households.insert(household)
+        var updated = policy
+        if !updated.assignments.contains(where: { $0.household == household }) {
+            updated.assignments.append(Assignment(household: household))
+        }
+        return updated
+    }
+}
+
+extension InMemorySyncServer: PullBackend {
+    public func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment] {
+        var result: [HeldSegment] = []
+        for household in households {
+            for key in segmentsByHousehold[household] ?? [] {
+                if let segment = segments[key] { result.append(HeldSegment(segment: key, epoch: segment.state.epoch)) }
+            }
+        }
+        return result
+    }
+
+    public func currentEpoch(of segment: SegmentKey) throws -> UInt32? {
+        if let epoch = epochs[segment] { return epoch }
+        return segments[segment] != nil ? 0 : nil
+    }
+
+    public func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey] {
+        among.filter { key in
+            (lastSeqBySegment[key] ?? 0) > seq && (resumeAfter.map { key > $0 } ?? true)
+        }.sorted()
+    }
+
+    public func loadSegment(_ segment: SegmentKey) throws -> ServerSegment? { segments[segment] }
+
+    public func maxSeq() throws -> UInt64 { seq }
+}

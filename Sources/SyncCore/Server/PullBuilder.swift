@@ -1,0 +1,162 @@
+/// The storage the pull half of a sync needs, inside one read snapshot.
+public protocol PullBackend {
+    /// Every segment that exists at its current epoch, of these households.
+    func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment]
+    /// The current epoch of a segment, nil if it never existed.
+    func currentEpoch(of segment: SegmentKey) throws -> UInt32?
+    /// Of `among`, the segments with any change after `seq`, sorted, after `resumeAfter`.
+    func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey]
+    func loadSegment(_ segment: SegmentKey) throws -> ServerSegment?
+    /// The highest sequence committed, as of this read snapshot.
+    func maxSeq() throws -> UInt64
+}
+
+/// What a pull sends.
+public struct PullResult: Sendable {
+    public var deltas: [SegmentPatch] = []
+    public var snapshots: [SegmentPatch] = []
+    public var purge: [PurgeInstruction] = []
+    public var cursor: SyncCursor
+    public var more = false
+    public var needHeld = false
+    public var segmentHashes: [SegmentHash] = []
+    /// The segments the device holds after this response (for the server's record).
+    public var heldAfter: [HeldSegment] = []
+    public init(cursor: SyncCursor) { self.cursor = cursor }
+}
+
+/// Computes snapshots, purges and deltas from what the device says it holds
+/// (DESIGN §5): snapshots = readable − held, purges = held − readable, deltas
+/// = changes since the cursor of held ∩ readable. It never relies on the
+/// server's memory of what it sent.
+public enum PullBuilder {
+    public static func build<Backend: PullBackend>(_ request: SyncRequest, device: DeviceIdentity, policy: PolicyContext,
+                                                   schema: Schema, now: UInt64, push: PushResult?,
+                                                   backend: Backend) throws -> PullResult {
+        let snapshotSeq = try backend.maxSeq()
+        var loaded: [SegmentKey: ServerSegment] = [:]
+        func load(_ key: SegmentKey) throws -> ServerSegment? {
+            if let cached = loaded[key] { return cached }
+            let segment = try load(key)
+            loaded[key] = segment
+            return segment
+        }
+        // Readable: existing segments of assigned households the user may read now.
+        let assigned = Array(Set(policy.assignments.map(\.household)))
+        let readable = try backend.existingSegments(of: assigned).filter { held in
+            PolicyEvaluator.mayRead(held.segment, context: policy, now: now,
+                                    serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true)
+        }
+        let created = push?.createdSegments ?? []
+        var held: [HeldSegment]
+        if let list = request.held.segments {
+            held = list
+        } else if HeldSet.digest(of: readable.filter { !created.contains($0.segment) }) == request.held.digest {
+            held = readable.filter { !created.contains($0.segment) }
+        } else {
+            var result = PullResult(cursor: request.cursor)
+            result.needHeld = true
+            return result
+        }
+        for segment in created where !held.contains(where: { $0.segment == segment }) {
+            held.append(HeldSegment(segment: segment, epoch: push?.changedSegments[segment]?.state.epoch ?? 0))
+        }
+        let readableSet = Set(readable)
+        let heldSet = Set(held)
+        var result = PullResult(cursor: request.cursor)
+
+        // Purges: held but not readable at that epoch.
+        for entry in held.sorted() where !readableSet.contains(entry) {
+            let current = try backend.currentEpoch(of: entry.segment)
+            let erased = current.map { $0 > entry.epoch } ?? false
+            result.purge.append(PurgeInstruction(segment: entry.segment, epoch: entry.epoch,
+                                                 reason: erased ? PurgeInstruction.erased : PurgeInstruction.notReadable))
+        }
+
+        var budget = max(1, request.limit)
+        var items = 0
+        func spend(_ patch: SegmentPatch) {
+            budget -= estimatedSize(patch)
+            items += 1
+        }
+
+        // Segments the device pushed into without holding them must arrive
+        // whole in this response, whatever the budget.
+        let pushedSegments = Set(push?.accepted.map(\.0) ?? [])
+        var snapshotKeys = readable.filter { !heldSet.contains($0) }.map(\.segment).sorted()
+        let urgent = snapshotKeys.filter { pushedSegments.contains($0) }
+        snapshotKeys.removeAll { pushedSegments.contains($0) }
+        for key in urgent {
+            guard let segment = try load(key) else { continue }
+            let patch = SegmentPatch(snapshotOf: segment.state)
+            result.snapshots.append(patch)
+            spend(patch)
+        }
+
+        // Deltas of held ∩ readable since the cursor, paged by segment order.
+        let deltaScope = heldSet.intersection(readableSet)
+        let changed = try backend.changedSegments(since: request.cursor.seq, after: request.cursor.resumeAfter,
+                                                  among: Set(deltaScope.map(\.segment)))
+        var deltasComplete = true
+        var unsent = Set(changed)
+        for key in changed {
+            if budget <= 0, items > 0 {
+                deltasComplete = false
+                break
+            }
+            guard let segment = try load(key),
+                  let patch = segment.delta(for: device.replica, since: request.cursor.seq) else {
+                unsent.remove(key)
+                continue
+            }
+            unsent.remove(key)
+            result.deltas.append(patch)
+            spend(patch)
+            result.cursor = SyncCursor(seq: request.cursor.seq, resumeAfter: key,
+                                       resumeSeq: request.cursor.resumeSeq ?? snapshotSeq)
+        }
+        if deltasComplete {
+            result.cursor = SyncCursor(seq: request.cursor.resumeSeq ?? snapshotSeq)
+            // Snapshots page themselves: what arrives is held next time.
+            for key in snapshotKeys {
+                if budget <= 0, items > 0 {
+                    result.more = true
+                    break
+                }
+                guard let segment = try load(key) else { continue }
+                let patch = SegmentPatch(snapshotOf: segment.state)
+                result.snapshots.append(patch)
+                spend(patch)
+            }
+        } else {
+            result.more = true
+        }
+
+        var heldAfter = heldSet.subtracting(result.purge.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) })
+        for patch in result.snapshots { heldAfter.insert(HeldSegment(segment: patch.segment, epoch: patch.epoch)) }
+        result.heldAfter = heldAfter.sorted()
+
+        var touched = Set(result.deltas.map(\.segment)).union(result.snapshots.map(\.segment))
+        // A pushed-into segment whose delta waits for a later page would not match yet.
+        touched.formUnion(pushedSegments.intersection(heldAfter.map(\.segment)).subtracting(unsent))
+        for key in touched.sorted() {
+            guard let segment = try load(key) else { continue }
+            result.segmentHashes.append(SegmentHash(segment: key, epoch: segment.state.epoch, hash: Digest(segment.state.stateHash())))
+        }
+        return result
+    }
+
+    /// A cheap upper-bound estimate of a patch's encoded size, for paging.
+    static func estimatedSize(_ patch: SegmentPatch) -> Int {
+        var size = 32
+        for element in patch.elements {
+            switch element {
+            case .creation: size += 16
+            case .field(_, let register): size += 12 + register.values.reduce(0) { $0 + 16 + $1.value.utf8.count }
+            case .logEntry(_, let entry): size += 24 + entry.body.text.utf8.count
+            case .item(_, let item): size += 48 + item.text.values.reduce(0) { $0 + $1.value.utf8.count }
+            }
+        }
+        return size
+    }
+}

@@ -1,0 +1,109 @@
+/// When an element last changed and by whom, so that a pull can send a
+/// device only what others changed: the device already has its own writes.
+public struct ElementMeta: Hashable, Sendable, Codable {
+    /// Sequence of the latest change.
+    public var seq: UInt64
+    /// Replica that made the latest change.
+    public var writer: ReplicaID
+    /// Sequence of the latest change by a replica other than `writer`.
+    public var otherSeq: UInt64
+
+    public init(seq: UInt64, writer: ReplicaID, otherSeq: UInt64 = 0) {
+        self.seq = seq
+        self.writer = writer
+        self.otherSeq = otherSeq
+    }
+
+    public mutating func record(seq newSeq: UInt64, writer newWriter: ReplicaID) {
+        if newWriter != writer {
+            otherSeq = seq
+            writer = newWriter
+        }
+        seq = newSeq
+    }
+
+    /// The latest change this replica has not made itself.
+    @inline(__always)
+    public func effectiveSeq(for replica: ReplicaID) -> UInt64 { writer == replica ? otherSeq : seq }
+}
+
+/// The server's copy of a segment: the state plus per-element change
+/// metadata. Used by the SQLite server and by the in-process benchmark server.
+public struct ServerSegment: Sendable {
+    public var state: SegmentState
+    public var meta: [ElementKey: ElementMeta]
+    /// Changes to the context alone (a rejected dot, an already-superseded write).
+    public var contextMeta: ElementMeta
+
+    public init(key: SegmentKey, epoch: UInt32) {
+        state = SegmentState(key: key, epoch: epoch)
+        meta = [:]
+        contextMeta = ElementMeta(seq: 0, writer: ReplicaID(0))
+    }
+
+    public init(state: SegmentState, meta: [ElementKey: ElementMeta], contextMeta: ElementMeta) {
+        self.state = state
+        self.meta = meta
+        self.contextMeta = contextMeta
+    }
+
+    /// Merges an accepted op at sequence `seq`. Returns the element it changed.
+    @discardableResult
+    public mutating func accept(_ op: SyncOperation, seq: UInt64) -> ElementKey? {
+        guard case .applied(let element) = state.apply(op) else { return nil }
+        contextMeta.record(seq: seq, writer: op.dot.replica)
+        if let element {
+            if meta[element] != nil {
+                meta[element]!.record(seq: seq, writer: op.dot.replica)
+            } else {
+                meta[element] = ElementMeta(seq: seq, writer: op.dot.replica)
+            }
+        }
+        return element
+    }
+
+    /// Records a rejected dot as seen and empty.
+    public mutating func reject(_ dot: Dot, seq: UInt64) {
+        guard !state.context.contains(dot) else { return }
+        state.markSeen(dot)
+        contextMeta.record(seq: seq, writer: dot.replica)
+    }
+
+    /// The latest sequence of any change.
+    public var lastSeq: UInt64 { max(contextMeta.seq, meta.values.map(\.seq).max() ?? 0) }
+
+    /// What `replica` lacks of this segment since `cursor`: every element
+    /// another replica changed after it, without the replica's own values
+    /// (never echo a device's own ops), plus the context. Nil when nothing.
+    public func delta(for replica: ReplicaID, since cursor: UInt64) -> SegmentPatch? {
+        var elements: [SegmentElement] = []
+        for (key, info) in meta where info.effectiveSeq(for: replica) > cursor {
+            guard let element = state.element(key) else { continue }
+            elements.append(Self.strip(element, of: replica))
+        }
+        guard !elements.isEmpty || contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
+        elements.sort { $0.key < $1.key }
+        return SegmentPatch(segment: state.key, epoch: state.epoch, context: state.context, elements: elements)
+    }
+
+    static func strip(_ element: SegmentElement, of replica: ReplicaID) -> SegmentElement {
+        guard case .field(let name, let register) = element,
+              register.values.contains(where: { $0.dot.replica == replica }) else { return element }
+        return .field(name: name, register: MultiValueRegister(covered: register.covered,
+                                                               values: register.values.filter { $0.dot.replica != replica }))
+    }
+
+    /// Rebuilds a server segment from stored element rows.
+    public static func restore(key: SegmentKey, epoch: UInt32, context: CausalContext, contextMeta: ElementMeta,
+                               rows: [(SegmentElement, ElementMeta)]) -> ServerSegment {
+        var state = SegmentState(key: key, epoch: epoch)
+        state.context = context
+        var meta: [ElementKey: ElementMeta] = [:]
+        meta.reserveCapacity(rows.count)
+        for (element, info) in rows {
+            state.join(element)
+            meta[element.key] = info
+        }
+        return ServerSegment(state: state, meta: meta, contextMeta: contextMeta)
+    }
+}
