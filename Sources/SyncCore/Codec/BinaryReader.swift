@@ -113,8 +113,11 @@ public struct BinaryReader {
             strings.append(text)
             return text
         }
-        guard tag <= UInt64(strings.count) else { throw Self.malformed("unknown string reference") }
-        return strings[Int(tag - 1)]
+        let index = Int(truncatingIfNeeded: tag - 1)
+        if tag - 1 < UInt64(StaticSymbols.table.count) { return StaticSymbols.table[index] }
+        let dynamic = tag - 1 - UInt64(StaticSymbols.table.count)
+        guard dynamic < UInt64(strings.count) else { throw Self.malformed("unknown string reference") }
+        return strings[Int(dynamic)]
     }
 
     public mutating func household() throws(SyncCoreError) -> HouseholdID {

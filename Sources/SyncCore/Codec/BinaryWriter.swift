@@ -52,10 +52,13 @@ public struct BinaryWriter: Sendable {
     }
 
     /// A string from the message's table: names, authors, codes. `0` then the
-    /// literal the first time; `index + 1` afterwards.
+    /// literal the first time; `index + 1` afterwards. Indexes start after the
+    /// static table, whose strings never need a literal.
     public mutating func symbol(_ value: String) {
-        if let index = strings[value] {
+        if let index = StaticSymbols.index[value] {
             varint(UInt64(index) + 1)
+        } else if let index = strings[value] {
+            varint(UInt64(index) + UInt64(StaticSymbols.table.count) + 1)
         } else {
             strings[value] = UInt32(strings.count)
             varint(0)

@@ -37,7 +37,7 @@ public enum PullBuilder {
         var loaded: [SegmentKey: ServerSegment] = [:]
         func load(_ key: SegmentKey) throws -> ServerSegment? {
             if let cached = loaded[key] { return cached }
-            let segment = try load(key)
+            let segment = try backend.loadSegment(key)
             loaded[key] = segment
             return segment
         }

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import SyncCore
+
+/// The binary codec and the JSON form: round trips, sizes, and hostile input.
+struct CodecTests {
+    let h = Fixture.household
+    let segment = SegmentKey(household: Fixture.household, purpose: .wmo)
+
+    /// A realistic sync exchange produced by the replica and the in-memory server.
+    func sampleMessages() throws -> (SyncRequest, SyncResponse) {
+        var server = InMemorySyncServer(schema: Fixture.schema)
+        server.policies["wendy"] = Fixture.context(user: "wendy", role: "wmo-consulent")
+        server.policies["wendy"]!.grants = [Grant(purpose: .jw, access: .read, household: h, until: Fixture.t0 + Fixture.day)]
+        server.policies["wendy"]!.involvement = [h: [Involvement(user: "bas", role: "buurtcoach", purposes: [.regie], contact: "06-00000000", restricted: false)]]
+        var replica = ClientReplica(replica: ReplicaID(10), user: "wendy", schema: Fixture.schema, policy: server.policies["wendy"]!)
+        let wall = Fixture.t0
+        _ = try replica.createHousehold(id: h, label: "Fam. Test", wall: wall)
+        try replica.set(household: h, field: "wmo_request", value: "Hulp bij het huishouden", wall: wall + 1)
+        try replica.appendLog(household: h, purpose: .wmo, kind: "huisbezoek", occurredAt: wall - 3600_000, text: "Gesprek aan de keukentafel.", wall: wall + 2)
+        let goal = try replica.insertItem(household: h, purpose: .wmo, text: "Zelfstandig boodschappen doen", wall: wall + 3)
+        try replica.editItem(household: h, purpose: .wmo, item: goal.dot, field: .status, value: "done", wall: wall + 4)
+        replica.recordRead(household: h, purpose: .wmo, action: "show", count: 3, wall: wall + 5)
+        let request = replica.makeRequest()
+        var response = try server.sync(request, device: DeviceIdentity(replica: ReplicaID(10), user: "wendy", deviceID: "d"), now: wall + 10)
+        response.rejected = [RejectedOp(segment: segment, dot: Dot(replica: ReplicaID(10), counter: 9), reason: .readOnly)]
+        response.purge = [PurgeInstruction(segment: SegmentKey(household: h, purpose: .jw), epoch: 0, reason: PurgeInstruction.notReadable)]
+        response.cursor = SyncCursor(seq: 4, resumeAfter: segment, resumeSeq: 9)
+        response.more = true
+        response.schema = Fixture.schema
+        let full = try server.sync(SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true)),
+                                   device: DeviceIdentity(replica: ReplicaID(10), user: "wendy", deviceID: "d"), now: wall + 20)
+        response.snapshots = full.snapshots
+        response.deltas = full.snapshots
+        return (request, response)
+    }
+
+    @Test func binaryAndJSONRoundTripsAreEqual() throws {
+        let (request, response) = try sampleMessages()
+        #expect(!request.ops.isEmpty && !response.snapshots.isEmpty)
+        let binaryRequest = try SyncRequest(binary: request.binaryEncoded())
+        let jsonRequest = try MessageJSON.decode(SyncRequest.self, from: MessageJSON.encode(request))
+        #expect(binaryRequest == request)
+        #expect(jsonRequest == request)
+        let binaryResponse = try SyncResponse(binary: response.binaryEncoded())
+        let jsonResponse = try MessageJSON.decode(SyncResponse.self, from: MessageJSON.encode(response))
+        #expect(binaryResponse == response)
+        #expect(jsonResponse == response)
+        #expect(binaryResponse == jsonResponse)
+    }
+
+    /// Field writes in one message, as a device pushes them after a visit.
+    func writes(_ count: Int, value: (Int) -> String, field: (Int) -> String) -> SyncRequest {
+        var ops: [SyncOperation] = []
+        var context = VersionVector()
+        context.raise(ReplicaID(3), to: 40)
+        for i in 0..<count {
+            ops.append(SyncOperation(dot: Dot(replica: ReplicaID(12), counter: UInt64(i + 1)), segment: segment, epoch: 0,
+                                     stamp: HLCTimestamp(milliseconds: Fixture.t0 + UInt64(i) * 45_000, logical: 0), author: "wendy",
+                                     context: context, payload: .set(field: field(i), value: value(i), resolves: [])))
+            context.raise(ReplicaID(12), to: UInt64(i + 1))
+        }
+        return SyncRequest(cursor: SyncCursor(seq: 1234), schemaHash: Fixture.schema.contentHash,
+                           held: HeldSet(segments: [], includeList: false), ops: ops)
+    }
+
+    @Test func fieldWriteOverheadIsSmall() {
+        let fields = ["wmo_request", "wmo_investigation", "usual_help_context", "wmo_indication", "carer_load"]
+        let value = { (i: Int) in "Waarde \(i) voor het veld." }
+        let empty = writes(0, value: value, field: { fields[$0 % 5] }).binaryEncoded().count
+        let one = writes(1, value: value, field: { fields[$0 % 5] })
+        let hundred = writes(100, value: value, field: { fields[$0 % 5] })
+        let valueBytes = { (request: SyncRequest) in request.ops.reduce(0) { sum, op in
+            if case .set(_, let v, _) = op.payload { return sum + v.utf8.count }
+            return sum
+        } }
+        let single = one.binaryEncoded().count - empty - valueBytes(one)
+        let amortized = Double(hundred.binaryEncoded().count - empty - valueBytes(hundred)) / 100
+        print("codec: single field write overhead \(single) B; amortized over 100 writes \(amortized) B")
+        #expect(amortized < 10)
+        #expect(single < 64)
+    }
+
+    @Test func contactLogAppendSize() throws {
+        var replica = ClientReplica(replica: ReplicaID(12), user: "wendy", schema: Fixture.schema,
+                                    policy: Fixture.context(user: "wendy", role: "wmo-consulent"))
+        let text = String(repeating: "Gesprek met moeder over de huur. ", count: 13).prefix(400)
+        try replica.appendLog(household: h, purpose: .wmo, kind: "huisbezoek", occurredAt: Fixture.t0 - 600_000, text: String(text), wall: Fixture.t0)
+        let request = replica.makeRequest()
+        let bare = SyncRequest(cursor: request.cursor, schemaHash: request.schemaHash, held: request.held)
+        let size = request.binaryEncoded().count - bare.binaryEncoded().count
+        print("codec: 400-character contact-log append encodes to \(size) B in a request (\(size - 400) B beyond its text)")
+        #expect(size < 400 + 64)
+    }
+
+    @Test func hostileBinaryNeverCrashes() throws {
+        let (request, response) = try sampleMessages()
+        let seeds: [[UInt8]] = [request.binaryEncoded(), response.binaryEncoded()]
+        var rng = SplitMix64(seed: 2026)
+        var decodedOK = 0
+        var failed = 0
+        for round in 0..<6000 {
+            var bytes = seeds[round % 2]
+            switch round % 4 {
+            case 0: bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))  // truncated
+            case 1:
+                for _ in 0..<Int.random(in: 1...8, using: &rng) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
+            case 2:
+                // A huge declared length or count somewhere.
+                let at = Int.random(in: 2..<bytes.count, using: &rng)
+                bytes.replaceSubrange(at..<min(bytes.count, at + 5), with: [0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
+            default:
+                bytes = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                if Bool.random(using: &rng) { bytes.insert(contentsOf: [0x46, 0x51], at: 0) }
+            }
+            if round % 2 == 0 {
+                if (try? SyncRequest(binary: bytes)) != nil { decodedOK += 1 } else { failed += 1 }
+            } else {
+                if (try? SyncResponse(binary: bytes)) != nil { decodedOK += 1 } else { failed += 1 }
+            }
+        }
+        #expect(failed > 4000)
+        #expect(decodedOK + failed == 6000)
+    }
+
+    @Test func hostileJSONGivesTypedErrors() {
+        let bodies = [
+            "", "{", "[]", "null", #"{"version":"one"}"#, #"{"cursor":{"seq":-1}}"#,
+            String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000),
+            #"{"version":1,"cursor":{"seq":0},"schemaHash":"","held":{"digest":"zz"},"ops":[],"auditEvents":[],"limit":1}"#,
+        ]
+        for body in bodies {
+            do {
+                _ = try MessageJSON.decode(SyncRequest.self, from: Data(body.utf8))
+                Issue.record("decoded a hostile body")
+            } catch {
+                #expect(error.code == .malformed)
+            }
+        }
+    }
+
+    @Test func newerProtocolVersionIsRefusedClearly() {
+        var request = SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true))
+        request.version = 99
+        do {
+            _ = try SyncRequest(binary: request.binaryEncoded())
+            Issue.record("accepted a newer version")
+        } catch {
+            #expect(error.code == .unsupportedVersion)
+            #expect(error.message.contains("Upgrade"))
+        }
+    }
+
+    @Test func unknownSectionsAreSkipped() throws {
+        let request = SyncRequest(cursor: SyncCursor(seq: 5), schemaHash: "abc", held: HeldSet(segments: [], includeList: true))
+        var bytes = request.binaryEncoded()
+        bytes.append(contentsOf: [200, 3, 1, 2, 3])  // a section from a newer client
+        let decoded = try SyncRequest(binary: bytes)
+        #expect(decoded == request)
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+@testable import SyncCore
+
+/// The policy evaluator and the op validator: every reason code, expiry at the
+/// boundary, household-scoped grants (DESIGN §4).
+struct PolicyTests {
+    let h = Fixture.household
+    let now = Fixture.t0
+
+    func segment(_ purpose: Purpose, _ household: HouseholdID = Fixture.household) -> SegmentKey {
+        SegmentKey(household: household, purpose: purpose)
+    }
+
+    @Test func roleGivesItsPurposes() {
+        let wmo = Fixture.context(user: "w1", role: "wmo-consulent")
+        #expect(PolicyEvaluator.check(.write, segment: segment(.wmo), context: wmo, now: now).isAllowed)
+        #expect(PolicyEvaluator.check(.write, segment: segment(.regie), context: wmo, now: now).isAllowed)
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wgs), context: wmo, now: now).refusal == .purposeNotGranted)
+    }
+
+    @Test func notAssignedIsRefused() {
+        let wmo = Fixture.context(user: "w1", role: "wmo-consulent")
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wmo, Fixture.otherHousehold), context: wmo, now: now).refusal == .notAssigned)
+    }
+
+    @Test func assignmentExpiresAtItsEnd() {
+        let wmo = Fixture.context(user: "w1", role: "wmo-consulent", until: now)
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wmo), context: wmo, now: now - 1).isAllowed)
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wmo), context: wmo, now: now).refusal == .notAssigned)
+    }
+
+    @Test func grantExpiresAtItsEnd() {
+        let grant = Grant(purpose: .wgs, access: .read, until: now)
+        let wmo = Fixture.context(user: "w1", role: "wmo-consulent", grants: [grant])
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wgs), context: wmo, now: now - 1).isAllowed)
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wgs), context: wmo, now: now).refusal == .purposeNotGranted)
+    }
+
+    @Test func readGrantIsReadOnly() {
+        let wmo = Fixture.context(user: "w1", role: "wmo-consulent", grants: [Grant(purpose: .wgs, access: .read)])
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wgs), context: wmo, now: now).isAllowed)
+        #expect(PolicyEvaluator.check(.write, segment: segment(.wgs), context: wmo, now: now).refusal == .readOnly)
+    }
+
+    @Test func householdScopedGrantAppliesToThatHouseholdOnly() {
+        let grant = Grant(purpose: .jw, access: .write, household: h)
+        let ctx = Fixture.context(user: "w1", role: "wmo-consulent", households: [h, Fixture.otherHousehold], grants: [grant])
+        #expect(PolicyEvaluator.check(.write, segment: segment(.jw), context: ctx, now: now).isAllowed)
+        #expect(PolicyEvaluator.check(.read, segment: segment(.jw, Fixture.otherHousehold), context: ctx, now: now).refusal == .purposeNotGranted)
+    }
+
+    @Test func consentBlockBlocks() {
+        var ctx = Fixture.context(user: "w1", role: "wmo-consulent")
+        ctx.consentBlocks = [ConsentBlock(household: h, purpose: .wmo)]
+        #expect(PolicyEvaluator.check(.read, segment: segment(.wmo), context: ctx, now: now).refusal == .consentWithdrawn)
+        #expect(PolicyEvaluator.check(.read, segment: segment(.regie), context: ctx, now: now).isAllowed)
+    }
+
+    @Test func adminReadsNoContentWithoutGrant() {
+        let admin = Fixture.context(user: "admin", role: "admin")
+        for purpose in Fixture.schema.devicePurposes {
+            #expect(!PolicyEvaluator.mayRead(segment(purpose), context: admin, now: now))
+        }
+    }
+
+    @Test func serverOnlyIsNeverReadable() {
+        let ctx = Fixture.context(user: "w1", role: "wmo-consulent", grants: [Grant(purpose: .serverOnly, access: .write)])
+        #expect(!PolicyEvaluator.mayRead(segment(.serverOnly), context: ctx, now: now, serverOnly: true))
+    }
+
+    @Test func locallyCreatedHouseholdCountsAsAssigned() {
+        let ctx = Fixture.context(user: "w1", role: "buurtcoach", households: [])
+        #expect(PolicyEvaluator.check(.write, segment: segment(.informeel), context: ctx, now: now, createdLocally: true).isAllowed)
+        #expect(PolicyEvaluator.check(.write, segment: segment(.wgs), context: ctx, now: now, createdLocally: true).refusal == .purposeNotGranted)
+    }
+
+    // MARK: The validator's reason codes
+
+    func op(_ payload: OperationPayload, purpose: Purpose = .wmo, replica: UInt32 = 7, counter: UInt64 = 1, author: String = "w1",
+            epoch: UInt32 = 0, context: VersionVector = VersionVector()) -> SyncOperation {
+        SyncOperation(dot: Dot(replica: ReplicaID(replica), counter: counter), segment: segment(purpose), epoch: epoch,
+                      stamp: HLCTimestamp(milliseconds: now, logical: 0), author: author, context: context, payload: payload)
+    }
+
+    func validate(_ op: SyncOperation, role: String = "wmo-consulent", grants: [Grant] = [], epoch: UInt32 = 0,
+                  state: SegmentState? = nil, schema: Schema = Fixture.schema) -> RefusalReason? {
+        let ctx = Fixture.context(user: "w1", role: role, grants: grants)
+        return OperationValidator(schema: schema).validate(op, replica: ReplicaID(7), user: "w1", policy: ctx, now: now,
+                                                           target: .init(epoch: epoch, state: state, householdExists: true))
+    }
+
+    @Test func validWriteIsAccepted() {
+        #expect(validate(op(.set(field: "wmo_request", value: "Hulp bij het huishouden", resolves: []))) == nil)
+    }
+
+    @Test func writeToPurposeWithoutGrantIsRefused() {
+        #expect(validate(op(.set(field: "wgs_notes", value: "x", resolves: []), purpose: .wgs)) == .purposeNotGranted)
+        #expect(validate(op(.set(field: "wgs_notes", value: "x", resolves: []), purpose: .wgs),
+                         grants: [Grant(purpose: .wgs, access: .read)]) == .readOnly)
+    }
+
+    @Test func unknownFieldAndWrongPurpose() {
+        #expect(validate(op(.set(field: "no_such_field", value: "x", resolves: []))) == .unknownField)
+        // A WGS field written into the WMO segment: the schema binds it to WGS.
+        #expect(validate(op(.set(field: "wgs_notes", value: "x", resolves: []))) == .unknownField)
+        #expect(validate(op(.append(log: "contactlog", entry: LogEntryBody(kind: "huisbezoek", occurredAt: now, text: "x")), purpose: "NOPE")) == .unknownField)
+    }
+
+    @Test func retiredFieldIsRefused() throws {
+        var schema = Fixture.schema
+        let index = schema.fields.firstIndex { $0.name == "wmo_arrangement" }!
+        schema.fields[index].retired = true
+        let reloaded = try Schema.load(json: MessageJSON.encode(schema))
+        #expect(validate(op(.set(field: "wmo_arrangement", value: "x", resolves: [])), schema: reloaded) == .fieldRetired)
+    }
+
+    @Test func erasedEpochIsRefused() {
+        #expect(validate(op(.set(field: "wmo_request", value: "x", resolves: []), epoch: 0), epoch: 1) == .erased)
+    }
+
+    @Test func forgedIdentityIsInvalid() {
+        #expect(validate(op(.set(field: "wmo_request", value: "x", resolves: []), replica: 8)) == .invalid)
+        #expect(validate(op(.set(field: "wmo_request", value: "x", resolves: []), author: "someone-else")) == .invalid)
+        // A context that claims dots the segment never saw.
+        var claimed = VersionVector()
+        claimed.raise(ReplicaID(9), to: 3)
+        #expect(validate(op(.set(field: "wmo_request", value: "x", resolves: []), context: claimed)) == .invalid)
+        #expect(validate(op(.set(field: "wmo_reindication_due", value: "31-12-2026", resolves: []))) == .invalid)
+    }
+
+    @Test func editOfRejectedInsertDependsOnRejected() {
+        var state = SegmentState(key: segment(.wmo), epoch: 0)
+        let rejectedInsert = Dot(replica: ReplicaID(7), counter: 1)
+        state.markSeen(rejectedInsert)
+        var context = VersionVector()
+        context.raise(ReplicaID(7), to: 1)
+        let edit = op(.edit(collection: "doelen", item: rejectedInsert, field: .status, value: "done"), counter: 2, context: context)
+        #expect(validate(edit, state: state) == .dependsOnRejected)
+        let forged = op(.edit(collection: "doelen", item: Dot(replica: ReplicaID(7), counter: 99), field: .status, value: "done"), counter: 2, context: context)
+        #expect(validate(forged, state: state) == .invalid)
+    }
+
+    @Test func dotReuseIsDetectedOnRepush() throws {
+        var server = InMemorySyncServer(schema: Fixture.schema)
+        server.policies["w1"] = Fixture.context(user: "w1", role: "wmo-consulent")
+        server.addHousehold(h)
+        let device = DeviceIdentity(replica: ReplicaID(7), user: "w1", deviceID: "d1")
+        let first = op(.set(field: "wmo_request", value: "eerste", resolves: []))
+        let request = SyncRequest(cursor: .start, schemaHash: Fixture.schema.contentHash, held: HeldSet(segments: [], includeList: true), ops: [first])
+        let response = try server.sync(request, device: device, now: now)
+        #expect(response.accepted.count == 1)
+        // Same dot, same content: the stored verdict.
+        let again = try server.sync(request, device: device, now: now)
+        #expect(again.accepted.count == 1 && again.rejected.isEmpty)
+        // Same dot, other content: dotReuse.
+        var reused = request
+        reused.ops = [op(.set(field: "wmo_request", value: "anders", resolves: []))]
+        let third = try server.sync(reused, device: device, now: now)
+        #expect(third.rejected.map(\.reason) == [.dotReuse])
+    }
+
+    @Test func everyReasonCodeHasAdvice() {
+        for reason in RefusalReason.all { #expect(!reason.advice.isEmpty) }
+        #expect(Set(RefusalReason.all.map(\.rawValue)).isSuperset(of: [
+            "notAssigned", "purposeNotGranted", "readOnly", "unknownField", "fieldRetired", "erased", "invalid",
+            "dependsOnRejected", "dotReuse",
+        ]))
+    }
+}

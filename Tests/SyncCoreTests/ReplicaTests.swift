@@ -1,0 +1,225 @@
+import Foundation
+import Testing
+@testable import SyncCore
+
+/// The client replica against the in-memory reference server, with every
+/// message going through the binary codec (DESIGN §3.1, §5).
+struct ReplicaTests {
+    let h = Fixture.household
+    let now = Fixture.t0
+
+    struct World {
+        var server = InMemorySyncServer(schema: Fixture.schema)
+        var devices: [String: (ClientReplica, DeviceIdentity)] = [:]
+        var clock: UInt64 = Fixture.t0
+
+        mutating func addDevice(_ name: String, user: String, role: String, replica: UInt32, households: [HouseholdID]) {
+            server.policies[user] = Fixture.context(user: user, role: role, households: households)
+            let replica = ClientReplica(replica: ReplicaID(replica), user: user, schema: Fixture.schema,
+                                        policy: server.policies[user]!)
+            devices[name] = (replica, DeviceIdentity(replica: replica.replica, user: user, deviceID: name))
+        }
+
+        /// Round trips until the server has nothing more; returns the outcomes.
+        @discardableResult
+        mutating func sync(_ name: String, maxOps: Int = .max, limit: Int = 4 << 20, rounds: Int = 20) throws -> [ClientReplica.SyncOutcome] {
+            var (replica, device) = devices[name]!
+            var outcomes: [ClientReplica.SyncOutcome] = []
+            for _ in 0..<rounds {
+                clock += 1000
+                let request = replica.makeRequest(maxOps: maxOps, limit: limit)
+                let wireRequest = try SyncRequest(binary: request.binaryEncoded())
+                let response = try server.sync(wireRequest, device: device, now: clock)
+                let wireResponse = try SyncResponse(binary: response.binaryEncoded())
+                let outcome = replica.apply(wireResponse, wall: clock)
+                outcomes.append(outcome)
+                if !outcome.needsAnotherRound && replica.pending.isEmpty { break }
+                if !outcome.needsAnotherRound && maxOps == .max && outcome.accepted == 0 && outcome.rejected.isEmpty { break }
+            }
+            devices[name] = (replica, device)
+            return outcomes
+        }
+
+        func replica(_ name: String) -> ClientReplica { devices[name]!.0 }
+        mutating func edit(_ name: String, _ body: (inout ClientReplica, UInt64) throws -> Void) rethrows {
+            clock += 1000
+            try body(&devices[name]!.0, clock)
+        }
+
+        /// Device and server copies of every segment the device holds are byte-identical.
+        func identical(_ name: String) -> Bool {
+            let replica = replica(name)
+            for (key, state) in replica.confirmed {
+                guard let server = server.segments[key], server.state.canonicalBytes() == state.canonicalBytes() else { return false }
+            }
+            return true
+        }
+    }
+
+    func isIdentical(_ world: World, _ name: String) -> Bool { world.identical(name) }
+
+    func seededWorld() throws -> World {
+        var world = World()
+        world.addDevice("wmo", user: "wendy", role: "wmo-consulent", replica: 10, households: [h])
+        world.addDevice("coach", user: "bas", role: "buurtcoach", replica: 11, households: [h])
+        // The coach creates the household; the WMO consulent is assigned to it.
+        try world.edit("coach") { replica, wall in
+            _ = try replica.createHousehold(id: h, label: "Fam. Voorbeeld", wall: wall)
+        }
+        try world.sync("coach")
+        try world.edit("wmo") { replica, wall in
+            try replica.set(household: h, field: "wmo_request", value: "Hulp bij het huishouden", wall: wall)
+        }
+        try world.sync("wmo")
+        try world.sync("coach")
+        return world
+    }
+
+    @Test func createAndSyncConverges() throws {
+        let world = try seededWorld()
+        #expect(isIdentical(world, "wmo"))
+        #expect(isIdentical(world, "coach"))
+        #expect(world.replica("wmo").view(SegmentKey(household: h, purpose: .regie))?.value(of: "label") == "Fam. Voorbeeld")
+        // The coach has no WMO: it never received the WMO segment.
+        #expect(world.replica("coach").confirmed[SegmentKey(household: h, purpose: .wmo)] == nil)
+        #expect(world.replica("wmo").pending.isEmpty)
+    }
+
+    @Test func rejectedPendingWriteDisappearsAndConfirmedValueReturns() throws {
+        var world = try seededWorld()
+        let segment = SegmentKey(household: h, purpose: .wmo)
+        // The server makes WMO read-only for wendy; her device has not heard yet.
+        world.server.policies["wendy"]!.rolePurposes[.wmo] = .read
+        try world.edit("wmo") { replica, wall in
+            try replica.set(household: h, field: "wmo_request", value: "Iets anders", wall: wall)
+        }
+        #expect(world.replica("wmo").view(segment)?.value(of: "wmo_request") == "Iets anders")
+        let outcomes = try world.sync("wmo")
+        #expect(outcomes.first?.rejected.map(\.reason) == [.readOnly])
+        let replica = world.replica("wmo")
+        #expect(replica.view(segment)?.value(of: "wmo_request") == "Hulp bij het huishouden")
+        #expect(replica.rejected.count == 1)
+        #expect(replica.pending.isEmpty)
+        #expect(isIdentical(world, "wmo"))
+        // And the device now refuses such writes locally.
+        #expect(throws: SyncCoreError.self) {
+            var copy = replica
+            try copy.set(household: h, field: "wmo_request", value: "x", wall: now)
+        }
+    }
+
+    @Test func resnapshotKeepsPendingOps() throws {
+        var world = try seededWorld()
+        let segment = SegmentKey(household: h, purpose: .regie)
+        // Corrupt the device's confirmed copy: the next segment hash will not match.
+        world.devices["coach"]!.0.confirmed[segment]!.fields["label"] = nil
+        try world.edit("coach") { replica, wall in
+            try replica.set(household: h, field: "area", value: "Dorpen", wall: wall)
+            try replica.set(household: h, field: "next_evaluation_date", value: "2027-03-01", wall: wall)
+        }
+        // Push one op only: the other stays pending while the segment is re-fetched.
+        var (replica, device) = world.devices["coach"]!
+        let response = try world.server.sync(replica.makeRequest(maxOps: 1), device: device, now: now + 10_000)
+        let outcome = replica.apply(response, wall: now + 10_000)
+        #expect(outcome.resnapshots == [segment])
+        #expect(replica.confirmed[segment] == nil)
+        #expect(replica.pending.count == 1)
+        #expect(replica.view(segment)?.value(of: "next_evaluation_date") == "2027-03-01")
+        world.devices["coach"] = (replica, device)
+        try world.sync("coach")
+        #expect(world.replica("coach").pending.isEmpty)
+        #expect(world.replica("coach").view(segment)?.value(of: "area") == "Dorpen")
+        #expect(isIdentical(world, "coach"))
+    }
+
+    @Test func concurrentOfflineEditsConflictAndResolve() throws {
+        var world = try seededWorld()
+        try world.edit("wmo") { r, wall in try r.set(household: h, field: "regisseur", value: "wendy", wall: wall) }
+        try world.edit("coach") { r, wall in try r.set(household: h, field: "regisseur", value: "bas", wall: wall) }
+        try world.sync("wmo")
+        let coachOutcome = try world.sync("coach")
+        try world.sync("wmo")
+        #expect(coachOutcome.contains { $0.newConflicts > 0 })
+        let wmoConflicts = world.replica("wmo").conflicts(household: h)
+        let coachConflicts = world.replica("coach").conflicts(household: h)
+        #expect(wmoConflicts.count == 1)
+        #expect(wmoConflicts == coachConflicts)
+        #expect(wmoConflicts.first?.values.count == 2)
+        #expect(wmoConflicts.first?.kind == .invariant)
+        let winner = wmoConflicts.first!.values.first { $0.winner }!
+        try world.edit("coach") { r, wall in
+            try r.resolve(household: h, field: "regisseur", pick: winner.id, value: nil, wall: wall)
+        }
+        try world.sync("coach")
+        try world.sync("wmo")
+        #expect(world.replica("wmo").conflicts(household: h).isEmpty)
+        #expect(world.replica("coach").conflicts(household: h).isEmpty)
+        #expect(isIdentical(world, "wmo") && isIdentical(world, "coach"))
+    }
+
+    @Test func erasureUsesPurgeAndRejectsOldEpochOps() throws {
+        var world = try seededWorld()
+        let segment = SegmentKey(household: h, purpose: .wmo)
+        try world.edit("wmo") { r, wall in
+            try r.appendLog(household: h, purpose: .wmo, kind: "huisbezoek", occurredAt: nil, text: "Keukentafelgesprek gevoerd.", wall: wall)
+        }
+        world.server.erase(segment)
+        let outcomes = try world.sync("wmo")
+        let replica = world.replica("wmo")
+        #expect(outcomes.flatMap(\.rejected).map(\.reason).contains(.erased))
+        #expect(outcomes.flatMap(\.purged).contains(segment))
+        #expect(replica.confirmed[segment] == nil)
+        #expect(replica.rejected.isEmpty)  // ops of an erased segment are not kept
+        #expect(replica.epochs[segment] == 1)
+        // New work under the purpose starts again at the new epoch.
+        try world.edit("wmo") { r, wall in try r.set(household: h, field: "wmo_request", value: "Nieuw", wall: wall) }
+        try world.sync("wmo")
+        #expect(world.replica("wmo").confirmed[segment]?.epoch == 1)
+        #expect(isIdentical(world, "wmo"))
+    }
+
+    @Test func grantChangesSnapshotAndPurge() throws {
+        var world = try seededWorld()
+        let wmo = SegmentKey(household: h, purpose: .wmo)
+        world.server.policies["bas"]!.grants = [Grant(purpose: .wmo, access: .read)]
+        let gained = try world.sync("coach")
+        #expect(gained.contains { $0.snapshots > 0 })
+        #expect(world.replica("coach").confirmed[wmo] != nil)
+        world.server.policies["bas"]!.grants = []
+        let lost = try world.sync("coach")
+        #expect(lost.flatMap(\.purged).contains(wmo))
+        #expect(world.replica("coach").confirmed[wmo] == nil)
+    }
+
+    @Test func pagedPullConverges() throws {
+        var world = World()
+        let households = (0..<12).map { i in HouseholdID(bytes: Array(repeating: UInt8(i + 1), count: 16))! }
+        world.addDevice("a", user: "ann", role: "buurtcoach", replica: 20, households: households)
+        world.addDevice("b", user: "ben", role: "buurtcoach", replica: 21, households: [])
+        try world.edit("a") { r, wall in
+            for household in households {
+                _ = try r.createHousehold(id: household, label: "Huishouden", wall: wall)
+                try r.appendLog(household: household, purpose: .regie, kind: "telefoon", occurredAt: nil,
+                                text: String(repeating: "Afspraak gemaakt. ", count: 20), wall: wall)
+            }
+        }
+        try world.sync("a")
+        world.server.policies["ben"]!.assignments = households.map { Assignment(household: $0) }
+        let outcomes = try world.sync("b", limit: 600)
+        #expect(outcomes.count > 2)
+        #expect(world.replica("b").confirmed.count == households.count)
+        #expect(isIdentical(world, "b"))
+    }
+
+    @Test func localRefusalNamesThePurpose() throws {
+        var world = try seededWorld()
+        do {
+            try world.edit("wmo") { r, wall in try r.set(household: h, field: "wgs_notes", value: "x", wall: wall) }
+            Issue.record("write should be refused")
+        } catch let error as SyncCoreError {
+            #expect(error.refusal == .purposeNotGranted)
+            #expect(error.message.contains("WGS"))
+        }
+        #expect(world.replica("wmo").pending.isEmpty)
+    }
+}
