@@ -209,3 +209,19 @@ enum OperationListCodec {
         }
     }
 }
+
+extension SyncOperation {
+    /// One op alone in the binary form (for a server's quarantine).
+    public func encodedBytes() -> [UInt8] {
+        var writer = BinaryWriter(capacity: 64)
+        OperationListCodec.encode([self], to: &writer)
+        return writer.bytes
+    }
+
+    public init(encodedBytes bytes: [UInt8]) throws(SyncCoreError) {
+        var reader = BinaryReader(bytes)
+        let ops = try OperationListCodec.decode(from: &reader)
+        guard ops.count == 1, reader.isAtEnd else { throw BinaryReader.malformed("expected one operation") }
+        self = ops[0]
+    }
+}

@@ -60,7 +60,8 @@ public struct OperationValidator: Sendable {
         return nil
     }
 
-    func validateSchema(_ op: SyncOperation) -> RefusalReason? {
+    /// Schema checks alone (names, purposes, types), for writes the server makes itself.
+    public func validateSchema(_ op: SyncOperation) -> RefusalReason? {
         let purpose = op.segment.purpose
         guard schema.purpose(purpose) != nil else { return .unknownField }
         switch op.payload {

@@ -1,0 +1,173 @@
+import HTTPTypes
+import Crypto
+public import Foundation
+import GRDB
+import Logging
+public import SyncCore
+
+/// One audit row as recorded (NEN 7513 style): who, on which device, did what
+/// to which household and purpose, how many fields, when. IDs and purpose
+/// codes only, never content.
+public struct AuditRecord: Sendable, Codable, Hashable {
+    public var seq: Int64 = 0
+    public var at: UInt64
+    public var actor: String
+    public var device: String
+    public var action: String
+    public var household: String?
+    public var purpose: String
+    public var count: Int
+    public var detail: String
+
+    public init(at: UInt64, actor: String, device: String = "", action: String, household: HouseholdID? = nil,
+                purpose: Purpose? = nil, count: Int = 0, detail: String = "") {
+        self.at = at
+        self.actor = actor
+        self.device = device
+        self.action = action
+        self.household = household?.description
+        self.purpose = purpose?.rawValue ?? ""
+        self.count = count
+        self.detail = detail
+    }
+}
+
+/// The result of `admin audit --verify`.
+public struct AuditVerification: Sendable, Codable {
+    public var ok: Bool
+    public var rows: Int64
+    public var anchorsChecked: Int
+    public var problem: String?
+}
+
+/// The append-only audit chain: a gapless sequence and an HMAC chain under a
+/// key kept outside the database (`DATA/audit.key`, 0600). The chain head is
+/// anchored to `DATA/audit.anchors` and the server log periodically and at
+/// shutdown, so truncation after an anchored head is detectable.
+final class AuditLog: Sendable {
+    private let key: SymmetricKey
+    private let anchorsURL: URL
+    private let logger: Logger
+
+    init(dataDirectory: URL, logger: Logger) throws {
+        let keyURL = dataDirectory.appendingPathComponent("audit.key")
+        anchorsURL = dataDirectory.appendingPathComponent("audit.anchors")
+        self.logger = logger
+        if let existing = try? Data(contentsOf: keyURL) {
+            guard existing.count == 32 else {
+                throw ServerError(.internalError, "audit.key in the data directory is damaged (expected 32 bytes). Restore it from backup.", status: .internalServerError)
+            }
+            key = SymmetricKey(data: existing)
+        } else {
+            let fresh = SymmetricKey(size: .bits256)
+            let bytes = fresh.withUnsafeBytes { Data($0) }
+            try FileSecurity.writePrivate(bytes, to: keyURL)
+            key = fresh
+        }
+    }
+
+    /// Appends rows inside the caller's transaction (the same one as what they record).
+    func append(_ records: [AuditRecord], db: Database) throws {
+        guard !records.isEmpty else { return }
+        let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1")
+        var seq: Int64 = last?["seq"] ?? 0
+        var previous: Data = last?["mac"] ?? Data(count: 32)
+        for var record in records {
+            seq += 1
+            record.seq = seq
+            let mac = Self.mac(record, previous: previous, key: key)
+            try db.execute(sql: """
+                INSERT INTO audit (seq, at, actor, device, action, household, purpose, count, detail, mac)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [seq, Int64(record.at), record.actor, record.device, record.action,
+                                 record.household.flatMap { HouseholdID($0)?.bytes }.map { Data($0) },
+                                 record.purpose, record.count, record.detail, mac])
+            previous = mac
+        }
+    }
+
+    static func mac(_ record: AuditRecord, previous: Data, key: SymmetricKey) -> Data {
+        var hmac = HMAC<SHA256>(key: key)
+        hmac.update(data: previous)
+        let fields = [String(record.seq), String(record.at), record.actor, record.device, record.action,
+                      record.household ?? "", record.purpose, String(record.count), record.detail]
+        for field in fields {
+            hmac.update(data: Data(field.utf8))
+            hmac.update(data: Data([0x1F]))
+        }
+        return Data(hmac.finalize())
+    }
+
+    /// Writes the chain head to the anchors file (fsynced) and the log.
+    func anchor(db: Database) throws {
+        guard let head = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1") else { return }
+        let seq: Int64 = head["seq"]
+        let mac: Data = head["mac"]
+        let line = "\(seq) \(mac.map { String(format: "%02x", $0) }.joined())\n"
+        try FileSecurity.appendPrivate(Data(line.utf8), to: anchorsURL)
+        logger.info("audit chain head anchored", metadata: ["audit.seq": "\(seq)"])
+    }
+
+    func readRows(db: Database, household: HouseholdID?, limit: Int) throws -> [AuditRecord] {
+        var sql = "SELECT * FROM audit"
+        var arguments: StatementArguments = []
+        if let household {
+            sql += " WHERE household = ?"
+            arguments = [Data(household.bytes)]
+        }
+        sql += " ORDER BY seq DESC LIMIT ?"
+        arguments += [limit]
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.record(from:)).reversed()
+    }
+
+    static func record(from row: Row) -> AuditRecord {
+        let householdBytes: Data? = row["household"]
+        var record = AuditRecord(at: UInt64(row["at"] as Int64), actor: row["actor"], device: row["device"], action: row["action"],
+                                 household: householdBytes.flatMap { HouseholdID(bytes: Array($0)) },
+                                 purpose: nil, count: row["count"], detail: row["detail"])
+        record.purpose = row["purpose"]
+        record.seq = row["seq"]
+        return record
+    }
+
+    /// Recomputes the whole chain and checks every anchor.
+    func verify(db: Database) throws -> AuditVerification {
+        var expected: Int64 = 1
+        var previous = Data(count: 32)
+        var macs: [Int64: Data] = [:]
+        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+        while let row = try cursor.next() {
+            let record = Self.record(from: row)
+            guard record.seq == expected else {
+                return AuditVerification(ok: false, rows: expected - 1, anchorsChecked: 0,
+                                         problem: "audit row \(expected) is missing (next row is \(record.seq))")
+            }
+            let stored: Data = row["mac"]
+            guard Self.mac(record, previous: previous, key: key) == stored else {
+                return AuditVerification(ok: false, rows: expected - 1, anchorsChecked: 0,
+                                         problem: "audit row \(record.seq) was altered (its HMAC does not match the chain)")
+            }
+            macs[record.seq] = stored
+            previous = stored
+            expected += 1
+        }
+        let rows = expected - 1
+        var checked = 0
+        if let text = try? String(contentsOf: anchorsURL, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2, let seq = Int64(parts[0]) else { continue }
+                guard let mac = macs[seq] else {
+                    return AuditVerification(ok: false, rows: rows, anchorsChecked: checked,
+                                             problem: "the log was truncated: anchored row \(seq) is gone (last row is \(rows))")
+                }
+                guard mac.map({ String(format: "%02x", $0) }).joined() == parts[1] else {
+                    return AuditVerification(ok: false, rows: rows, anchorsChecked: checked,
+                                             problem: "anchored row \(seq) does not match its anchor")
+                }
+                checked += 1
+            }
+        }
+        return AuditVerification(ok: true, rows: rows, anchorsChecked: checked, problem: nil)
+    }
+}

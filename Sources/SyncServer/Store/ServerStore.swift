@@ -1,0 +1,94 @@
+import Foundation
+import GRDB
+import Logging
+import SyncCore
+import Synchronization
+
+/// The durable store: SQLite through GRDB in WAL mode with
+/// `synchronous=FULL` and `secure_delete=ON` (DESIGN §6). All writes go
+/// through the group committer; pulls read from a snapshot and never wait
+/// for writes.
+final class ServerStore: Sendable {
+    let pool: DatabasePool
+    let committer: GroupCommitter
+    let audit: AuditLog
+    let policyStore: PolicyStore
+    let configuration: ServerConfiguration
+    let metrics: ServerMetrics
+    /// The clock of the server's own replica (admin resolves, server-created households).
+    let serverClock = Mutex(HybridLogicalClock())
+    var schema: Schema { configuration.schema }
+    var now: UInt64 { configuration.clock() }
+
+    init(configuration: ServerConfiguration, metrics: ServerMetrics) throws {
+        self.configuration = configuration
+        self.metrics = metrics
+        try FileSecurity.makePrivateDirectory(configuration.dataDirectory)
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
+        pool = try DatabasePool(path: path, configuration: config)
+        try Migrations.migrator().migrate(pool)
+        for suffix in ["", "-wal", "-shm"] {
+            let file = path + suffix
+            if FileManager.default.fileExists(atPath: file) {
+                try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
+            }
+        }
+        committer = GroupCommitter(pool: pool)
+        audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger)
+        policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
+    }
+
+    /// On first start: creates the first admin (`admin`), writes its token to
+    /// `DATA/admin.token` (0600) and returns it so it can be printed once.
+    func bootstrapAdmin() throws -> String? {
+        let token = Tokens.make(prefix: "fsa")
+        let created = try pool.write { db -> Bool in
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM users WHERE role = 'admin'") ?? 0
+            guard count == 0 else { return false }
+            let now = Int64(self.now)
+            try db.execute(sql: "INSERT INTO users (name, role, contact, created_at) VALUES ('admin', 'admin', '', ?)", arguments: [now])
+            try db.execute(sql: "INSERT INTO admin_tokens (token_hash, user_id, created_at) VALUES (?, ?, ?)",
+                           arguments: [Tokens.hash(token), db.lastInsertedRowID, now])
+            try self.audit.append([AuditRecord(at: self.now, actor: "system", action: "bootstrapAdmin", detail: "first admin created")], db: db)
+            return true
+        }
+        guard created else { return nil }
+        try FileSecurity.writePrivate(Data((token + "\n").utf8), to: configuration.dataDirectory.appendingPathComponent("admin.token"))
+        return token
+    }
+
+    /// Anchors the audit chain head.
+    func anchorAudit() {
+        do {
+            try pool.read { db in try audit.anchor(db: db) }
+        } catch {
+            configuration.logger.error("could not anchor the audit chain head", metadata: ["error": "\(type(of: error))"])
+        }
+    }
+
+    /// The store is reachable and answers a query.
+    func healthy() async -> Bool {
+        (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+
+    /// Bytes on disk of the database and its WAL.
+    func storeSize() -> Int64 {
+        let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
+        return ["", "-wal"].reduce(Int64(0)) { total, suffix in
+            total + (((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size]) as? Int64) ?? 0)
+        }
+    }
+
+    func close() {
+        anchorAudit()
+        try? pool.close()
+    }
+}

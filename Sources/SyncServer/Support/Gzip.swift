@@ -1,0 +1,62 @@
+import CZlib
+import Foundation
+
+/// gzip for HTTP bodies over 1 KiB, both directions (DESIGN §5), through the
+/// system zlib. Decompression is bounded so a small bomb cannot exhaust memory.
+public enum Gzip {
+    public static let threshold = 1024
+
+    public static func compress(_ input: [UInt8], level: Int32 = 6) -> [UInt8] {
+        var stream = z_stream()
+        guard deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return input }
+        defer { deflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
+        var input = input
+        let produced: Int = input.withUnsafeMutableBufferPointer { inBuffer in
+            output.withUnsafeMutableBufferPointer { outBuffer in
+                stream.next_in = inBuffer.baseAddress
+                stream.avail_in = UInt32(inBuffer.count)
+                stream.next_out = outBuffer.baseAddress
+                stream.avail_out = UInt32(outBuffer.count)
+                _ = deflate(&stream, Z_FINISH)
+                return outBuffer.count - Int(stream.avail_out)
+            }
+        }
+        return Array(output.prefix(produced))
+    }
+
+    public struct DecompressionError: Error, Sendable {
+        public var tooLarge: Bool
+    }
+
+    /// Inflates a gzip (or zlib) body of at most `limit` bytes.
+    public static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
+        var stream = z_stream()
+        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw DecompressionError(tooLarge: false)
+        }
+        defer { inflateEnd(&stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var input = input
+        var status: Int32 = Z_OK
+        try input.withUnsafeMutableBufferPointer { inBuffer in
+            stream.next_in = inBuffer.baseAddress
+            stream.avail_in = UInt32(inBuffer.count)
+            repeat {
+                let produced: Int = chunk.withUnsafeMutableBufferPointer { outBuffer in
+                    stream.next_out = outBuffer.baseAddress
+                    stream.avail_out = UInt32(outBuffer.count)
+                    status = inflate(&stream, Z_NO_FLUSH)
+                    return outBuffer.count - Int(stream.avail_out)
+                }
+                guard status == Z_OK || status == Z_STREAM_END else { throw DecompressionError(tooLarge: false) }
+                output.append(contentsOf: chunk[0..<produced])
+                if output.count > limit { throw DecompressionError(tooLarge: true) }
+                if produced == 0 && stream.avail_in == 0 && status != Z_STREAM_END { throw DecompressionError(tooLarge: false) }
+            } while status != Z_STREAM_END
+        }
+        return output
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SyncCore
+import SyncServer
+
+/// `fieldsyncd`: flags and environment → configuration → run (DESIGN §8).
+@main
+struct FieldSyncDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fieldsyncd",
+        abstract: "The FieldSync sync server for household plans and contact logs.",
+        discussion: """
+            On first start it creates the first admin, prints the admin token once and writes it to DATA/admin.token (mode 0600).
+            Environment: FIELDSYNC_DATA, FIELDSYNC_HOST, FIELDSYNC_PORT, FIELDSYNC_MAX_BODY, FIELDSYNC_LOG_LEVEL.
+            SIGTERM or SIGINT: finishes in-flight requests, anchors the audit chain, closes the store and exits 0.
+            """)
+
+    @Option(name: .long, help: "Data directory (database, audit key, admin token). Env: FIELDSYNC_DATA.")
+    var data: String?
+
+    @Option(name: .long, help: "Address to listen on. Env: FIELDSYNC_HOST. Default 127.0.0.1.")
+    var host: String?
+
+    @Option(name: .long, help: "Port to listen on; 0 picks a free one and prints it. Env: FIELDSYNC_PORT. Default 8080.")
+    var port: Int?
+
+    @Option(name: .customLong("max-body"), help: "Largest request body in bytes. Env: FIELDSYNC_MAX_BODY. Default 8388608.")
+    var maxBody: Int?
+
+    @Option(name: .long, help: "A schema JSON file instead of the built-in household-plan schema.")
+    var schema: String?
+
+    @Option(name: .long, help: "A policy JSON file (roles → purposes) instead of the built-in policy.")
+    var policy: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error. Env: FIELDSYNC_LOG_LEVEL.")
+    var logLevel: String?
+
+    func validate() throws {
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535.") }
+        if let maxBody, maxBody < 4096 { throw ValidationError("--max-body must be at least 4096 bytes.") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let dataPath = data ?? environment["FIELDSYNC_DATA"], !dataPath.isEmpty else {
+            throw ValidationError("Give a data directory: --data DIR or FIELDSYNC_DATA.")
+        }
+        let level = Logger.Level(rawValue: logLevel ?? environment["FIELDSYNC_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var schemaValue = Schema.defaultHouseholdPlan()
+        if let schema {
+            schemaValue = try Schema.load(json: try Data(contentsOf: URL(fileURLWithPath: schema)))
+        }
+        var policyValue: PolicyFile?
+        if let policy {
+            policyValue = try PolicyFile.load(json: try Data(contentsOf: URL(fileURLWithPath: policy)), schema: schemaValue)
+        }
+        let envPort = environment["FIELDSYNC_PORT"].flatMap(Int.init)
+        let envBody = environment["FIELDSYNC_MAX_BODY"].flatMap(Int.init)
+        let config = ServerConfiguration(
+            dataDirectory: URL(fileURLWithPath: dataPath),
+            host: host ?? environment["FIELDSYNC_HOST"] ?? "127.0.0.1",
+            port: port ?? envPort ?? 8080,
+            maxBody: maxBody ?? envBody ?? 8 << 20,
+            schema: schemaValue,
+            policy: policyValue,
+            logger: Logger(label: "fieldsyncd"))
+        let server = try await FieldSyncServer.start(config, handleSignals: true)
+        if let token = server.adminToken {
+            emit("First start: created admin user 'admin'. Admin token (shown once, also in \(dataPath)/admin.token):")
+            emit(token)
+        }
+        emit("fieldsyncd listening on http://\(config.host):\(server.port)")
+        try await server.wait()
+    }
+}
+
+/// Writes a line to stdout unbuffered, so a supervisor or test reading the
+/// pipe sees the port at once.
+private func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
