@@ -69,7 +69,16 @@ let package = Package(
             dependencies: ["SyncCore", "SyncServer", "FieldCLI"]
         ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
-        .testTarget(name: "SyncServerTests", dependencies: ["SyncServer", "SyncCore"]),
+        .testTarget(
+            name: "SyncServerTests",
+            dependencies: [
+                "SyncServer", "SyncCore",
+                // Tests read and tamper with the store file directly (audit tamper, byte-identical state checks).
+                .product(name: "GRDB", package: "GRDB.swift"),
+                // Tests capture the server's log lines to check they carry no personal data.
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "FieldCLITests", dependencies: ["FieldCLI", "SyncServer", "SyncCore", "FieldBench"]),
     ]
 )

@@ -88,9 +88,15 @@ struct AuditAnchoring: Service {
     let interval: TimeInterval
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .seconds(interval))
-            store.anchorAudit()
+        do {
+            try await cancelWhenGracefulShutdown {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(interval))
+                    store.anchorAudit()
+                }
+            }
+        } catch is CancellationError {
+            // Shutdown: the store anchors the head once more when it closes.
         }
     }
 }

@@ -1,1 +1,4 @@
-print("fieldcli")
+import FieldCLI
+import Foundation
+
+exit(await FieldCLIEntry.run(Array(CommandLine.arguments.dropFirst())))

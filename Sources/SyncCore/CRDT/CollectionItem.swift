@@ -120,7 +120,7 @@ public struct ItemCollection: Hashable, Sendable {
         items.values.filter(\.isLive).sorted { PositionKey.precedes($0.sortKey, $1.sortKey) }
     }
 
-    subscript(id: Dot) -> CollectionItem? {
+    public internal(set) subscript(id: Dot) -> CollectionItem? {
         get { items[id] }
         set { items[id] = newValue }
     }

@@ -1,7 +1,7 @@
 import HTTPTypes
 import Foundation
 import GRDB
-import SyncCore
+public import SyncCore
 
 /// An enrolled device as the server knows it.
 struct DeviceRecord: Sendable {
@@ -22,6 +22,8 @@ public struct EnrollResponse: Codable, Sendable {
     public var role: String
     public var serverTime: UInt64
     public var maxBody: Int
+    /// The user's policy context, so the device can check writes before its first sync.
+    public var policy: PolicyContext
 }
 
 public struct EnrollRequest: Codable, Sendable {
@@ -81,6 +83,7 @@ extension ServerStore {
         let now = self.now
         let maxBody = configuration.maxBody
         let audit = self.audit
+        let policyStore = self.policyStore
         return try await committer.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_codes WHERE code_hash = ?", arguments: [hash]),
                   Tokens.equal(row["code_hash"], hash) else {
@@ -103,7 +106,7 @@ extension ServerStore {
                 """, arguments: [deviceID, user.id, replica, Tokens.hash(token), name, Int64(now)])
             try audit.append([AuditRecord(at: now, actor: user.name, device: deviceID, action: "enroll", detail: "replica=\(replica)")], db: db)
             return EnrollResponse(deviceID: deviceID, token: token, replica: UInt32(replica), user: user.name, role: user.role,
-                                  serverTime: now, maxBody: maxBody)
+                                  serverTime: now, maxBody: maxBody, policy: try policyStore.context(db, user: user, now: now))
         }
     }
 }

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import SyncCore
+import SyncServer
+
+struct EnrollCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enroll",
+        abstract: "Enroll this device with a one-time code from an admin.",
+        discussion: "The server issues a device token (stored encrypted) and a replica ID. Then run 'fieldcli sync'.")
+
+    @Option(help: "The server URL, e.g. https://sync.gemeente.nl (or FIELDSYNC_SERVER).")
+    var server: String?
+
+    @Option(help: "The one-time enrollment code from 'fieldcli admin enroll-code USER'.")
+    var code: String
+
+    @Option(help: "A name for this device, shown to admins (default: the host name).")
+    var name: String?
+
+    @Flag(help: "Replace an existing enrollment in this home (wipes its local store).")
+    var force = false
+
+    func run() async throws {
+        let context = CLIContext.current
+        guard let server = server ?? context.environment["FIELDSYNC_SERVER"] else {
+            throw ValidationError("Give --server URL (or set FIELDSYNC_SERVER).")
+        }
+        let result = try await Enrollment.enroll(context: context, server: server, code: code,
+                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force)
+        context.emit(result) {
+            "Enrolled as \(result.user) (\(result.role)); device \(result.deviceName), replica \(result.replica). Run 'fieldcli sync' to fetch your households."
+        }
+    }
+}
+
+enum Enrollment {
+    struct Result: Encodable {
+        var user: String
+        var role: String
+        var deviceID: String
+        var deviceName: String
+        var replica: UInt32
+        var server: String
+    }
+
+    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool) async throws -> Result {
+        try FileSecurity.makePrivateDirectory(context.home)
+        let lock = try HomeLock(home: context.home)
+        defer { withExtendedLifetime(lock) {} }
+        let databaseURL = context.home.appendingPathComponent(LocalStore.databaseName)
+        if FileManager.default.fileExists(atPath: databaseURL.path) {
+            guard force else {
+                throw CLIError.other("This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).")
+            }
+            try LocalStore.wipe(home: context.home)
+        }
+        let client = try HTTPClient(server: server, token: nil)
+        let response: EnrollResponse = try await client.json("POST", "v1/enroll", body: EnrollRequest(code: code, name: name),
+                                                             action: "Enrollment")
+        let store = try LocalStore(home: context.home, create: true)
+        let identity = DeviceIdentityRecord(server: server, deviceID: response.deviceID, replica: response.replica, user: response.user,
+                                            role: response.role, name: name, enrolledAt: response.serverTime, maxBody: response.maxBody)
+        try store.saveIdentity(identity, token: response.token)
+        let replica = ClientReplica(replica: ReplicaID(response.replica), user: response.user, schema: .defaultHouseholdPlan(),
+                                    policy: response.policy)
+        try store.save(replica, previous: nil)
+        return Result(user: response.user, role: response.role, deviceID: response.deviceID, deviceName: name,
+                      replica: response.replica, server: server)
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+public import Foundation
+
+/// `fieldcli`: the field worker's and admin's command line (DESIGN §7–§8).
+struct FieldCLIRoot: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fieldcli",
+        abstract: "Offline-first household plans and contact logs, synced with a FieldSync server.",
+        discussion: """
+            Every command except enroll, sync and admin works without a network.
+            Global options go before the command: fieldcli [--home DIR] [--json] COMMAND.
+            Environment: FIELDCLI_HOME, FIELDSYNC_SERVER, FIELDSYNC_ADMIN_TOKEN.
+            Exit codes: 0 ok, 1 usage error, 2 refused by policy, 3 network or server unreachable,
+            4 conflicts or rejected ops need attention (sync), 5 other.
+            """,
+        subcommands: [
+            EnrollCommand.self, HouseholdCommand.self, HouseholdsCommand.self, ShowCommand.self, SetCommand.self,
+            LogCommand.self, GoalCommand.self, SyncCommand.self, StatusCommand.self, ConflictsCommand.self,
+            ResolveCommand.self, RejectedCommand.self, ExportCommand.self, AdminCommand.self, DemoCommand.self,
+        ])
+
+    @Option(name: .long, help: "Home directory of this device's store (default ~/.fieldcli; env FIELDCLI_HOME).")
+    var home: String?
+
+    @Flag(name: .long, help: "Print JSON with stable keys instead of tables.")
+    var json = false
+}
+
+/// The entry point shared by the `fieldcli` binary, the demo and the tests.
+public enum FieldCLIEntry {
+    /// Runs one command line and returns its exit code. Output goes to `output`.
+    public static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
+                           output: OutputSink = .standard()) async -> Int32 {
+        var rest: [String] = []
+        var home = environment["FIELDCLI_HOME"]
+        var json = false
+        var index = 0
+        var sawCommand = false
+        // Global options may come before the command (or anywhere, for --json).
+        while index < arguments.count {
+            let argument = arguments[index]
+            if !sawCommand, argument == "--home", index + 1 < arguments.count {
+                home = arguments[index + 1]
+                index += 2
+                continue
+            }
+            if !sawCommand, argument.hasPrefix("--home=") {
+                home = String(argument.dropFirst(7))
+                index += 1
+                continue
+            }
+            if argument == "--json" {
+                json = true
+                index += 1
+                continue
+            }
+            if !argument.hasPrefix("-") { sawCommand = true }
+            rest.append(argument)
+            index += 1
+        }
+        // `admin --server URL --token T …`: the options of the admin group, read wherever they stand.
+        var adminServer: String?
+        var adminToken: String?
+        if let adminIndex = rest.firstIndex(of: "admin") {
+            var kept = Array(rest[...adminIndex])
+            var position = adminIndex + 1
+            while position < rest.count {
+                let argument = rest[position]
+                if (argument == "--server" || argument == "--token"), position + 1 < rest.count {
+                    if argument == "--server" { adminServer = rest[position + 1] } else { adminToken = rest[position + 1] }
+                    position += 2
+                    continue
+                }
+                if argument.hasPrefix("--server=") { adminServer = String(argument.dropFirst(9)); position += 1; continue }
+                if argument.hasPrefix("--token=") { adminToken = String(argument.dropFirst(8)); position += 1; continue }
+                kept.append(argument)
+                position += 1
+            }
+            rest = kept
+        }
+        let homeURL = home.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            ?? URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".fieldcli")
+        var context = CLIContext(home: homeURL, json: json, environment: environment, output: output)
+        context.adminServer = adminServer ?? environment["FIELDSYNC_SERVER"]
+        context.adminToken = adminToken ?? environment["FIELDSYNC_ADMIN_TOKEN"]
+        return await CLIContext.$current.withValue(context) {
+            do {
+                var command = try FieldCLIRoot.parseAsRoot(rest)
+                if var async = command as? any AsyncParsableCommand {
+                    try await async.run()
+                } else {
+                    try command.run()
+                }
+                return 0
+            } catch let error as CLIError {
+                report(error, context: context)
+                return error.exitCode.rawValue
+            } catch {
+                let code = FieldCLIRoot.exitCode(for: error)
+                let message = FieldCLIRoot.fullMessage(for: error)
+                if code == .success {
+                    if !message.isEmpty { output.out(message) }
+                    return 0
+                }
+                if context.json {
+                    context.printJSON(["error": ["code": "usage", "message": message]])
+                } else {
+                    output.err(message)
+                }
+                return code == .validationFailure ? 1 : code.rawValue
+            }
+        }
+    }
+
+    static func report(_ error: CLIError, context: CLIContext) {
+        if context.json {
+            context.printJSON(["error": ["code": error.code, "message": error.message]])
+        } else {
+            context.output.err("fieldcli: \(error.message)")
+        }
+    }
+}
+
+/// Parses `--at`/`--until` style times, with a usage error that shows the forms.
+func parseTime(_ text: String, option: String) throws -> UInt64 {
+    guard let value = TimeText.parse(text) else {
+        throw ValidationError("\(option) takes a time like 2026-03-01, 2026-03-01T14:30 or 2026-03-01T14:30:00Z.")
+    }
+    return value
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import SyncCore
+
+struct LogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Contact logs: append-only, one entry per purpose.",
+        subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+        commandName: "add",
+            abstract: "Add a contact-log entry (a home visit, a call, a meeting, a signal). Works offline.",
+            discussion: "A contact that touches two purposes is written as one entry per purpose. Entries are immutable; correct one with --corrects ID.")
+
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Option(help: "The purpose the entry belongs to, e.g. WMO or WGS.") var purpose: String
+        @Option(help: "huisbezoek, telefoon, overleg or signaal (the schema lists more).") var kind: String
+        @Option(help: "When the contact happened, e.g. 2026-03-01T14:30 (default: now).") var at: String?
+        @Option(help: "The ID of an entry this one corrects.") var corrects: String?
+        @Argument(help: "The text of the entry.") var text: String
+
+        func validate() throws {
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("The entry text is empty.") }
+            if let at { _ = try parseTime(at, option: "--at") }
+            if let corrects, Dot(corrects) == nil { throw ValidationError("--corrects takes an entry ID like 12.3 (see 'fieldcli log list').") }
+        }
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let id = try workspace.household(household)
+            let purposeCode = try workspace.purpose(purpose)
+            guard let log = workspace.replica.schema.log("contactlog", purpose: purposeCode) else {
+                throw CLIError.usage("Purpose \(purposeCode) has no contact log.")
+            }
+            guard log.kinds.contains(kind) else { throw CLIError.usage("--kind must be one of: \(log.kinds.joined(separator: ", ")).") }
+            let occurredAt = try at.map { try parseTime($0, option: "--at") }
+            let correction: Dot? = corrects.flatMap { Dot($0) }
+            let wall = workspace.now
+            let op: SyncOperation
+            do {
+                op = try workspace.replica.appendLog(household: id, purpose: purposeCode, kind: kind, occurredAt: occurredAt, text: text,
+                                                     correctionOf: correction, wall: wall)
+            } catch {
+                throw refusalToCLI(error)
+            }
+            try workspace.save()
+            workspace.context.emit(["household": id.description, "purpose": purposeCode.rawValue, "entryID": op.dot.description, "status": "pending"]) {
+                "Logged \(kind) for \(purposeCode) on \(id.description.prefix(8)) as entry \(op.dot); it syncs at the next 'fieldcli sync'."
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the contact-log entries this device holds. Reads are audited.")
+
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Option(help: "Only this purpose.") var purpose: String?
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let id = try workspace.household(household)
+            let purposeFilter = try purpose.map { try workspace.purpose($0) }
+            let view = HouseholdView.make(workspace, household: id, purpose: purposeFilter)
+            let entries = view.segments.flatMap { segment in segment.logs.map { (segment.purpose, $0) } }
+                .sorted { $0.1.occurredAt < $1.1.occurredAt }
+            workspace.replica.recordRead(household: id, purpose: purposeFilter, action: "logList", count: entries.count, wall: workspace.now)
+            try workspace.save()
+            struct Row: Encodable {
+                var purpose: String
+                var entry: HouseholdView.EntryView
+            }
+            workspace.context.emit(entries.map { Row(purpose: $0.0, entry: $0.1) }) {
+                if entries.isEmpty { return "No contact-log entries on this device for \(id.description.prefix(8))." }
+                return Table.render(["ID", "PURPOSE", "WHEN", "KIND", "BY", "TEXT"], entries.map {
+                    [$0.1.id, $0.0, $0.1.occurredAt, $0.1.kind, $0.1.author, $0.1.text]
+                })
+            }
+        }
+    }
+}
+
+struct GoalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "goal",
+        abstract: "Goals (doelen) of a household plan, per purpose.",
+        subcommands: [Add.self, List.self, Done.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a goal. Works offline.")
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Option(help: "The purpose of the goal, e.g. REGIE or WMO.") var purpose: String
+        @Option(help: "Insert at this position (0 = first; default last).") var index: Int?
+        @Argument(help: "The goal, in the household's words.") var text: String
+
+        func validate() throws {
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("The goal text is empty.") }
+            if let index, index < 0 { throw ValidationError("--index must be 0 or more.") }
+        }
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let id = try workspace.household(household)
+            let purposeCode = try workspace.purpose(purpose)
+            guard workspace.replica.schema.collection("doelen", purpose: purposeCode) != nil else {
+                throw CLIError.usage("Purpose \(purposeCode) has no goals.")
+            }
+            let op: SyncOperation
+            do {
+                op = try workspace.replica.insertItem(household: id, purpose: purposeCode, at: index, text: text, wall: workspace.now)
+            } catch {
+                throw refusalToCLI(error)
+            }
+            try workspace.save()
+            workspace.context.emit(["household": id.description, "purpose": purposeCode.rawValue, "goalID": op.dot.description]) {
+                "Added goal \(op.dot) (\(purposeCode)) to \(id.description.prefix(8))."
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the goals this device holds.")
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Option(help: "Only this purpose.") var purpose: String?
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let id = try workspace.household(household)
+            let purposeFilter = try purpose.map { try workspace.purpose($0) }
+            let view = HouseholdView.make(workspace, household: id, purpose: purposeFilter)
+            struct Row: Encodable {
+                var purpose: String
+                var goal: HouseholdView.ItemView
+            }
+            let rows = view.segments.flatMap { segment in segment.items.filter { $0.collection == "doelen" }.map { Row(purpose: segment.purpose, goal: $0) } }
+            workspace.replica.recordRead(household: id, purpose: purposeFilter, action: "goalList", count: rows.count, wall: workspace.now)
+            try workspace.save()
+            workspace.context.emit(rows) {
+                if rows.isEmpty { return "No goals on this device for \(id.description.prefix(8))." }
+                return Table.render(["ID", "PURPOSE", "STATUS", "GOAL"], rows.map {
+                    [$0.goal.id, $0.purpose, $0.goal.status + ($0.goal.flagged ? " ⚠" : ""), $0.goal.text]
+                })
+            }
+        }
+    }
+
+    /// Finds which purpose's goals hold an item.
+    static func locate(_ workspace: Workspace, household: HouseholdID, id text: String) throws -> (Purpose, Dot) {
+        guard let dot = Dot(text) else { throw CLIError.usage("\(text) is not a goal ID; 'fieldcli goal list H' shows them (like 12.3).") }
+        for key in workspace.replica.segments(of: household) {
+            if let item = workspace.replica.view(key)?.collections["doelen"]?[dot], item.isLive { return (key.purpose, dot) }
+        }
+        throw CLIError.other("Goal \(text) is not on this device for \(household.description.prefix(8)).")
+    }
+
+    struct Done: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "done", abstract: "Mark a goal done.")
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let household = try workspace.household(self.household)
+            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id)
+            do {
+                try workspace.replica.editItem(household: household, purpose: purpose, item: dot, field: .status, value: "done", wall: workspace.now)
+            } catch {
+                throw refusalToCLI(error)
+            }
+            try workspace.save()
+            workspace.context.emit(["goalID": dot.description, "status": "done"]) { "Goal \(dot) is marked done." }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+        commandName: "remove",
+            abstract: "Remove a goal.",
+            discussion: "If another worker edits the goal at the same time, it stays, flagged, so nothing is silently lost.")
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let household = try workspace.household(self.household)
+            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id)
+            do {
+                try workspace.replica.removeItem(household: household, purpose: purpose, item: dot, wall: workspace.now)
+            } catch {
+                throw refusalToCLI(error)
+            }
+            try workspace.save()
+            workspace.context.emit(["goalID": dot.description, "status": "removed"]) { "Goal \(dot) is removed." }
+        }
+    }
+}

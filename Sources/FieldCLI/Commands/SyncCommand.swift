@@ -1,0 +1,210 @@
+import ArgumentParser
+import Foundation
+import SyncCore
+
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Push pending changes, pull what changed, purge what you may no longer hold.",
+        discussion: """
+            Exit code 3 when the server cannot be reached (pending changes stay on this device), 4 when the server
+            rejected changes or new conflicts arrived ('fieldcli rejected', 'fieldcli conflicts'). Progress is shown
+            on stderr when it is a terminal.
+            """)
+
+    func run() async throws {
+        let context = CLIContext.current
+        var workspace = try Workspace.open(context)
+        let summary = try await SyncSession.run(&workspace, progress: context.output.stderrIsTerminal && !context.json)
+        if summary.wiped {
+            context.emit(summary) {
+                "This device was revoked by an admin. Its local store has been wiped. Ask an admin for a new enrollment code."
+            }
+            throw CLIError(.refused, "Device revoked; local data wiped.", code: "revoked")
+        }
+        context.emit(summary) {
+            var line = "Synced with \(summary.server): pushed \(summary.pushed) (accepted \(summary.accepted), rejected \(summary.rejected)), "
+                + "pulled \(summary.pulled) changes (\(summary.snapshots) new segments), purged \(summary.purged), new conflicts \(summary.newConflicts)."
+            if summary.pendingLeft > 0 { line += " \(summary.pendingLeft) changes are still pending." }
+            if summary.rejected > 0 { line += "\nSome changes were rejected: see 'fieldcli rejected'." }
+            if summary.newConflicts > 0 { line += "\nNew conflicts: see 'fieldcli conflicts'." }
+            return line
+        }
+        if summary.rejected > 0 || summary.newConflicts > 0 {
+            throw CLIError(.attention, summary.rejected > 0 ? "\(summary.rejected) change(s) were rejected; run 'fieldcli rejected'."
+                                                            : "\(summary.newConflicts) new conflict(s); run 'fieldcli conflicts'.",
+                           code: "attention")
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Pending changes, last sync, rejected changes, clock skew.")
+
+    struct Status: Encodable {
+        var user: String
+        var role: String
+        var device: String
+        var replica: UInt32
+        var server: String
+        var households: Int
+        var pending: Int
+        var pendingByHousehold: [String: Int]
+        var rejected: Int
+        var rejectedAndPurged: Int
+        var conflicts: Int
+        var lastServerTime: String?
+        var cursor: UInt64
+        var clockSkew: Int
+        var auditQueued: Int
+    }
+
+    func run() async throws {
+        let workspace = try Workspace.open(.current)
+        let replica = workspace.replica
+        let status = Status(
+            user: workspace.identity.user, role: workspace.identity.role, device: workspace.identity.name,
+            replica: workspace.identity.replica, server: workspace.identity.server, households: replica.households.count,
+            pending: replica.pending.count,
+            pendingByHousehold: Dictionary(grouping: replica.pending, by: { $0.segment.household.description }).mapValues(\.count),
+            rejected: replica.rejected.count, rejectedAndPurged: replica.purgedRejectedCount, conflicts: replica.conflicts().count,
+            lastServerTime: replica.lastServerTime > 0 ? TimeText.iso(replica.lastServerTime) : nil, cursor: replica.cursor.seq,
+            clockSkew: replica.clockSkewCount, auditQueued: replica.auditQueue.count)
+        workspace.context.emit(status) {
+            var lines = [
+                "\(status.user) (\(status.role)) on device \(status.device), replica \(status.replica), server \(status.server)",
+                "Households: \(status.households)   Pending changes: \(status.pending)   Rejected: \(status.rejected)   Conflicts: \(status.conflicts)",
+                "Last sync: \(status.lastServerTime ?? "never")",
+            ]
+            if status.rejectedAndPurged > 0 {
+                lines.append("\(status.rejectedAndPurged) rejected change(s) were dropped with a purged segment; the server's quarantine keeps those it received.")
+            }
+            if status.clockSkew > 0 { lines.append("Clock skew: \(status.clockSkew) time(s) a stamp was more than 5 minutes ahead of this device's clock. Check the clock.") }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+struct ConflictsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conflicts",
+        abstract: "List fields with concurrent values (every value with its ID) and items edited while removed.")
+
+    @Argument(help: "Only this household.") var household: String?
+
+    struct Entry: Encodable {
+        var household: String
+        var purpose: String
+        var kind: String
+        var name: String
+        var item: String?
+        var invariant: String?
+        var values: [HouseholdView.ValueView]
+    }
+
+    func run() async throws {
+        let workspace = try Workspace.open(.current)
+        let id = try household.map { try workspace.household($0) }
+        let entries = workspace.replica.conflicts(household: id).map { conflict in
+            Entry(household: conflict.segment.household.description, purpose: conflict.segment.purpose.rawValue,
+                  kind: conflict.kind.rawValue, name: conflict.name, item: conflict.item?.description, invariant: conflict.invariant,
+                  values: conflict.values.map {
+                      HouseholdView.ValueView(id: $0.id.description, value: $0.value, author: $0.author, at: TimeText.iso($0.stamp.milliseconds),
+                                              winner: $0.winner)
+                  })
+        }
+        workspace.context.emit(entries) {
+            if entries.isEmpty { return "No conflicts on this device." }
+            var lines: [String] = []
+            for entry in entries {
+                lines.append("\(entry.household.prefix(8)) \(entry.purpose) \(entry.name)\(entry.item.map { " item \($0)" } ?? ""): \(entry.kind)\(entry.invariant.map { " (\($0))" } ?? "")")
+                for value in entry.values {
+                    lines.append("   \(value.winner ? "*" : " ") \(value.id)  \(value.value)  (\(value.author), \(value.at))")
+                }
+            }
+            lines.append("Resolve with: fieldcli resolve H FIELD --pick VALUE_ID   (* marks the value shown now)")
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+struct ResolveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Resolve a conflicting field by picking a value (or writing a new one).",
+        discussion: "A resolve is an ordinary write that supersedes the values you see; it syncs and is audited like any other.")
+
+    @Argument(help: "Household ID (or a unique prefix).") var household: String
+    @Argument(help: "The field in conflict.") var field: String
+    @Option(help: "The value ID to keep (from 'fieldcli conflicts').") var pick: String?
+    @Option(help: "A new value instead.") var value: String?
+
+    func validate() throws {
+        guard (pick == nil) != (value == nil) else { throw ValidationError("Give exactly one of --pick VALUE_ID or --value V.") }
+        if let pick, Dot(pick) == nil { throw ValidationError("--pick takes a value ID like 12.3.") }
+    }
+
+    func run() async throws {
+        var workspace = try Workspace.open(.current)
+        let id = try workspace.household(household)
+        let picked: Dot? = pick.flatMap { Dot($0) }
+        let wall = workspace.now
+        let op: SyncOperation
+        do {
+            op = try workspace.replica.resolve(household: id, field: field, pick: picked, value: value, wall: wall)
+        } catch {
+            throw refusalToCLI(error)
+        }
+        try workspace.save()
+        var superseded: [String] = []
+        if case .set(_, _, let resolves) = op.payload { superseded = resolves.map(\.description) }
+        workspace.context.emit(["household": id.description, "field": field, "valueID": op.dot.description,
+                                "superseded": superseded.joined(separator: ",")]) {
+            "Resolved \(field): value \(op.dot) supersedes \(superseded.joined(separator: ", ")). It reaches others at the next sync."
+        }
+    }
+}
+
+struct RejectedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rejected",
+        abstract: "Changes the server rejected, with the reason; --discard ID once you have dealt with one.")
+
+    @Option(help: "Drop a rejected change from this list.") var discard: String?
+
+    struct Entry: Encodable {
+        var id: String
+        var household: String
+        var purpose: String
+        var kind: String
+        var name: String?
+        var reason: String
+        var advice: String
+        var at: String
+    }
+
+    func run() async throws {
+        var workspace = try Workspace.open(.current)
+        if let discard {
+            guard let dot = Dot(discard) else { throw CLIError.usage("--discard takes an ID like 12.3 from 'fieldcli rejected'.") }
+            guard workspace.replica.discardRejected(dot) else { throw CLIError.other("No rejected change \(discard) on this device.") }
+            try workspace.save()
+            workspace.context.emit(["discarded": discard]) { "Discarded rejected change \(discard)." }
+            return
+        }
+        let entries = workspace.replica.rejected.map {
+            Entry(id: $0.op.dot.description, household: $0.op.segment.household.description, purpose: $0.op.segment.purpose.rawValue,
+                  kind: $0.op.payload.kindName, name: $0.op.payload.targetName, reason: $0.reason.rawValue, advice: $0.reason.advice,
+                  at: TimeText.iso($0.at))
+        }
+        workspace.context.emit(entries) {
+            var text = entries.isEmpty ? "No rejected changes." : Table.render(["ID", "HOUSEHOLD", "PURPOSE", "CHANGE", "REASON"], entries.map {
+                [$0.id, String($0.household.prefix(8)), $0.purpose, $0.kind + ($0.name.map { " " + $0 } ?? ""), $0.reason]
+            })
+            if workspace.replica.purgedRejectedCount > 0 {
+                text += "\n\(workspace.replica.purgedRejectedCount) more were dropped with purged segments; an admin can see those the server received ('fieldcli admin rejects')."
+            }
+            return text
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One command at a time per home directory (DESIGN §5: one sync per home).
+/// Every command that reads and writes the replica holds this lock, so a
+/// `set` during a `sync` waits instead of being overwritten.
+final class HomeLock {
+    private let fd: Int32
+
+    init(home: URL, wait seconds: Double = 30) throws {
+        let path = home.appendingPathComponent("home.lock").path
+        fd = open(path, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else { throw CLIError.other("Cannot open the lock file in \(home.path). Check its permissions.") }
+        let deadline = Date().addingTimeInterval(seconds)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if Date() > deadline {
+                close(fd)
+                throw CLIError.other("Another fieldcli command (perhaps a sync) is using \(home.path). Wait for it to finish and try again.")
+            }
+            usleep(50_000)
+        }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+}

@@ -1,0 +1,207 @@
+import Crypto
+import Foundation
+import GRDB
+import SyncCore
+import SyncServer
+
+/// The device's identity as enrolled.
+struct DeviceIdentityRecord: Codable, Sendable {
+    var server: String
+    var deviceID: String
+    var replica: UInt32
+    var user: String
+    var role: String
+    var name: String
+    var enrolledAt: UInt64
+    var maxBody: Int
+}
+
+/// The local store in the home directory (DESIGN §7): SQLite through GRDB,
+/// with segment states, pending ops, rejected ops, the policy context and the
+/// device token sealed with AES-GCM under a device key kept in a 0600 key
+/// file. Rows are named by an HMAC of what they hold, so even which
+/// households and purposes a device holds is unreadable without the key.
+final class LocalStore: Sendable {
+    let home: URL
+    private let queue: DatabaseQueue
+    private let key: SymmetricKey
+
+    static let keyFileName = "device.key"
+    static let databaseName = "store.sqlite"
+
+    /// Opens (or creates) the store in `home`, creating the directory 0700.
+    init(home: URL, create: Bool) throws {
+        self.home = home
+        let keyURL = home.appendingPathComponent(Self.keyFileName)
+        let databaseURL = home.appendingPathComponent(Self.databaseName)
+        if !create, !FileManager.default.fileExists(atPath: databaseURL.path) {
+            throw CLIError.other("This home (\(home.path)) is not enrolled yet. Run 'fieldcli enroll --server URL --code CODE' first.")
+        }
+        try FileSecurity.makePrivateDirectory(home)
+        if let existing = try? Data(contentsOf: keyURL) {
+            guard existing.count == 32 else {
+                throw CLIError.other("The device key \(keyURL.path) is damaged. Restore it from backup or enroll this device again.")
+            }
+            key = SymmetricKey(data: existing)
+        } else {
+            guard create || !FileManager.default.fileExists(atPath: databaseURL.path) else {
+                throw CLIError.other("The device key \(keyURL.path) is missing, so the local store cannot be read. Enroll this device again.")
+            }
+            let fresh = SymmetricKey(size: .bits256)
+            try FileSecurity.writePrivate(fresh.withUnsafeBytes { Data($0) }, to: keyURL)
+            key = fresh
+        }
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE sealed (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+                CREATE TABLE segments (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+                CREATE TABLE pending (position INTEGER PRIMARY KEY, data BLOB NOT NULL);
+                CREATE TABLE schema (hash TEXT PRIMARY KEY, json BLOB NOT NULL);
+                """)
+        }
+        try migrator.migrate(queue)
+        for suffix in ["", "-wal", "-shm"] {
+            let path = databaseURL.path + suffix
+            if FileManager.default.fileExists(atPath: path) {
+                try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+            }
+        }
+    }
+
+    // MARK: Sealing
+
+    private func seal(_ plaintext: [UInt8], name: String) throws -> Data {
+        let box = try AES.GCM.seal(plaintext, using: key, authenticating: Data(name.utf8))
+        guard let combined = box.combined else { throw CLIError.other("Could not encrypt local data.") }
+        return combined
+    }
+
+    private func open(_ data: Data, name: String) throws -> [UInt8] {
+        do {
+            let box = try AES.GCM.SealedBox(combined: data)
+            return Array(try AES.GCM.open(box, using: key, authenticating: Data(name.utf8)))
+        } catch {
+            throw CLIError.other("The local store cannot be decrypted with this device key (row \(name.prefix(8))). It may be damaged; enroll again.")
+        }
+    }
+
+    /// A row name that reveals nothing: an HMAC of the segment key.
+    private func rowName(_ segment: SegmentKey) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("segment|\(segment.household)|\(segment.purpose)".utf8), using: key)
+        return Data(mac).prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Identity and token
+
+    func saveIdentity(_ identity: DeviceIdentityRecord, token: String) throws {
+        let identityBytes = Array(try JSONEncoder().encode(identity))
+        try queue.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO sealed (name, data) VALUES ('identity', ?)", arguments: [try seal(identityBytes, name: "identity")])
+            try db.execute(sql: "INSERT OR REPLACE INTO sealed (name, data) VALUES ('token', ?)", arguments: [try seal(Array(token.utf8), name: "token")])
+        }
+    }
+
+    func identity() throws -> DeviceIdentityRecord? {
+        guard let data = try queue.read({ db in try Data.fetchOne(db, sql: "SELECT data FROM sealed WHERE name = 'identity'") }) else { return nil }
+        return try JSONDecoder().decode(DeviceIdentityRecord.self, from: Data(try open(data, name: "identity")))
+    }
+
+    func token() throws -> String? {
+        guard let data = try queue.read({ db in try Data.fetchOne(db, sql: "SELECT data FROM sealed WHERE name = 'token'") }) else { return nil }
+        return String(decoding: try open(data, name: "token"), as: UTF8.self)
+    }
+
+    // MARK: The replica
+
+    /// What was loaded, so a save writes only what changed.
+    struct Loaded: Sendable {
+        var segmentBytes: [SegmentKey: [UInt8]]
+    }
+
+    func loadReplica() throws -> (ClientReplica, Loaded)? {
+        try queue.read { db -> (ClientReplica, Loaded)? in
+            guard let metaData = try Data.fetchOne(db, sql: "SELECT data FROM sealed WHERE name = 'replica'") else { return nil }
+            let metadata = try JSONDecoder().decode(ClientReplica.Metadata.self, from: Data(try open(metaData, name: "replica")))
+            guard let schemaRow = try Row.fetchOne(db, sql: "SELECT json FROM schema ORDER BY rowid DESC LIMIT 1") else {
+                throw CLIError.other("The local store has no schema. Run 'fieldcli sync'.")
+            }
+            let schema = try Schema.load(json: schemaRow["json"])
+            var states: [SegmentState] = []
+            var bytes: [SegmentKey: [UInt8]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT name, data FROM segments") {
+                let name: String = row["name"]
+                let plain = try open(row["data"], name: name)
+                let state = try SegmentState(canonicalBytes: plain)
+                states.append(state)
+                bytes[state.key] = plain
+            }
+            var pending: [SyncOperation] = []
+            for row in try Row.fetchAll(db, sql: "SELECT position, data FROM pending ORDER BY position") {
+                let position: Int64 = row["position"]
+                pending.append(try SyncOperation(encodedBytes: try open(row["data"], name: "pending.\(position)")))
+            }
+            return (ClientReplica(metadata: metadata, schema: schema, confirmed: states, pending: pending), Loaded(segmentBytes: bytes))
+        }
+    }
+
+    /// Saves the replica in one transaction: a crash leaves either the old or
+    /// the new state, never a mix, and never loses a committed edit.
+    @discardableResult
+    func save(_ replica: ClientReplica, previous: Loaded?) throws -> Loaded {
+        let metaBytes = Array(try JSONEncoder().encode(replica.metadata))
+        let schemaJSON = MessageJSON.encode(replica.schema)
+        var current: [SegmentKey: [UInt8]] = [:]
+        for (key, state) in replica.confirmed { current[key] = state.canonicalBytes() }
+        try queue.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO sealed (name, data) VALUES ('replica', ?)", arguments: [try seal(metaBytes, name: "replica")])
+            if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM schema WHERE hash = ?)", arguments: [replica.schema.contentHash]) != true {
+                try db.execute(sql: "DELETE FROM schema")
+                try db.execute(sql: "INSERT INTO schema (hash, json) VALUES (?, ?)", arguments: [replica.schema.contentHash, schemaJSON])
+            }
+            for (key, bytes) in current where previous?.segmentBytes[key] != bytes {
+                let name = rowName(key)
+                try db.execute(sql: "INSERT OR REPLACE INTO segments (name, data) VALUES (?, ?)", arguments: [name, try seal(bytes, name: name)])
+            }
+            for key in (previous?.segmentBytes.keys).map(Array.init) ?? [] where current[key] == nil {
+                try db.execute(sql: "DELETE FROM segments WHERE name = ?", arguments: [rowName(key)])
+            }
+            try db.execute(sql: "DELETE FROM pending")
+            for (position, op) in replica.pending.enumerated() {
+                try db.execute(sql: "INSERT INTO pending (position, data) VALUES (?, ?)",
+                               arguments: [position, try seal(op.encodedBytes(), name: "pending.\(position)")])
+            }
+        }
+        return Loaded(segmentBytes: current)
+    }
+
+    /// Deletes everything this device holds: a revoked device, or `enroll --force`.
+    static func wipe(home: URL) throws {
+        for name in [databaseName, databaseName + "-wal", databaseName + "-shm", keyFileName] {
+            let url = home.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) {
+                // Overwrite before unlinking, so the blocks do not keep old content.
+                if let handle = try? FileHandle(forWritingTo: url) {
+                    let size = (try? handle.seekToEnd()) ?? 0
+                    try? handle.seek(toOffset: 0)
+                    if size > 0 { handle.write(Data(count: Int(size))) }
+                    try? handle.synchronize()
+                    try? handle.close()
+                }
+                try FileManager.default.removeItem(at: url)
+            }
+        }
+    }
+}
+
+extension LocalStore {
+    func identityIfAny() -> DeviceIdentityRecord? { try? identity() }
+}

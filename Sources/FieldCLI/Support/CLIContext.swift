@@ -1,0 +1,109 @@
+public import Foundation
+import Synchronization
+
+/// Where a command writes: the process's stdout/stderr, or memory (tests run
+/// the real entry point and read what it printed).
+public final class OutputSink: Sendable {
+    private let captured = Mutex<(out: String, err: String)>(("", ""))
+    private let capture: Bool
+    /// Whether stderr is a terminal (progress is shown only then).
+    public let stderrIsTerminal: Bool
+
+    private init(capture: Bool, stderrIsTerminal: Bool) {
+        self.capture = capture
+        self.stderrIsTerminal = stderrIsTerminal
+    }
+
+    public static func standard() -> OutputSink { OutputSink(capture: false, stderrIsTerminal: isatty(2) == 1) }
+    public static func capturing() -> OutputSink { OutputSink(capture: true, stderrIsTerminal: false) }
+
+    public func out(_ text: String) {
+        if capture { captured.withLock { $0.out += text + "\n" } } else { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+    }
+
+    public func err(_ text: String, newline: Bool = true) {
+        let line = newline ? text + "\n" : text
+        if capture { captured.withLock { $0.err += line } } else { FileHandle.standardError.write(Data(line.utf8)) }
+    }
+
+    public var stdout: String { captured.withLock { $0.out } }
+    public var stderr: String { captured.withLock { $0.err } }
+}
+
+/// What every command sees: the home directory, output mode and environment
+/// (DESIGN §7). Passed as a task-local so commands stay plain ParsableCommands.
+public struct CLIContext: Sendable {
+    public var home: URL
+    public var json: Bool
+    public var environment: [String: String]
+    public var output: OutputSink
+    /// `admin --server/--token`, lifted out of the arguments by the entry point.
+    public var adminServer: String?
+    public var adminToken: String?
+
+    @TaskLocal static var current = CLIContext(home: URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".fieldcli"),
+                                               json: false, environment: [:], output: .standard())
+
+    /// Wall clock in milliseconds; `FIELDCLI_NOW_MS` overrides it (for tests of expiry and skew).
+    var now: UInt64 {
+        if let fixed = environment["FIELDCLI_NOW_MS"].flatMap(UInt64.init) { return fixed }
+        return UInt64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    func print(_ text: String) { output.out(text) }
+
+    /// Prints an Encodable as pretty, sorted JSON.
+    func printJSON<T: Encodable>(_ value: T) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        output.out(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Prints JSON when `--json` was given, else the human form.
+    func emit<T: Encodable>(_ value: T, human: () -> String) {
+        if json { printJSON(value) } else { output.out(human()) }
+    }
+}
+
+/// Formats rows as a short aligned table (DESIGN §7: human output is short tables).
+enum Table {
+    static func render(_ header: [String], _ rows: [[String]]) -> String {
+        guard !rows.isEmpty else { return "" }
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+enum TimeText {
+    static func iso(_ milliseconds: UInt64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+
+    /// Parses `2026-03-01`, `2026-03-01T10:30`, or a full ISO 8601 time.
+    static func parse(_ text: String) -> UInt64? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        if let date = formatter.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
+        for pattern in ["yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] {
+            let parser = DateFormatter()
+            parser.locale = Locale(identifier: "en_US_POSIX")
+            parser.timeZone = TimeZone.current
+            parser.dateFormat = pattern
+            if let date = parser.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
+        }
+        return nil
+    }
+}
