@@ -62,11 +62,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "fieldbench",
-            dependencies: ["FieldBench"]
+            dependencies: ["FieldBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "FieldBench",
-            dependencies: ["SyncCore", "SyncServer", "FieldCLI"]
+            dependencies: [
+                "SyncCore", "SyncServer", "FieldCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),
         .testTarget(

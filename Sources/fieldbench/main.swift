@@ -1,1 +1,4 @@
-print("fieldbench")
+import FieldBench
+import Foundation
+
+exit(await BenchCommand.runMain(Array(CommandLine.arguments.dropFirst())))

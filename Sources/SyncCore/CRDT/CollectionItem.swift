@@ -115,6 +115,9 @@ public struct ItemCollection: Hashable, Sendable {
 
     public init() {}
 
+    /// How many items are live.
+    public var liveCount: Int { items.values.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
+
     /// Live items in position order.
     public var liveItems: [CollectionItem] {
         items.values.filter(\.isLive).sorted { PositionKey.precedes($0.sortKey, $1.sortKey) }

@@ -119,15 +119,14 @@ extension ClientReplica {
 
         // 4. Accepted ops move from pending into confirmed.
         if !response.accepted.isEmpty {
+            var ranges: [SegmentKey: [AcceptedRange]] = [:]
+            for range in response.accepted { ranges[range.segment, default: []].append(range) }
             var kept: [SyncOperation] = []
             kept.reserveCapacity(pending.count)
             for op in pending {
-                if response.accepted.contains(where: { $0.segment == op.segment && $0.contains(op.dot) }) {
-                    var state = confirmed[op.segment] ?? SegmentState(key: op.segment, epoch: op.epoch)
-                    if state.epoch == op.epoch {
-                        state.apply(op)
-                        confirmed[op.segment] = state
-                    }
+                if ranges[op.segment]?.contains(where: { $0.contains(op.dot) }) == true {
+                    if confirmed[op.segment] == nil { confirmed[op.segment] = SegmentState(key: op.segment, epoch: op.epoch) }
+                    if confirmed[op.segment]!.epoch == op.epoch { confirmed[op.segment]!.apply(op) }
                     if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                     touched.insert(op.segment)
                     outcome.accepted += 1
@@ -140,11 +139,10 @@ extension ClientReplica {
 
         // 5. Deltas join into held segments.
         for patch in response.deltas {
-            guard var state = confirmed[patch.segment], state.epoch == patch.epoch else { continue }
-            state.join(context: patch.context)
-            for element in patch.elements { state.join(element) }
+            guard confirmed[patch.segment]?.epoch == patch.epoch else { continue }
+            confirmed[patch.segment]!.join(context: patch.context)
+            for element in patch.elements { confirmed[patch.segment]!.join(element) }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
-            confirmed[patch.segment] = state
             touched.insert(patch.segment)
             outcome.pulledElements += patch.elements.count
         }

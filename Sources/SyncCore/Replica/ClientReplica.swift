@@ -205,26 +205,31 @@ public struct ClientReplica: Sendable {
     /// reports success (DESIGN §3: persist a counter before using it).
     @discardableResult
     mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
-        let current = view(segment)
-        let epoch = epochs[segment] ?? current?.epoch ?? 0
-        var context = current?.context.vector ?? VersionVector()
-        let last = counters[segment] ?? context[replica]
-        context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
-        let op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
-                           stamp: clock.tick(wallMilliseconds: wall), author: user, context: context, payload: payload)
-        let validator = OperationValidator(schema: schema)
-        let target = OperationValidator.Target(epoch: epoch, state: current,
-                                               householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
-                                               createdLocally: locallyCreated.contains(segment.household))
-        if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: policyTime(wall: wall), target: target) {
-            throw refusal(reason, op: op)
+        let op: SyncOperation
+        do {
+            // Scoped so the view is released before the overlay is mutated in place (no copy).
+            let current = view(segment)
+            let epoch = epochs[segment] ?? current?.epoch ?? 0
+            var context = current?.context.vector ?? VersionVector()
+            let last = counters[segment] ?? context[replica]
+            context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
+            op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
+                               stamp: clock.tick(wallMilliseconds: wall), author: user, context: context, payload: payload)
+            let validator = OperationValidator(schema: schema)
+            let target = OperationValidator.Target(epoch: epoch, state: current,
+                                                   householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
+                                                   createdLocally: locallyCreated.contains(segment.household))
+            if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: policyTime(wall: wall), target: target) {
+                throw refusal(reason, op: op)
+            }
         }
         counters[segment] = op.dot.counter
-        epochs[segment] = epoch
+        epochs[segment] = op.epoch
         pending.append(op)
-        var overlay = current ?? SegmentState(key: segment, epoch: epoch)
-        overlay.apply(op)
-        overlays[segment] = overlay
+        if overlays[segment] == nil {
+            overlays[segment] = confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)
+        }
+        overlays[segment]!.apply(op)
         return op
     }
 

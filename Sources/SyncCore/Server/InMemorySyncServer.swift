@@ -27,12 +27,23 @@ public struct InMemorySyncServer: Sendable {
 
     /// One full sync exchange for an authenticated device.
     public mutating func sync(_ request: SyncRequest, device: DeviceIdentity, now: UInt64) throws -> SyncResponse {
+        let push = try self.push(request, device: device, now: now)
+        return try pull(request, device: device, push: push, now: now)
+    }
+
+    /// The push half: validate and merge the request's ops.
+    public mutating func push(_ request: SyncRequest, device: DeviceIdentity, now: UInt64) throws -> PushResult {
         guard let policy = policies[device.user] else {
             throw SyncCoreError(.notFound, "Unknown user.")
         }
         let push = try PushProcessor.process(request.ops, device: device, policy: policy, schema: schema, now: now,
                                              backend: &self)
         policies[device.user] = push.policy
+        return push
+    }
+
+    /// The pull half: snapshots, purges and deltas, as a response.
+    public func pull(_ request: SyncRequest, device: DeviceIdentity, push: PushResult, now: UInt64) throws -> SyncResponse {
         let pull = try PullBuilder.build(request, device: device, policy: push.policy, schema: schema, now: now,
                                          push: push, backend: self)
         var context = push.policy

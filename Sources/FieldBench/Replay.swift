@@ -1,0 +1,215 @@
+import Foundation
+import SyncCore
+import SyncServer
+
+/// `fieldbench replay`: replays a trace with SyncCore's real CRDTs, real sync
+/// messages and the real binary codec, one in-process server copy per
+/// household and one replica copy per assigned (replica, household)
+/// (DESIGN §9, TRACE.md). Every sync is a SyncRequest/SyncResponse pair per
+/// replica, encoded and decoded as on the wire.
+public enum Replay {
+    public struct Result: Encodable, Sendable {
+        public var engine = "fieldsync"
+        public var trace = ""
+        public var events = 0
+        public var total_s = 0.0
+        public var edit_s = 0.0
+        public var encode_s = 0.0
+        public var server_apply_s = 0.0
+        public var client_apply_s = 0.0
+        public var bytes_up = 0
+        public var bytes_down = 0
+        public var bytes_up_compressed = 0
+        public var bytes_down_compressed = 0
+        public var final_state_bytes = 0
+        public var peak_rss_mb = 0.0
+        public var converged = false
+        public var digest_ok = false
+        public var diverged_copies = 0
+        public var contactlog_entries = 0
+        public var doelen_total = 0
+        public var syncs = 0
+        public var round_trips = 0
+        public var clamped_inserts = 0
+        public var skipped_deletes = 0
+        public var conflicting_fields = 0
+        public var rejected_ops = 0
+    }
+
+    /// The bench schema generated from the trace header: the `algemeen` fields,
+    /// `contactlog` and `doelen` go to REGIE; the other trace purposes to WMO,
+    /// JW, PW_WERK, WGS and VEIL (DESIGN §9).
+    static func schema(for trace: Trace) throws -> Schema {
+        let mapping: [String: Purpose] = ["algemeen": .regie, "wmo": .wmo, "jeugd": .jw, "participatie": .pwWerk,
+                                          "schuldhulp": .wgs, "veiligheid": .veil]
+        let purposes = Set(trace.fieldPurposes.map { mapping[$0] ?? .regie }).union([.regie]).sorted()
+        return try Schema(name: "bench-trace", version: 1,
+                          purposes: purposes.map { Schema.PurposeInfo(code: $0, title: $0.rawValue) },
+                          fields: zip(trace.fieldNames, trace.fieldPurposes).map {
+                              Schema.Field(name: $0.0, purpose: mapping[$0.1] ?? .regie, type: .text)
+                          },
+                          logs: [Schema.Log(name: "contactlog", purpose: .regie, kinds: trace.contactKinds)],
+                          collections: [Schema.Collection(name: "doelen", purpose: .regie)])
+    }
+
+    static func household(_ index: Int) -> HouseholdID {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes[0] = 0xF5
+        for i in 0..<8 { bytes[15 - i] = UInt8(truncatingIfNeeded: index >> (8 * i)) }
+        return HouseholdID(bytes: bytes)!
+    }
+
+    public static func run(path: String) throws -> Result {
+        let trace = try Trace.load(path: path)
+        var result = try run(trace)
+        result.trace = URL(fileURLWithPath: path).lastPathComponent
+        return result
+    }
+
+    static func run(_ trace: Trace) throws -> Result {
+        let schema = try schema(for: trace)
+        var result = Result()
+        result.events = trace.events.count
+        let households = (0..<trace.householdCount).map(household)
+        var server = InMemorySyncServer(schema: schema)
+        for h in households { server.addHousehold(h) }
+        let allPurposes = Dictionary(uniqueKeysWithValues: schema.purposes.map { ($0.code, Access.write) })
+        var replicas: [ClientReplica] = []
+        var devices: [DeviceIdentity] = []
+        for r in 0..<trace.replicaCount {
+            let user = String(format: "r%03d", r)
+            let policy = PolicyContext(user: user, role: "bench", rolePurposes: allPurposes,
+                                       assignments: trace.assignments[r].map { Assignment(household: households[$0]) })
+            server.policies[user] = policy
+            replicas.append(ClientReplica(replica: ReplicaID(UInt32(r + 2)), user: user, schema: schema, policy: policy))
+            devices.append(DeviceIdentity(replica: ReplicaID(UInt32(r + 2)), user: user, deviceID: user))
+        }
+        var now: UInt64 = 1_736_150_400_000  // 2025-01-06T08:00:00Z, the trace's start
+        var compressionTime = 0.0
+        let started = Clock.now
+
+        for event in trace.events {
+            let r = Int(event.replica)
+            let h = households[Int(event.doc)]
+            now += 1
+            if event.kind == .append { now = max(now, UInt64(event.at) * 1000) }
+            let regie = SegmentKey(household: h, purpose: .regie)
+            let t0 = Clock.now
+            switch event.kind {
+            case .set:
+                try replicas[r].set(household: h, field: trace.fieldNames[Int(event.argument)], value: trace.text(event), wall: now)
+            case .append:
+                try replicas[r].appendLog(household: h, purpose: .regie, kind: trace.contactKinds[Int(event.argument)],
+                                          occurredAt: UInt64(event.at) * 1000, text: trace.text(event), wall: now)
+            case .insert:
+                let live = replicas[r].view(regie)?.collections["doelen"]?.liveCount ?? 0
+                var index = Int(event.argument)
+                if index > live { index = live; result.clamped_inserts += 1 }
+                try replicas[r].insertItem(household: h, purpose: .regie, at: index, text: trace.text(event), wall: now)
+            case .delete:
+                let live = replicas[r].view(regie)?.collections["doelen"]?.liveItems ?? []
+                if Int(event.argument) < live.count {
+                    try replicas[r].removeItem(household: h, purpose: .regie, item: live[Int(event.argument)].id, wall: now)
+                } else {
+                    result.skipped_deletes += 1
+                }
+            case .sync:
+                result.syncs += 1
+                for _ in 0..<1000 {
+                    result.round_trips += 1
+                    var t = Clock.now
+                    let request = replicas[r].makeRequest()
+                    let up = request.binaryEncoded()
+                    result.encode_s += t.lap()
+                    compressionTime += measure { result.bytes_up_compressed += compressedSize(up) }
+                    result.bytes_up += up.count
+                    t = Clock.now
+                    let received = try SyncRequest(binary: up)
+                    let push = try server.push(received, device: devices[r], now: now)
+                    result.server_apply_s += t.lap()
+                    let response = try server.pull(received, device: devices[r], push: push, now: now)
+                    let down = response.binaryEncoded()
+                    result.encode_s += t.lap()
+                    compressionTime += measure { result.bytes_down_compressed += compressedSize(down) }
+                    result.bytes_down += down.count
+                    t = Clock.now
+                    let outcome = replicas[r].apply(try SyncResponse(binary: down), wall: now)
+                    result.client_apply_s += t.lap()
+                    result.rejected_ops += outcome.rejected.count
+                    if !outcome.needsAnotherRound { break }
+                }
+                continue
+            }
+            result.edit_s += t0.elapsed
+        }
+        result.total_s = started.elapsed - compressionTime
+        result.peak_rss_mb = peakResidentMegabytes()
+
+        // Checks: every replica copy equals its server copy, byte for byte.
+        var diverged = 0
+        for r in 0..<trace.replicaCount {
+            if !replicas[r].pending.isEmpty { diverged += 1 }
+            for d in trace.assignments[r] {
+                let keys = Set(server.segments.keys.filter { $0.household == households[d] })
+                    .union(replicas[r].confirmed.keys.filter { $0.household == households[d] })
+                for key in keys where server.segments[key]?.state.canonicalBytes() != replicas[r].confirmed[key]?.canonicalBytes() {
+                    diverged += 1
+                }
+            }
+        }
+        result.diverged_copies = diverged
+        result.converged = diverged == 0
+        var lines: [String] = []
+        for (d, h) in households.enumerated() {
+            guard let state = server.segments[SegmentKey(household: h, purpose: .regie)]?.state else { continue }
+            for entry in state.logs["contactlog"]?.entries.values ?? [:].values {
+                lines.append([String(format: "h%06d", d), TraceTime.format(entry.body.occurredAt), entry.author, entry.body.kind, entry.body.text]
+                    .joined(separator: "\t"))
+            }
+            result.doelen_total += state.collections["doelen"]?.liveCount ?? 0
+            result.conflicting_fields += state.fields.values.filter(\.isConflict).count
+        }
+        result.contactlog_entries = lines.count
+        lines.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let digest = SHA256Digest.hex(SHA256Digest.hash(Array(lines.joined(separator: "\n").utf8)))
+        result.digest_ok = digest == trace.contactlogDigest
+        result.final_state_bytes = server.segments.values.reduce(0) { $0 + $1.state.canonicalBytes().count }
+        return result
+    }
+
+    static func compressedSize(_ bytes: [UInt8]) -> Int {
+        bytes.count > Gzip.threshold ? Gzip.compress(bytes).count : bytes.count
+    }
+}
+
+/// Wall-clock timing helpers.
+enum Clock {
+    static var now: Instant { Instant(nanoseconds: DispatchTime.now().uptimeNanoseconds) }
+
+    struct Instant {
+        var nanoseconds: UInt64
+        var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - nanoseconds) / 1e9 }
+        /// Seconds since this instant; restarts it.
+        mutating func lap() -> Double {
+            let current = DispatchTime.now().uptimeNanoseconds
+            defer { nanoseconds = current }
+            return Double(current - nanoseconds) / 1e9
+        }
+    }
+}
+
+func measure(_ body: () -> Void) -> Double {
+    let start = Clock.now
+    body()
+    return start.elapsed
+}
+
+/// Peak resident set size of this process (VmHWM), in MB.
+func peakResidentMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return (kilobytes / 1024 * 10).rounded() / 10
+    }
+    return 0
+}
