@@ -6,7 +6,7 @@ public struct BenchCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "fieldbench",
         abstract: "Benchmarks: trace replay, server load, bootstrap, wire size. Build with -c release for real figures.",
-        subcommands: [ReplayCommand.self])
+        subcommands: [ReplayCommand.self, LoadCommand.self, BootstrapCommand.self])
 
     public init() {}
 
@@ -30,6 +30,50 @@ public struct BenchCommand: AsyncParsableCommand {
             if !result.converged || !result.digest_ok { throw ExitCode(1) }
         }
     }
+}
+
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Start a real fieldsyncd and N devices syncing home visits over HTTP; report throughput and latency.",
+        discussion: "--rate R offers R syncs/s in total, open loop (Poisson per device, latency from the scheduled time); --rate max runs closed loop.")
+
+    @Option(help: "Number of enrolled devices.") var devices = 200
+    @Option(help: "Offered syncs per second in total, or 'max'.") var rate = "500"
+    @Option(help: "How long to offer load.") var seconds = 10.0
+
+    func validate() throws {
+        if rate != "max", Double(rate).map({ $0 <= 0 }) ?? true { throw ValidationError("--rate takes a positive number or 'max'.") }
+        if devices < 1 { throw ValidationError("--devices must be at least 1.") }
+        if seconds <= 0 || seconds > 600 { throw ValidationError("--seconds must be between 0 and 600.") }
+    }
+
+    func run() async throws {
+        let result = try await LoadBench.run(devices: devices, rate: rate == "max" ? nil : Double(rate), seconds: seconds)
+        printJSON(result)
+        if result.lost > 0 || !result.audit_ok { throw ExitCode(1) }
+    }
+}
+
+struct BootstrapCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bootstrap",
+        abstract: "A new device pulls 200 households with ~100 ops each from a real server; also one home visit's wire size.")
+
+    @Option(help: "Households to pull.") var households = 200
+    @Option(help: "Ops of history per household.") var ops = 100
+
+    func run() async throws {
+        let result = try await BootstrapBench.run(households: households, opsPerHousehold: ops)
+        printJSON(result)
+        if !result.converged { throw ExitCode(1) }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
 }
 
 extension Replay {

@@ -90,6 +90,7 @@ extension ServerStore {
     // MARK: Assignments and grants
 
     func assign(_ request: API.Assign, by admin: UserRow) async throws -> API.Done {
+        try Self.checkUntil(request.until)
         let now = self.now
         let audit = self.audit
         return try await committer.write { db in
@@ -122,7 +123,13 @@ extension ServerStore {
         }
     }
 
+    /// An end date is stored as a SQLite integer: a larger one is bad input (it would trap on conversion).
+    private static func checkUntil(_ until: UInt64?) throws {
+        guard (until ?? 0) <= UInt64(Int64.max) else { throw ServerError.badRequest("until is out of range (milliseconds since 1970).") }
+    }
+
     func grant(_ request: API.GrantRequest, by admin: UserRow) async throws -> API.GrantResult {
+        try Self.checkUntil(request.until)
         guard let info = schema.purpose(request.purpose), !info.serverOnly else {
             throw ServerError.badRequest("Unknown or server-only purpose \(request.purpose). Purposes: \(schema.devicePurposes.map(\.rawValue).joined(separator: ", ")).")
         }

@@ -45,12 +45,29 @@ struct SyncRoutes {
     /// Shape checks the decoder cannot make.
     static func check(_ request: SyncRequest) throws {
         guard request.version >= 1 else { throw ServerError.badRequest("version must be 1 or higher.") }
+        // The binary decoder refuses a newer version; the JSON decoder does not look, so check here.
+        guard request.version <= syncProtocolVersion else {
+            throw ServerError(.unsupportedVersion, "The request uses protocol version \(request.version); this server speaks \(syncProtocolVersion). Upgrade FieldSync.",
+                              status: .badRequest)
+        }
         guard request.limit > 0 else { throw ServerError.badRequest("limit must be a positive number of bytes.") }
         guard request.ops.count <= 100_000, request.auditEvents.count <= 100_000 else {
             throw ServerError(.tooLarge, "Too many ops in one request; send at most 100000.", status: .contentTooLarge)
         }
         if let held = request.held.segments, held.count > 1_000_000 {
             throw ServerError(.tooLarge, "The held list is too long.", status: .contentTooLarge)
+        }
+        // The store keeps cursors, dot counters and device audit sequences as
+        // SQLite integers: a larger number is malformed (it would trap on conversion).
+        let storable = UInt64(Int64.max)
+        guard request.cursor.seq <= storable, (request.cursor.resumeSeq ?? 0) <= storable else {
+            throw ServerError.badRequest("The cursor is out of range; sync again from cursor 0.")
+        }
+        guard request.ops.allSatisfy({ $0.dot.counter <= storable }) else {
+            throw ServerError.badRequest("An op counter is out of range (at most \(storable)).")
+        }
+        guard request.auditEvents.allSatisfy({ $0.deviceSeq <= storable }) else {
+            throw ServerError.badRequest("An audit event sequence is out of range (at most \(storable)).")
         }
     }
 }

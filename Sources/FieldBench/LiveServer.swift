@@ -1,0 +1,168 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import SyncCore
+import SyncServer
+
+/// A real `fieldsyncd` process on loopback with a fresh data directory, and
+/// the HTTP calls the benchmarks make to it.
+final class LiveServer: @unchecked Sendable {
+    // Immutable after init; the process handle is only touched by stop().
+    let port: Int
+    let adminToken: String
+    let dataDirectory: URL
+    private let process: Process
+    let session: URLSession
+
+    init(maxConnections: Int = 256) throws {
+        dataDirectory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fieldbench-\(UUID().uuidString.prefix(8))")
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("fieldsyncd")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw BenchError("fieldsyncd is not next to fieldbench (\(binary.path)); build it: swift build -c release --product fieldsyncd")
+        }
+        process = Process()
+        process.executableURL = binary
+        process.arguments = ["--data", dataDirectory.path, "--port", "0", "--log-level", "error"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        var token: String?
+        var port: Int?
+        var buffer = ""
+        let deadline = Date().addingTimeInterval(30)
+        while port == nil, Date() < deadline {
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { usleep(10_000); continue }
+            buffer += String(decoding: chunk, as: UTF8.self)
+            for line in buffer.split(separator: "\n") {
+                if line.hasPrefix("fsa_") { token = String(line) }
+                if let range = line.range(of: "http://127.0.0.1:") { port = Int(line[range.upperBound...]) }
+            }
+        }
+        guard let port, let token else { process.terminate(); throw BenchError("fieldsyncd did not start") }
+        self.port = port
+        adminToken = token
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = maxConnections
+        configuration.timeoutIntervalForRequest = 60
+        session = URLSession(configuration: configuration)
+    }
+
+    func stop() {
+        process.interrupt()  // SIGINT: graceful shutdown
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: dataDirectory)
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    struct Reply {
+        var status: Int
+        var body: [UInt8]
+    }
+
+    func post(_ path: String, token: String?, body: [UInt8], contentType: String = "application/json", gzip: Bool = true) async throws -> Reply {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        request.setValue(contentType, forHTTPHeaderField: "Content-Type")
+        if gzip, body.count > Gzip.threshold {
+            request.setValue("gzip", forHTTPHeaderField: "Content-Encoding")
+            request.httpBody = Data(Gzip.compress(body))
+        } else {
+            request.httpBody = Data(body)
+        }
+        request.setValue(gzip ? "gzip" : "identity", forHTTPHeaderField: "Accept-Encoding")
+        let (data, response) = try await session.data(for: request)
+        var bytes = Array(data)
+        if bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B { bytes = try Gzip.decompress(bytes, limit: 1 << 30) }
+        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: bytes)
+    }
+
+    func get(_ path: String, token: String) async throws -> Reply {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (data, response) = try await session.data(for: request)
+        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: Array(data))
+    }
+
+    func admin<T: Decodable>(_ path: String, _ body: some Encodable) async throws -> T {
+        let reply = try await post(path, token: adminToken, body: Array(try JSONEncoder().encode(body)))
+        guard (200..<300).contains(reply.status) else {
+            throw BenchError("admin \(path) failed: \(reply.status) \(String(decoding: reply.body, as: UTF8.self))")
+        }
+        return try JSONDecoder().decode(T.self, from: Data(reply.body))
+    }
+
+    /// A user with an enrolled device, as a ready client replica.
+    func enrollDevice(user: String, role: String) async throws -> BenchDevice {
+        let _: AdminAPI.UserInfo = try await admin("/v1/admin/users", AdminAPI.AddUser(name: user, role: role, contact: "06-00000000"))
+        let code: AdminAPI.EnrollmentCode = try await admin("/v1/admin/users/\(user)/enrollment-code", [String: String]())
+        let reply = try await post("/v1/enroll", token: nil, body: Array(try JSONEncoder().encode(EnrollRequest(code: code.code, name: "bench-\(user)"))))
+        guard reply.status == 200 else { throw BenchError("enroll failed: \(reply.status)") }
+        let enrolled = try JSONDecoder().decode(EnrollResponse.self, from: Data(reply.body))
+        let replica = ClientReplica(replica: ReplicaID(enrolled.replica), user: enrolled.user, schema: .defaultHouseholdPlan(),
+                                    policy: enrolled.policy)
+        return BenchDevice(token: enrolled.token, replica: replica)
+    }
+
+    func assign(_ user: String, _ household: HouseholdID) async throws {
+        let _: AdminAPI.Done = try await admin("/v1/admin/assignments", AdminAPI.Assign(user: user, household: household, until: nil))
+    }
+
+    func createHousehold() async throws -> HouseholdID {
+        let info: AdminAPI.HouseholdInfo = try await admin("/v1/admin/households", AdminAPI.CreateHousehold(label: "Bench huishouden"))
+        return info.id
+    }
+}
+
+/// One benchmark device: its token and replica.
+struct BenchDevice: Sendable {
+    var token: String
+    var replica: ClientReplica
+    var households: [HouseholdID] = []
+
+    init(token: String, replica: ClientReplica) {
+        self.token = token
+        self.replica = replica
+    }
+
+    struct RoundStats {
+        var bytesUp = 0
+        var bytesDown = 0
+        var compressedUp = 0
+        var compressedDown = 0
+        var accepted: [(SegmentKey, Dot)] = []
+        var rounds = 0
+        var failed = false
+    }
+
+    /// Syncs until the server has nothing more; returns what went over the wire.
+    mutating func sync(_ server: LiveServer, now: UInt64) async throws -> RoundStats {
+        var stats = RoundStats()
+        for _ in 0..<10_000 {
+            stats.rounds += 1
+            let request = replica.makeRequest()
+            let body = request.binaryEncoded()
+            stats.bytesUp += body.count
+            stats.compressedUp += body.count > Gzip.threshold ? Gzip.compress(body).count : body.count
+            let pushed = request.ops
+            let reply = try await server.post("/v1/sync", token: token, body: body, contentType: "application/x-fieldsync")
+            guard reply.status == 200 else {
+                stats.failed = true
+                return stats
+            }
+            stats.bytesDown += reply.body.count
+            stats.compressedDown += reply.body.count > Gzip.threshold ? Gzip.compress(reply.body).count : reply.body.count
+            let response = try SyncResponse(binary: reply.body)
+            for op in pushed where response.accepted.contains(where: { $0.segment == op.segment && $0.contains(op.dot) }) {
+                stats.accepted.append((op.segment, op.dot))
+            }
+            let outcome = replica.apply(response, wall: now)
+            if !outcome.needsAnotherRound && (replica.pending.isEmpty || outcome.accepted + outcome.rejected.count == 0) { break }
+        }
+        return stats
+    }
+}

@@ -1,0 +1,232 @@
+import FieldCLI
+import Foundation
+import SyncCore
+import SyncServer
+import Testing
+
+/// End-to-end tests of issue 5: real server, real CLI entry point, temporary homes.
+@Suite(.serialized)
+struct CLIWorkflowTests {
+    @Test func concurrentOfflineEditsShowTheSameConflictAndResolveClearsIt() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("anna", role: "buurtcoach")
+        try await world.enroll("bram", role: "wmo-consulent")
+        let h = try await world.household(on: "anna", label: "Fam. Test")
+        #expect(await world.admin(["assign", "bram", h]).code == 0)
+        #expect(await world.cli("bram", ["sync"]).code == 0)
+
+        // Both offline, same field.
+        #expect(await world.cli("anna", ["set", h, "next_evaluation_date", "2027-01-10"]).code == 0)
+        #expect(await world.cli("bram", ["set", h, "next_evaluation_date", "2027-02-20"]).code == 0)
+        _ = await world.cli("anna", ["sync"])
+        let second = await world.cli("bram", ["sync"])
+        #expect(second.code == 4, "a new conflict needs attention: \(second.err)")
+        _ = await world.cli("anna", ["sync"])
+
+        let shownA = try world.json(ShownHousehold.self, await world.cli("anna", ["--json", "show", h]))
+        let shownB = try world.json(ShownHousehold.self, await world.cli("bram", ["--json", "show", h]))
+        let fieldA = try #require(shownA.field("next_evaluation_date"))
+        let fieldB = try #require(shownB.field("next_evaluation_date"))
+        #expect(fieldA.conflict && fieldB.conflict)
+        #expect(fieldA.value == fieldB.value)
+        #expect(Set(fieldA.values.map(\.value)) == ["2027-01-10", "2027-02-20"])
+        #expect(fieldA.values.map(\.id) == fieldB.values.map(\.id))
+        let human = await world.cli("bram", ["show", h])
+        #expect(human.out.contains("CONFLICT"))
+        #expect(human.out.contains(fieldA.values[1].id))
+
+        let pick = fieldA.values.first { $0.value == "2027-01-10" }!.id
+        let resolved = await world.cli("bram", ["resolve", h, "next_evaluation_date", "--pick", pick])
+        #expect(resolved.code == 0, "\(resolved.err)")
+        #expect(await world.cli("bram", ["sync"]).code == 0)
+        #expect(await world.cli("anna", ["sync"]).code == 0)
+        for name in ["anna", "bram"] {
+            let conflicts = await world.cli(name, ["--json", "conflicts"])
+            let list = try JSONSerialization.jsonObject(with: Data(conflicts.out.utf8)) as? [Any]
+            #expect(list?.isEmpty == true)
+            let shown = try world.json(ShownHousehold.self, await world.cli(name, ["--json", "show", h]))
+            #expect(shown.field("next_evaluation_date")?.value == "2027-01-10")
+        }
+    }
+
+    @Test func ungrantedPurposeNeverReachesTheDeviceUntilGrantedAndIsPurgedAfterRevoke() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("lisa", role: "schuldhulp")
+        try await world.enroll("sam", role: "wmo-consulent")
+        let h = try await world.household(on: "lisa", label: "Fam. Geheim")
+        #expect(await world.admin(["assign", "sam", h]).code == 0)
+        let planted = "Beslag op loon en huurachterstand (fictief planted 7Q3)"
+        #expect(await world.cli("lisa", ["log", "add", h, "--purpose", "WGS", "--kind", "huisbezoek", planted]).code == 0)
+        #expect(await world.cli("lisa", ["set", h, "wgs_notes", "Regeling loopt (fictief 8R4)"]).code == 0)
+        #expect(await world.cli("lisa", ["sync"]).code == 0)
+
+        func samHolds(_ text: String) async -> Bool {
+            var outputs = ""
+            for args in [["show", h], ["--json", "show", h], ["--json", "export", h], ["export", h], ["log", "list", h], ["households"], ["status"]] {
+                let result = await world.cli("sam", args)
+                outputs += result.out + result.err
+            }
+            return outputs.contains(text) || world.homeContains("sam", text)
+        }
+        #expect(await world.cli("sam", ["sync"]).code == 0)
+        #expect(!(await samHolds("planted 7Q3")))
+        #expect(!(await samHolds("fictief 8R4")))
+        // The device refuses to write there itself.
+        let refused = await world.cli("sam", ["set", h, "wgs_notes", "x"])
+        #expect(refused.code == 2)
+        #expect(refused.err.contains("WGS"))
+
+        // Grant: it arrives complete at the next sync.
+        #expect(await world.admin(["grant", "sam", "WGS", "--read", "--household", h]).code == 0)
+        #expect(await world.cli("sam", ["sync"]).code == 0)
+        let logs = await world.cli("sam", ["log", "list", h, "--purpose", "WGS"])
+        #expect(logs.out.contains("planted 7Q3"))
+        // Encrypted at rest even when held.
+        #expect(!world.homeContains("sam", "planted 7Q3"))
+
+        // Revoke: purged at the next sync.
+        #expect(await world.admin(["revoke-grant", "sam", "WGS", "--household", h]).code == 0)
+        let purge = await world.cli("sam", ["--json", "sync"])
+        #expect(purge.code == 0)
+        #expect(purge.out.contains("\"purged\" : 1"))
+        #expect(!(await samHolds("planted 7Q3")))
+    }
+
+    @Test func erasurePurgesTheDeviceAndRejectsOfflineOpsForTheOldEpoch() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        let h = try await world.household(on: "wim", label: "Fam. Wissen")
+        #expect(await world.cli("wim", ["log", "add", h, "--purpose", "WMO", "--kind", "telefoon", "Eerste gesprek (fictief)"]).code == 0)
+        #expect(await world.cli("wim", ["sync"]).code == 0)
+        // Offline write, then the server erases the WMO segment.
+        #expect(await world.cli("wim", ["log", "add", h, "--purpose", "WMO", "--kind", "telefoon", "Geschreven voor de wissing (fictief)"]).code == 0)
+        let erased = await world.admin(["--json", "erase", h, "--purpose", "WMO"])
+        #expect(erased.code == 0, "\(erased.err)")
+        let result = try world.json(AdminAPI.EraseResult.self, erased)
+        #expect(result.erased.map(\.purpose) == [.wmo])
+        #expect(result.devicesStillHolding.map(\.name) == ["laptop-wim"])
+        let sync = await world.cli("wim", ["--json", "sync"])
+        #expect(sync.code == 4)
+        #expect(sync.out.contains("\"erased\" : 1"))
+        let shown = try world.json(ShownHousehold.self, await world.cli("wim", ["--json", "show", h]))
+        #expect(!shown.segments.contains { $0.purpose == "WMO" })
+        #expect(!world.homeContains("wim", "fictief"))
+        let again = await world.admin(["--json", "erase", h])
+        #expect(again.code == 0)
+        #expect(try world.json(AdminAPI.EraseResult.self, again).devicesStillHolding.isEmpty == false)
+    }
+
+    @Test func revokedDeviceWipesItsStoreAtTheNextSync() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("kim", role: "buurtcoach")
+        let h = try await world.household(on: "kim", label: "Fam. Kwijt")
+        _ = h
+        let devices = try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"]))
+        #expect(devices.count == 1 && devices[0].lastSyncAt != nil)
+        #expect(await world.admin(["device", "revoke", devices[0].id]).code == 0)
+        let sync = await world.cli("kim", ["sync"])
+        #expect(sync.code == 2)
+        #expect(sync.out.contains("wiped"))
+        #expect(!FileManager.default.fileExists(atPath: world.home("kim").appendingPathComponent("store.sqlite").path))
+        #expect(!FileManager.default.fileExists(atPath: world.home("kim").appendingPathComponent("device.key").path))
+        #expect(await world.cli("kim", ["households"]).code == 5)
+    }
+
+    @Test func serverDownFailsFastWithExitThreeAndKeepsPendingOps() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("otto", role: "buurtcoach")
+        let h = try await world.household(on: "otto", label: "Fam. Offline")
+        #expect(await world.cli("otto", ["set", h, "area", "Dorpen"]).code == 0)
+        await world.stopServer()
+        let started = Date()
+        let down = await world.cli("otto", ["sync"])
+        #expect(down.code == 3)
+        #expect(Date().timeIntervalSince(started) < 8)
+        #expect(down.err.contains("Cannot reach"))
+        let status = try JSONSerialization.jsonObject(with: Data(await world.cli("otto", ["--json", "status"]).out.utf8)) as? [String: Any]
+        #expect(status?["pending"] as? Int == 1)
+        try await world.restartServer()
+        #expect(await world.cli("otto", ["sync"]).code == 0)
+        let after = try JSONSerialization.jsonObject(with: Data(await world.cli("otto", ["--json", "status"]).out.utf8)) as? [String: Any]
+        #expect(after?["pending"] as? Int == 0)
+    }
+
+    @Test(arguments: [
+        ["set"], ["set", "abc"], ["log", "add", "x", "--kind", "huisbezoek", "t"], ["resolve", "h", "f"],
+        ["resolve", "h", "f", "--pick", "1.2", "--value", "v"], ["no-such-command"], ["show"], ["--home"],
+        ["admin", "grant", "u", "WGS"], ["log", "add", "h", "--purpose", "WMO", "--kind", "telefoon", "--at", "gisteren", "x"],
+    ])
+    func argumentErrorsExitOneWithUsage(_ arguments: [String]) async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        let result = await world.cli("nobody", arguments)
+        #expect(result.code == 1, "\(arguments): \(result.err)")
+        #expect(result.err.contains("Usage") || result.err.contains("Error") || result.err.contains("Give"), "\(result.err)")
+    }
+
+    @Test func worksOfflineAndRefusesUngrantedWritesBeforeQueueing() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        await world.stopServer()
+        let created = await world.cli("noor", ["household", "new", "--label", "Fam. Keukentafel"])
+        #expect(created.code == 0)
+        let h = created.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(await world.cli("noor", ["set", h, "regisseur", "noor"]).code == 0)
+        #expect(await world.cli("noor", ["log", "add", h, "--purpose", "INFORMEEL", "--kind", "huisbezoek", "--at", "2026-11-30T10:00", "Kennismaking."]).code == 0)
+        let goal = await world.cli("noor", ["--json", "goal", "add", h, "--purpose", "REGIE", "Schulden in kaart"])
+        #expect(goal.code == 0)
+        let goalID = try JSONDecoder().decode([String: String].self, from: Data(goal.out.utf8))["goalID"]!
+        #expect(await world.cli("noor", ["goal", "done", String(h.prefix(8)), goalID]).code == 0)
+        let list = await world.cli("noor", ["goal", "list", h])
+        #expect(list.out.contains("done"))
+        let refused = await world.cli("noor", ["log", "add", h, "--purpose", "WMO", "--kind", "huisbezoek", "x"])
+        #expect(refused.code == 2)
+        #expect(refused.err.contains("WMO"))
+        let unknown = await world.cli("noor", ["set", h, "no_such_field", "x"])
+        #expect(unknown.code == 2)
+        let badValue = await world.cli("noor", ["set", h, "next_evaluation_date", "morgen"])
+        #expect(badValue.code == 2)
+        #expect(badValue.err.contains("YYYY-MM-DD"))
+        let status = try JSONSerialization.jsonObject(with: Data(await world.cli("noor", ["--json", "status"]).out.utf8)) as? [String: Any]
+        #expect(status?["pending"] as? Int == 6)
+        try await world.restartServer()
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        let rejected = await world.cli("noor", ["--json", "rejected"])
+        #expect(rejected.out.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("["))
+    }
+
+    @Test func localReadsAreAuditedOnTheServer() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("ria", role: "wmo-consulent")
+        let h = try await world.household(on: "ria", label: "Fam. Inzage")
+        _ = await world.cli("ria", ["show", h])
+        _ = await world.cli("ria", ["export", h])
+        _ = await world.cli("ria", ["log", "list", h])
+        #expect(await world.cli("ria", ["sync"]).code == 0)
+        let audit = try world.json([AuditRecord].self, await world.admin(["--json", "audit", "--household", h]))
+        let reads = audit.filter { $0.action == "offlineRead" }
+        #expect(reads.count == 3)
+        #expect(Set(reads.map { $0.detail.split(separator: " ").first.map(String.init) ?? "" }) == ["show", "export", "logList"])
+        let status = try JSONSerialization.jsonObject(with: Data(await world.cli("ria", ["--json", "status"]).out.utf8)) as? [String: Any]
+        #expect(status?["auditQueued"] as? Int == 0)
+        #expect(await world.admin(["audit", "--verify"]).code == 0)
+    }
+
+    @Test func homeDirectoryIsPrivate() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("pim", role: "buurtcoach")
+        let home = world.home("pim")
+        #expect(FileSecurity.mode(of: home).map { $0 & 0o777 } == 0o700)
+        for name in ["device.key", "store.sqlite"] {
+            #expect(FileSecurity.mode(of: home.appendingPathComponent(name)).map { $0 & 0o777 } == 0o600, "\(name)")
+        }
+    }
+}
