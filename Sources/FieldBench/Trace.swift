@@ -38,27 +38,49 @@ struct Trace {
     var contactlogDigest: String? { stats["contactlog_digest"] as? String }
 
     static func load(path: String) throws -> Trace {
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        if path.hasSuffix(".gz") { bytes = try Gzip.decompress(bytes, limit: 4 << 30) }
         var trace = Trace()
+        var parser = LineParser()
+        var pending: [UInt8] = []
+        func feed(_ chunk: ArraySlice<UInt8>) throws {
+            var start = chunk.startIndex
+            for index in chunk.indices where chunk[index] == 0x0A {
+                if pending.isEmpty {
+                    try parser.parse(chunk[start..<index], into: &trace)
+                } else {
+                    pending.append(contentsOf: chunk[start..<index])
+                    try parser.parse(pending[...], into: &trace)
+                    pending.removeAll(keepingCapacity: true)
+                }
+                start = index + 1
+            }
+            pending.append(contentsOf: chunk[start...])
+        }
+        let file = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        if path.hasSuffix(".gz") {
+            try Gzip.decompressStream(file, feed)
+        } else {
+            try feed(file[...])
+        }
+        if !pending.isEmpty { try parser.parse(pending[...], into: &trace) }
+        return trace
+    }
+
+    /// Parses one JSON line at a time, keeping only the compact event.
+    struct LineParser {
         var replicaIndex: [String: Int] = [:]
         var docIndex: [String: Int] = [:]
         var fieldIndex: [String: Int] = [:]
-        var start = 0
         var lineNumber = 0
-        while start < bytes.count {
-            var end = start
-            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
-            defer { start = end + 1 }
-            guard end > start else { continue }
+
+        mutating func parse(_ line: ArraySlice<UInt8>, into trace: inout Trace) throws {
             lineNumber += 1
-            let line = Data(bytes[start..<end])
-            guard let object = try JSONSerialization.jsonObject(with: line) as? [String: Any], let kind = object["kind"] as? String else {
-                throw BenchError("line \(lineNumber) of \(path) is not a JSON object with a kind")
+            guard !line.isEmpty else { return }
+            guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let kind = object["kind"] as? String else {
+                throw BenchError("line \(lineNumber) is not a JSON object with a kind")
             }
             switch kind {
             case "header":
-                guard (object["version"] as? Int) == 1 else { throw BenchError("\(path) is not a version 1 trace") }
+                guard (object["version"] as? Int) == 1 else { throw BenchError("not a version 1 trace") }
                 trace.replicaCount = object["replicas"] as? Int ?? 0
                 trace.householdCount = object["households"] as? Int ?? 0
                 for (i, field) in ((object["fields"] as? [[String: Any]]) ?? []).enumerated() {
@@ -86,7 +108,7 @@ struct Trace {
                 }
                 func store(_ text: String) {
                     event.textOffset = UInt32(trace.arena.count)
-                    trace.arena.append(contentsOf: Array(text.utf8))
+                    trace.arena.append(contentsOf: text.utf8)
                     event.textLength = UInt32(trace.arena.count) - event.textOffset
                 }
                 switch kind {
@@ -112,12 +134,11 @@ struct Trace {
                 case "sync":
                     event.kind = .sync
                 default:
-                    continue  // readers ignore what they do not know
+                    return  // readers ignore what they do not know
                 }
                 trace.events.append(event)
             }
         }
-        return trace
     }
 }
 
@@ -126,17 +147,43 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// `2025-01-06T09:12:40Z` ⇄ milliseconds.
+/// `2025-01-06T09:12:40Z` ⇄ milliseconds, by the civil-calendar formulas
+/// (a formatter per call would dominate the replay's checks).
 enum TraceTime {
     static func parse(_ text: String) -> UInt64? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map { UInt64($0.timeIntervalSince1970 * 1000) }
+        let u = Array(text.utf8)
+        guard u.count == 20, u[4] == 45, u[7] == 45, u[10] == 84, u[13] == 58, u[16] == 58, u[19] == 90 else { return nil }
+        func number(_ range: Range<Int>) -> Int { u[range].reduce(0) { $0 * 10 + Int($1) - 48 } }
+        let (y, m, d) = (number(0..<4), number(5..<7), number(8..<10))
+        let seconds = daysFromCivil(y, m, d) * 86_400 + number(11..<13) * 3600 + number(14..<16) * 60 + number(17..<19)
+        return UInt64(seconds) * 1000
     }
 
     static func format(_ milliseconds: UInt64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        let total = Int(milliseconds / 1000)
+        let (y, m, d) = civilFromDays(total / 86_400)
+        let rest = total % 86_400
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, rest / 3600, (rest % 3600) / 60, rest % 60)
+    }
+
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civilFromDays(_ days: Int) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -107,6 +107,7 @@ struct CRDTPropertyTests {
         for attempt in 0..<3 {
             let other = deliver(sim.ops, rng: &rng)
             if other.canonicalBytes() != bytes { return "delivery order \(attempt) diverged" }
+            if other.stateHash() != reference.stateHash() { return "state hash differs for equal states" }
         }
         // Partial delivery: state(A) ⊔ state(B) == state(A ∪ B), in both join orders.
         let a = sim.ops.filter { _ in Bool.random(using: &rng) }
@@ -120,6 +121,7 @@ struct CRDTPropertyTests {
         ba.join(stateA)
         let expected = deliver(union, rng: &rng).canonicalBytes()
         if ab.canonicalBytes() != expected { return "join of partial deliveries differs from their union" }
+        if ab.stateHash() != reference.stateHash() && ab.canonicalBytes() == bytes { return "incremental hash drifted through joins" }
         if ba.canonicalBytes() != expected { return "join is not commutative" }
         var twice = ab
         twice.join(ab)
@@ -131,6 +133,9 @@ struct CRDTPropertyTests {
         // The canonical form decodes to the same state.
         guard let decoded = try? SegmentState(canonicalBytes: bytes), decoded.canonicalBytes() == bytes else {
             return "canonical bytes do not round-trip"
+        }
+        if decoded.stateHash() != reference.stateHash() || late.stateHash() != reference.stateHash() {
+            return "incremental state hash differs from a fresh one"
         }
         return nil
     }

@@ -15,6 +15,35 @@ extension SegmentState {
     @discardableResult
     public mutating func apply(_ op: SyncOperation) -> ApplyOutcome {
         guard !context.contains(op.dot) else { return .duplicate }
+        let key = Self.elementKey(of: op)
+        let before = element(key).map(Self.digest)
+        let outcome = merge(op)
+        if case .applied(let changed?) = outcome { updateDigest(changed, before: before) }
+        return outcome
+    }
+
+    static func elementKey(of op: SyncOperation) -> ElementKey {
+        switch op.payload {
+        case .createHousehold: return .creation
+        case .set(let field, _, _): return .field(field)
+        case .append(let log, _): return .logEntry(log: log, dot: op.dot)
+        case .insert(let collection, _, _): return .item(collection: collection, id: op.dot)
+        case .edit(let collection, let item, _, _), .move(let collection, let item, _), .remove(let collection, let item):
+            return .item(collection: collection, id: item)
+        }
+    }
+
+    /// The content hash of one element's canonical form.
+    static func digest(of element: SegmentElement) -> ContentHash128 {
+        ContentHash128.of(element.encodedRow())
+    }
+
+    private mutating func updateDigest(_ key: ElementKey, before: ContentHash128?) {
+        if let before { elementDigest = elementDigest - before }
+        if let after = element(key).map(Self.digest) { elementDigest = elementDigest + after }
+    }
+
+    private mutating func merge(_ op: SyncOperation) -> ApplyOutcome {
         context.insert(op.dot)
         switch op.payload {
         case .createHousehold:
@@ -68,6 +97,14 @@ extension SegmentState {
     /// Joins one element's state into this one. Returns whether anything changed.
     @discardableResult
     public mutating func join(_ element: SegmentElement) -> Bool {
+        let key = element.key
+        let before = self.element(key).map(Self.digest)
+        let changed = joinElement(element)
+        if changed { updateDigest(key, before: before) }
+        return changed
+    }
+
+    private mutating func joinElement(_ element: SegmentElement) -> Bool {
         switch element {
         case .creation(let record):
             if let existing = creation, existing.dot <= record.dot { return false }
@@ -144,5 +181,6 @@ extension SegmentState {
         fields = [:]
         logs = [:]
         collections = [:]
+        elementDigest = .zero
     }
 }

@@ -10,6 +10,9 @@ public struct SegmentState: Hashable, Sendable {
     public internal(set) var fields: [String: MultiValueRegister<String>] = [:]
     public internal(set) var logs: [String: AppendLog] = [:]
     public internal(set) var collections: [String: ItemCollection] = [:]
+    /// The sum of every element's content hash, kept up to date by every
+    /// mutation, so the state hash costs O(1) instead of a full encoding.
+    public internal(set) var elementDigest = ContentHash128.zero
 
     public init(key: SegmentKey, epoch: UInt32) {
         self.key = key

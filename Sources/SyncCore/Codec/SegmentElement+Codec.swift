@@ -198,8 +198,17 @@ extension SegmentState {
         self = state
     }
 
-    /// A 16-byte digest of the canonical encoding, carried in sync responses.
+    /// A 16-byte digest of the canonical state, carried in sync responses: the
+    /// hash of the segment's identity and causal context combined with the
+    /// kept-up-to-date sum of its elements' hashes. Equal canonical states give
+    /// equal digests; it costs O(context), not O(state).
     public func stateHash() -> [UInt8] {
-        Array(SHA256Digest.hash(canonicalBytes()).prefix(16))
+        var writer = BinaryWriter(capacity: 64)
+        writer.byte(1)
+        writer.household(key.household)
+        writer.string(key.purpose.rawValue)
+        writer.varint(UInt64(epoch))
+        writer.context(context)
+        return (ContentHash128.of(writer.bytes) + elementDigest).bytes
     }
 }

@@ -87,8 +87,7 @@ public struct SHA256Digest: Sendable {
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
     private mutating func compress(_ block: UnsafePointer<UInt8>) {
-        var schedule = [UInt32](repeating: 0, count: 64)
-        schedule.withUnsafeMutableBufferPointer { m in
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { m in
             for i in 0..<16 {
                 m[i] = UInt32(block[4 * i]) << 24 | UInt32(block[4 * i + 1]) << 16
                     | UInt32(block[4 * i + 2]) << 8 | UInt32(block[4 * i + 3])

@@ -1,6 +1,6 @@
 import HTTPTypes
 import Crypto
-public import Foundation
+import Foundation
 import GRDB
 import Logging
 public import SyncCore

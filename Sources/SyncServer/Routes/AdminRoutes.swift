@@ -28,7 +28,6 @@ struct AdminRoutes {
                 return try await body(user, bytes)
             }
         }
-        @Sendable func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T { try HTTPSupport.decodeJSON(type, from: bytes) }
         @Sendable func household(_ text: String?) throws -> HouseholdID? {
             guard let text, !text.isEmpty else { return nil }
             guard let id = HouseholdID(text) else { throw ServerError.badRequest("\(text) is not a household ID (a UUID).") }
@@ -41,7 +40,7 @@ struct AdminRoutes {
 
         admin.post("users") { request, context in
             await handle("userAdd", request, context) { user, body in
-                HTTPSupport.json(try await store.addUser(try decode(AdminAPI.AddUser.self, body), by: user), request: request, status: .created)
+                HTTPSupport.json(try await store.addUser(try HTTPSupport.decodeJSON(AdminAPI.AddUser.self, from: body), by: user), request: request, status: .created)
             }
         }
         admin.get("users") { request, context in
@@ -67,32 +66,32 @@ struct AdminRoutes {
         }
         admin.post("assignments") { request, context in
             await handle("assign", request, context) { user, body in
-                HTTPSupport.json(try await store.assign(try decode(AdminAPI.Assign.self, body), by: user), request: request)
+                HTTPSupport.json(try await store.assign(try HTTPSupport.decodeJSON(AdminAPI.Assign.self, from: body), by: user), request: request)
             }
         }
         admin.post("assignments/remove") { request, context in
             await handle("unassign", request, context) { user, body in
-                HTTPSupport.json(try await store.unassign(try decode(AdminAPI.Assign.self, body), by: user), request: request)
+                HTTPSupport.json(try await store.unassign(try HTTPSupport.decodeJSON(AdminAPI.Assign.self, from: body), by: user), request: request)
             }
         }
         admin.post("grants") { request, context in
             await handle("grant", request, context) { user, body in
-                HTTPSupport.json(try await store.grant(try decode(AdminAPI.GrantRequest.self, body), by: user), request: request, status: .created)
+                HTTPSupport.json(try await store.grant(try HTTPSupport.decodeJSON(AdminAPI.GrantRequest.self, from: body), by: user), request: request, status: .created)
             }
         }
         admin.post("grants/revoke") { request, context in
             await handle("revokeGrant", request, context) { user, body in
-                HTTPSupport.json(try await store.revokeGrant(try decode(AdminAPI.RevokeGrant.self, body), by: user), request: request)
+                HTTPSupport.json(try await store.revokeGrant(try HTTPSupport.decodeJSON(AdminAPI.RevokeGrant.self, from: body), by: user), request: request)
             }
         }
         admin.post("consent-blocks") { request, context in
             await handle("consentBlock", request, context) { user, body in
-                HTTPSupport.json(try await store.consentBlock(try decode(AdminAPI.ConsentBlockRequest.self, body), add: true, by: user), request: request)
+                HTTPSupport.json(try await store.consentBlock(try HTTPSupport.decodeJSON(AdminAPI.ConsentBlockRequest.self, from: body), add: true, by: user), request: request)
             }
         }
         admin.post("consent-blocks/remove") { request, context in
             await handle("consentUnblock", request, context) { user, body in
-                HTTPSupport.json(try await store.consentBlock(try decode(AdminAPI.ConsentBlockRequest.self, body), add: false, by: user), request: request)
+                HTTPSupport.json(try await store.consentBlock(try HTTPSupport.decodeJSON(AdminAPI.ConsentBlockRequest.self, from: body), add: false, by: user), request: request)
             }
         }
         admin.get("households/:id/access") { request, context in
@@ -111,7 +110,7 @@ struct AdminRoutes {
         }
         admin.post("households") { request, context in
             await handle("householdCreate", request, context) { user, body in
-                let create = body.isEmpty ? AdminAPI.CreateHousehold(label: nil) : try decode(AdminAPI.CreateHousehold.self, body)
+                let create = body.isEmpty ? AdminAPI.CreateHousehold(label: nil) : try HTTPSupport.decodeJSON(AdminAPI.CreateHousehold.self, from: body)
                 return HTTPSupport.json(try await store.createHousehold(label: create.label, by: user), request: request, status: .created)
             }
         }
@@ -120,13 +119,13 @@ struct AdminRoutes {
         }
         admin.post("conflicts/query") { request, context in
             await handle("conflicts", request, context) { user, body in
-                let query = body.isEmpty ? ConflictQuery() : try decode(ConflictQuery.self, body)
+                let query = body.isEmpty ? ConflictQuery() : try HTTPSupport.decodeJSON(ConflictQuery.self, from: body)
                 return HTTPSupport.json(try await store.conflicts(household: query.household, breakGlass: query.breakGlass, by: user), request: request)
             }
         }
         admin.post("conflicts/resolve") { request, context in
             await handle("resolve", request, context) { user, body in
-                HTTPSupport.json(try await store.resolve(try decode(AdminAPI.Resolve.self, body), by: user), request: request)
+                HTTPSupport.json(try await store.resolve(try HTTPSupport.decodeJSON(AdminAPI.Resolve.self, from: body), by: user), request: request)
             }
         }
         admin.get("rejects") { request, context in
@@ -156,7 +155,7 @@ struct AdminRoutes {
         }
         admin.post("erase") { request, context in
             await handle("erase", request, context) { user, body in
-                HTTPSupport.json(try await store.erase(try decode(AdminAPI.Erase.self, body), by: user), request: request)
+                HTTPSupport.json(try await store.erase(try HTTPSupport.decodeJSON(AdminAPI.Erase.self, from: body), by: user), request: request)
             }
         }
     }

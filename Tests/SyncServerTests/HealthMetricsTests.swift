@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import SyncCore
+import SyncServer
+
+/// Point 8: `GET /health` and `GET /metrics` (Prometheus text).
+@Suite("Health and metrics")
+struct HealthMetricsTests {
+    /// The value of one sample line (`name{labels} value`).
+    static func sample(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == series { return Double(parts[1]) }
+        }
+        return nil
+    }
+
+    @Test("/health answers ok when the store is reachable")
+    func healthIsOK() async throws {
+        try await withServer { server in
+            let reply = try await server.http.send("GET", "/health")
+            #expect(reply.status == 200)
+            #expect(reply.isJSON)
+            #expect(try reply.decode([String: String].self) == ["status": "ok"])
+        }
+    }
+
+    @Test("/metrics is Prometheus text with requests, sync latency, ops accepted and rejected by reason, store size")
+    func metricsCountWhatHappened() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            let wgs = s.wgsOpByWendy()
+            var request = s.wendy.replica.makeRequest()
+            request.ops = [wgs]
+            _ = try await s.wendy.roundTrip(server.http, wall: server.clock.now, request: request)
+            _ = try await server.http.send("POST", "/v1/sync", body: Data("x".utf8), token: "fsd_nope")
+
+            let reply = try await server.http.send("GET", "/metrics")
+            #expect(reply.status == 200)
+            #expect(reply.header("content-type")?.hasPrefix("text/plain") == true)
+            let text = reply.text
+            #expect(text.contains("# TYPE fieldsync_ops_accepted_total counter"))
+            #expect(Self.sample(text, "fieldsync_ops_accepted_total") == Double(s.firstOps.count))
+            #expect(Self.sample(text, "fieldsync_ops_rejected_total{reason=\"purposeNotGranted\"}") == 1)
+            #expect(Self.sample(text, "fieldsync_ops_rejected_total{reason=\"invalid\"}") == 0)
+            #expect(text.contains("# TYPE fieldsync_sync_duration_seconds histogram"))
+            let syncs = try #require(Self.sample(text, "fieldsync_sync_duration_seconds_count"))
+            #expect(syncs >= 4)
+            #expect(Self.sample(text, "fieldsync_sync_duration_seconds_bucket{le=\"+Inf\"}") == syncs)
+            #expect(Self.sample(text, "fieldsync_http_requests_total{route=\"sync\",status=\"200\"}") == syncs)
+            #expect(Self.sample(text, "fieldsync_http_requests_total{route=\"sync\",status=\"401\"}") == 1)
+            #expect((Self.sample(text, "fieldsync_http_requests_total{route=\"enroll\",status=\"200\"}") ?? 0) == 2)
+            #expect((Self.sample(text, "fieldsync_store_bytes") ?? 0) > 0)
+            #expect(!text.contains("status=\"500\""))
+            // Metrics carry no personal data.
+            #expect(!text.contains("wendy") && !text.contains(s.household.description))
+        }
+    }
+}

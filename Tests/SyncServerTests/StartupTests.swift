@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import SyncCore
+import SyncServer
+
+/// Point 1: the first start creates the first admin and its token file; a
+/// restart on the same data directory does not.
+@Suite("Startup")
+struct StartupTests {
+    @Test("first start creates an admin token in DATA/admin.token (0600) in a 0700 data dir; a restart keeps it")
+    func adminTokenCreatedOnceAndKept() async throws {
+        let directory = makeTemporaryDirectory("startup")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = try await TestServer.start(directory: directory)
+        let token = try #require(first.server.adminToken, "the first start must return the admin token")
+        #expect(token.hasPrefix("fsa_"))
+        #expect(token.count >= 4 + 43, "a 256-bit token in base64 is 43 characters")
+
+        let tokenFile = directory.appendingPathComponent("admin.token")
+        let onDisk = try String(contentsOf: tokenFile, encoding: .utf8)
+        #expect(onDisk.trimmingCharacters(in: .whitespacesAndNewlines) == token)
+        #expect(FileSecurity.mode(of: tokenFile).map { $0 & 0o777 } == 0o600)
+        #expect(FileSecurity.mode(of: directory).map { $0 & 0o777 } == 0o700)
+        #expect(FileSecurity.mode(of: directory.appendingPathComponent("audit.key")).map { $0 & 0o777 } == 0o600)
+        #expect(FileSecurity.mode(of: first.databaseURL).map { $0 & 0o777 } == 0o600)
+
+        let users = try await first.adminOK([AdminAPI.UserInfo].self, "GET", "users")
+        #expect(users.map(\.name) == ["admin"])
+        #expect(users.first?.role == "admin")
+
+        let second = try await first.restart()
+        #expect(second.server.adminToken == nil, "a restart must not create another admin token")
+        #expect(try String(contentsOf: tokenFile, encoding: .utf8) == onDisk, "the token file is not rewritten")
+        let again = try await second.http.send("GET", "/v1/admin/users", token: token)
+        #expect(again.status == 200, "the first token still works after a restart: \(again)")
+        #expect(try again.decode([AdminAPI.UserInfo].self).map(\.name) == ["admin"], "no second admin was created")
+
+        let wrong = try await second.http.send("GET", "/v1/admin/users", token: "fsa_" + String(repeating: "A", count: 43))
+        #expect(wrong.status == 401)
+        #expect(wrong.error?.code == "unauthorized")
+        await second.stop()
+    }
+
+    @Test("an existing data directory with loose permissions is tightened to 0700")
+    func existingDirectoryIsTightened() async throws {
+        let directory = makeTemporaryDirectory("startup-loose")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        let server = try await TestServer.start(directory: directory)
+        #expect(FileSecurity.mode(of: directory).map { $0 & 0o777 } == 0o700)
+        #expect(server.server.adminToken != nil)
+        await server.stop()
+    }
+}
