@@ -23,6 +23,7 @@ public enum Replay {
         public var bytes_down_compressed = 0
         public var final_state_bytes = 0
         public var peak_rss_mb = 0.0
+        public var rss_after_load_mb = 0.0
         public var converged = false
         public var digest_ok = false
         public var diverged_copies = 0
@@ -61,7 +62,9 @@ public enum Replay {
 
     public static func run(path: String) throws -> Result {
         let trace = try Trace.load(path: path)
+        let afterLoad = residentMegabytes()
         var result = try run(trace)
+        result.rss_after_load_mb = afterLoad
         result.trace = URL(fileURLWithPath: path).lastPathComponent
         return result
     }
@@ -205,9 +208,14 @@ func measure(_ body: () -> Void) -> Double {
 }
 
 /// Peak resident set size of this process (VmHWM), in MB.
-func peakResidentMegabytes() -> Double {
+func peakResidentMegabytes() -> Double { statusMegabytes("VmHWM:") }
+
+/// Current resident set size (VmRSS), in MB.
+func residentMegabytes() -> Double { statusMegabytes("VmRSS:") }
+
+private func statusMegabytes(_ key: String) -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    for line in status.split(separator: "\n") where line.hasPrefix(key) {
         let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
         return (kilobytes / 1024 * 10).rounded() / 10
     }

@@ -16,7 +16,7 @@ extension SegmentState {
     public mutating func apply(_ op: SyncOperation) -> ApplyOutcome {
         guard !context.contains(op.dot) else { return .duplicate }
         let key = Self.elementKey(of: op)
-        let before = element(key).map(Self.digest)
+        let before = tracksDigest ? element(key).map(Self.digest) : nil
         let outcome = merge(op)
         if case .applied(let changed?) = outcome { updateDigest(changed, before: before) }
         return outcome
@@ -35,10 +35,11 @@ extension SegmentState {
 
     /// The content hash of one element's canonical form.
     static func digest(of element: SegmentElement) -> ContentHash128 {
-        ContentHash128.of(element.encodedRow())
+        ElementHasher.digest(of: element)
     }
 
     private mutating func updateDigest(_ key: ElementKey, before: ContentHash128?) {
+        guard tracksDigest else { return }
         if let before { elementDigest = elementDigest - before }
         if let after = element(key).map(Self.digest) { elementDigest = elementDigest + after }
     }
@@ -98,7 +99,7 @@ extension SegmentState {
     @discardableResult
     public mutating func join(_ element: SegmentElement) -> Bool {
         let key = element.key
-        let before = self.element(key).map(Self.digest)
+        let before = tracksDigest ? self.element(key).map(Self.digest) : nil
         let changed = joinElement(element)
         if changed { updateDigest(key, before: before) }
         return changed

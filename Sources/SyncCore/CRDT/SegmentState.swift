@@ -13,6 +13,8 @@ public struct SegmentState: Hashable, Sendable {
     /// The sum of every element's content hash, kept up to date by every
     /// mutation, so the state hash costs O(1) instead of a full encoding.
     public internal(set) var elementDigest = ContentHash128.zero
+    /// Off for the client's pending overlays: views are never hashed.
+    var tracksDigest = true
 
     public init(key: SegmentKey, epoch: UInt32) {
         self.key = key

@@ -24,14 +24,17 @@ extension BinaryCodable {
 protocol RegisterPayload: Hashable, Sendable {
     func encodePayload(to writer: inout BinaryWriter)
     static func decodePayload(from reader: inout BinaryReader) throws(SyncCoreError) -> Self
+    func hashPayload(into hasher: inout ElementHasher)
 }
 
 extension String: RegisterPayload {
+    func hashPayload(into hasher: inout ElementHasher) { hasher.add(self) }
     func encodePayload(to writer: inout BinaryWriter) { writer.string(self) }
     static func decodePayload(from reader: inout BinaryReader) throws(SyncCoreError) -> String { try reader.string() }
 }
 
 extension Array: RegisterPayload where Element == UInt8 {
+    func hashPayload(into hasher: inout ElementHasher) { hasher.add(self) }
     func encodePayload(to writer: inout BinaryWriter) { writer.data(self) }
     static func decodePayload(from reader: inout BinaryReader) throws(SyncCoreError) -> [UInt8] { try reader.data() }
 }

@@ -121,7 +121,13 @@ public struct BinaryReader {
     }
 
     public mutating func household() throws(SyncCoreError) -> HouseholdID {
-        HouseholdID(bytes: try raw(16))!
+        guard remaining >= 16 else { throw Self.truncated() }
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for i in 0..<8 { high = high << 8 | UInt64(bytes[offset + i]) }
+        for i in 8..<16 { low = low << 8 | UInt64(bytes[offset + i]) }
+        offset += 16
+        return HouseholdID(high: high, low: low)
     }
 
     public mutating func stamp() throws(SyncCoreError) -> HLCTimestamp {

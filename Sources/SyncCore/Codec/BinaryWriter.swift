@@ -55,20 +55,25 @@ public struct BinaryWriter: Sendable {
     /// literal the first time; `index + 1` afterwards. Indexes start after the
     /// static table, whose strings never need a literal.
     public mutating func symbol(_ value: String) {
-        if let index = StaticSymbols.index[value] {
+        // Dynamic first: a static string is never inserted there, so the order cannot change the output.
+        if let index = strings[value] {
             varint(UInt64(index) + 1)
-        } else if let index = strings[value] {
-            varint(UInt64(index) + UInt64(StaticSymbols.table.count) + 1)
+        } else if let index = StaticSymbols.index[value] {
+            varint(UInt64(index) + 1)
         } else {
-            strings[value] = UInt32(strings.count)
+            strings[value] = UInt32(StaticSymbols.table.count + dynamicCount)
+            dynamicCount += 1
             varint(0)
             string(value)
         }
     }
 
+    private var dynamicCount = 0
+
     public mutating func household(_ id: HouseholdID) {
-        let u = id.uuid.uuid
-        bytes.append(contentsOf: [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15])
+        for word in [id.high, id.low] {
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
     }
 
     /// A stamp as the signed millisecond delta from the previous stamp, then its logical part.

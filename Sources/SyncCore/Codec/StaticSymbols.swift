@@ -20,6 +20,7 @@ enum StaticSymbols {
         "buurtcoach", "wmo-consulent", "jeugdconsulent", "schuldhulp", "werkcoach", "regisseur", "admin",
     ]
 
+    /// Each string's first index (the table holds "regisseur" twice; the first wins).
     static let index: [String: UInt32] = {
         var result: [String: UInt32] = [:]
         for (i, s) in table.enumerated() where result[s] == nil { result[s] = UInt32(i) }

@@ -3,14 +3,21 @@ public import Foundation
 /// A household, identified by a UUID made on the device that created it, so
 /// households can be created offline (DESIGN §2).
 public struct HouseholdID: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
-    public let uuid: UUID
+    /// The UUID's 16 bytes as two big-endian words: compares and hashes
+    /// without allocating (household IDs key every segment lookup).
+    public let high: UInt64
+    public let low: UInt64
 
-    public init(_ uuid: UUID) { self.uuid = uuid }
+    public init(_ uuid: UUID) {
+        let u = uuid.uuid
+        high = [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7].reduce(0) { $0 << 8 | UInt64($1) }
+        low = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(0) { $0 << 8 | UInt64($1) }
+    }
 
     /// Parses the canonical lowercase or uppercase UUID text form.
     public init?(_ text: String) {
         guard let uuid = UUID(uuidString: text) else { return nil }
-        self.uuid = uuid
+        self.init(uuid)
     }
 
     /// A fresh random household ID drawn from an injected generator.
@@ -25,21 +32,34 @@ public struct HouseholdID: Hashable, Comparable, Sendable, Codable, CustomString
     /// Builds an ID from its 16 raw bytes; nil for any other length.
     public init?(bytes: [UInt8]) {
         guard bytes.count == 16 else { return nil }
+        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+        low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    public var uuid: UUID {
         let b = bytes
-        uuid = UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-                           b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+        return UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
     }
 
     /// The 16 raw bytes, in network order.
     public var bytes: [UInt8] {
-        let u = uuid.uuid
-        return [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
+        var out = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            out[i] = UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * i))
+            out[8 + i] = UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * i))
+        }
+        return out
     }
 
     public var description: String { uuid.uuidString.lowercased() }
 
     public static func < (lhs: HouseholdID, rhs: HouseholdID) -> Bool {
-        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        lhs.high != rhs.high ? lhs.high < rhs.high : lhs.low < rhs.low
     }
 
     public init(from decoder: any Decoder) throws {
@@ -104,12 +124,20 @@ public struct Dot: Hashable, Comparable, Sendable, Codable, CustomStringConverti
 /// which codes exist; these are the ones the default schema ships.
 public struct Purpose: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
     public let rawValue: String
-    public init(rawValue: String) { self.rawValue = rawValue }
-    public init(_ rawValue: String) { self.rawValue = rawValue }
-    public init(stringLiteral value: String) { self.rawValue = value }
+    /// A hash of the code computed once: purposes key every segment lookup.
+    private let code: UInt64
+
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+        code = rawValue.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
+    }
+    public init(_ rawValue: String) { self.init(rawValue: rawValue) }
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
     public var description: String { rawValue }
     public static func < (lhs: Purpose, rhs: Purpose) -> Bool { lhs.rawValue < rhs.rawValue }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+    public static func == (lhs: Purpose, rhs: Purpose) -> Bool { lhs.code == rhs.code && lhs.rawValue == rhs.rawValue }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+    public init(from decoder: any Decoder) throws { self.init(rawValue: try decoder.singleValueContainer().decode(String.self)) }
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)

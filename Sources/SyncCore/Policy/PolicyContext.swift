@@ -63,7 +63,9 @@ public struct PolicyContext: Hashable, Sendable, Codable {
     public var role: String
     /// The role's purposes from the policy file.
     public var rolePurposes: [Purpose: Access]
-    public var assignments: [Assignment]
+    public var assignments: [Assignment] {
+        didSet { assignmentIndex = Self.index(assignments) }
+    }
     public var grants: [Grant]
     public var consentBlocks: [ConsentBlock]
     /// Increases with every policy change the server makes.
@@ -72,6 +74,22 @@ public struct PolicyContext: Hashable, Sendable, Codable {
     public var serverTime: UInt64
     /// Per assigned household, who else is involved.
     public var involvement: [HouseholdID: [Involvement]]
+    /// Assignment by household, for O(1) policy checks (derived from `assignments`).
+    private(set) var assignmentIndex: [HouseholdID: Int] = [:]
+
+    static func index(_ assignments: [Assignment]) -> [HouseholdID: Int] {
+        var index: [HouseholdID: Int] = [:]
+        index.reserveCapacity(assignments.count)
+        for (position, assignment) in assignments.enumerated() where index[assignment.household] == nil {
+            index[assignment.household] = position
+        }
+        return index
+    }
+
+    /// The assignment of a household, if any.
+    public func assignment(of household: HouseholdID) -> Assignment? {
+        assignmentIndex[household].map { assignments[$0] }
+    }
 
     public init(user: String, role: String, rolePurposes: [Purpose: Access], assignments: [Assignment] = [],
                 grants: [Grant] = [], consentBlocks: [ConsentBlock] = [], version: UInt64 = 0, serverTime: UInt64 = 0,
@@ -85,6 +103,7 @@ public struct PolicyContext: Hashable, Sendable, Codable {
         self.version = version
         self.serverTime = serverTime
         self.involvement = involvement
+        assignmentIndex = Self.index(assignments)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -111,6 +130,7 @@ public struct PolicyContext: Hashable, Sendable, Codable {
             involvement[id] = value
         }
         self.involvement = involvement
+        assignmentIndex = Self.index(assignments)
     }
 
     public func encode(to encoder: any Encoder) throws {

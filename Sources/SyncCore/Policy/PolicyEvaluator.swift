@@ -34,9 +34,7 @@ public enum PolicyEvaluator {
     public static func access(to segment: SegmentKey, context: PolicyContext, now: UInt64,
                               createdLocally: Bool = false, serverOnly: Bool = false) -> Decision {
         if serverOnly { return .refused(.purposeNotGranted) }
-        let assigned = context.assignments.contains {
-            $0.household == segment.household && ($0.until.map { now < $0 } ?? true)
-        }
+        let assigned = context.assignment(of: segment.household).map { assignment in assignment.until.map { now < $0 } ?? true } ?? false
         guard assigned || createdLocally else { return .refused(.notAssigned) }
         if context.consentBlocks.contains(where: {
             $0.household == segment.household && ($0.purpose == segment.purpose || ($0.purpose == nil && segment.purpose != .regie))

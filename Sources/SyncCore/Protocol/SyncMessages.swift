@@ -33,15 +33,18 @@ public struct HeldSet: Hashable, Sendable, Codable {
         self.segments = segments
     }
 
-    /// A 16-byte digest of the sorted list: equal lists, equal digests.
+    /// A 16-byte digest of the list, independent of its order: equal sets, equal digests.
     public static func digest(of segments: [HeldSegment]) -> Digest {
-        var writer = BinaryWriter(capacity: segments.count * 20 + 8)
-        for held in segments.sorted() {
-            writer.household(held.segment.household)
-            writer.string(held.segment.purpose.rawValue)
-            writer.varint(UInt64(held.epoch))
+        var sum = ContentHash128.zero
+        for held in segments {
+            var h = ElementHasher()
+            h.add(held.segment.household.high)
+            h.add(held.segment.household.low)
+            h.add(held.segment.purpose.rawValue)
+            h.add(UInt64(held.epoch))
+            sum = sum + h.result
         }
-        return Digest(Array(SHA256Digest.hash(writer.bytes).prefix(16)))
+        return Digest(sum.bytes)
     }
 }
 

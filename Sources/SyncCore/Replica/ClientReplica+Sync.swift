@@ -220,6 +220,7 @@ extension ClientReplica {
             }
             let epoch = epochs[segment] ?? 0
             var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)
+            overlay.tracksDigest = false
             for op in pending where op.segment == segment && op.epoch == overlay.epoch { overlay.apply(op) }
             overlays[segment] = overlay
         }

@@ -227,7 +227,9 @@ public struct ClientReplica: Sendable {
         epochs[segment] = op.epoch
         pending.append(op)
         if overlays[segment] == nil {
-            overlays[segment] = confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)
+            var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)
+            overlay.tracksDigest = false
+            overlays[segment] = overlay
         }
         overlays[segment]!.apply(op)
         return op

@@ -75,9 +75,15 @@ extension InMemorySyncServer: PushBackend {
 
     public func householdExists(_ household: HouseholdID) throws -> Bool { households.contains(household) }
 
-    public func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
+    /// Takes the segment out of the store so the push mutates the only copy.
+    public mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
         guard let found = segments[segment], found.state.epoch == epoch else { return nil }
+        segments[segment] = nil
         return found
+    }
+
+    public mutating func restore(_ segment: ServerSegment) {
+        segments[segment.state.key] = segment
     }
 
     public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {

@@ -16,7 +16,11 @@ public protocol PushBackend {
     /// The segment's current epoch (0 if it was never erased).
     func currentEpoch(of segment: SegmentKey) throws -> UInt32
     func householdExists(_ household: HouseholdID) throws -> Bool
-    func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment?
+    /// Loads a segment for this push; the processor owns the returned copy
+    /// and hands it back through `save` (changed) or `restore` (unchanged).
+    mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment?
+    /// Takes back a loaded segment that the push did not change.
+    mutating func restore(_ segment: ServerSegment)
     /// Stores the op with its verdict (quarantining a rejection) and returns
     /// its sequence number, assigned in this transaction.
     mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64
@@ -24,6 +28,10 @@ public protocol PushBackend {
     mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws
     /// A household was created: assign its creator and return the refreshed policy.
     mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext
+}
+
+extension PushBackend {
+    public mutating func restore(_ segment: ServerSegment) {}
 }
 
 /// Who is pushing: the authenticated device.
@@ -99,24 +107,29 @@ public enum PushProcessor {
             } else {
                 exists = try backend.householdExists(op.segment.household)
             }
-            let target = OperationValidator.Target(epoch: epoch, state: segments[op.segment]?.state, householdExists: exists)
-            let verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy,
+            let verdict: RefusalReason?
+            do {
+                // Scoped: the target's reference to the state must end before it is mutated in place.
+                let target = OperationValidator.Target(epoch: epoch, state: segments[op.segment]?.state, householdExists: exists)
+                verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy,
                                              now: now, target: target)
+            }
             let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
             if let verdict {
-                segments[op.segment]?.reject(op.dot, seq: seq)
-                if segments[op.segment] != nil { changed[op.segment, default: []].formUnion([]) }
+                if segments[op.segment] != nil {
+                    segments[op.segment]!.reject(op.dot, seq: seq)
+                    changed[op.segment, default: []].formUnion([])
+                }
                 result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: verdict))
                 result.newlyRejected.append((op, verdict))
                 continue
             }
-            var segment = segments[op.segment] ?? ServerSegment(key: op.segment, epoch: epoch)
-            if let element = segment.accept(op, seq: seq) {
+            if segments[op.segment] == nil { segments[op.segment] = ServerSegment(key: op.segment, epoch: epoch) }
+            if let element = segments[op.segment]!.accept(op, seq: seq) {
                 changed[op.segment, default: []].insert(element)
             } else {
                 changed[op.segment, default: []].formUnion([])
             }
-            segments[op.segment] = segment
             result.accepted.append((op.segment, op.dot))
             result.newlyAccepted.append(op)
             if case .createHousehold = op.payload {
@@ -124,8 +137,11 @@ public enum PushProcessor {
                 result.policy = try backend.householdCreated(op.segment.household, by: op, policy: result.policy)
             }
         }
-        for (key, elements) in changed {
-            guard let segment = segments[key] else { continue }
+        for (key, segment) in segments {
+            guard let elements = changed[key] else {
+                backend.restore(segment)
+                continue
+            }
             let created = existedBefore[key] == false
             try backend.save(segment, changed: elements, created: created)
             if created { result.createdSegments.insert(key) }
@@ -136,8 +152,6 @@ public enum PushProcessor {
 
     /// A digest of an op's full content: the same dot with other content is `dotReuse`.
     public static func fingerprint(_ op: SyncOperation) -> Digest {
-        var writer = BinaryWriter(capacity: 64)
-        OperationListCodec.encode([op], to: &writer)
-        return Digest(Array(SHA256Digest.hash(writer.bytes).prefix(16)))
+        Digest(ElementHasher.fingerprint(of: op).bytes)
     }
 }

@@ -115,7 +115,7 @@ extension SQLiteSyncBackend: PushBackend {
         try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) ?? false
     }
 
-    func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
+    mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
         guard let loaded = try Self.load(db, segment), loaded.state.epoch == epoch else { return nil }
         return loaded
     }
