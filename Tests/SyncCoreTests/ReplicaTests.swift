@@ -183,6 +183,45 @@ struct ReplicaTests {
         do { let same = world.identical("wmo"); #expect(same) }
     }
 
+    @Test func newWorkForAnErasedSegmentTheDeviceNeverHeldLandsAtTheNewEpoch() throws {
+        var world = try seededWorld()
+        let wmo = SegmentKey(household: h, purpose: .wmo)
+        world.server.erase(wmo)
+        // A colleague who never held WMO is granted it and writes offline, unaware of the erasure.
+        world.server.policies["bas"]!.grants = [Grant(purpose: .wmo, access: .write)]
+        world.devices["coach"]!.0.policy.grants = [Grant(purpose: .wmo, access: .write)]
+        try world.edit("coach") { r, wall in try r.set(household: h, field: "wmo_request", value: "Nieuwe aanvraag", wall: wall) }
+        #expect(world.replica("coach").pending.first?.epoch == 0)
+        try world.sync("coach")
+        let coach = world.replica("coach")
+        #expect(coach.pending.isEmpty)
+        #expect(coach.confirmed[wmo]?.epoch == 1)
+        #expect(coach.confirmed[wmo]?.value(of: "wmo_request") == "Nieuwe aanvraag")
+        #expect(coach.rejected.isEmpty)
+        do { let same = world.identical("coach"); #expect(same) }
+    }
+
+    @Test func markingAGoalDoneWhileAnotherRemovesItKeepsItsWords() throws {
+        var world = try seededWorld()
+        var goal = Dot(replica: ReplicaID(10), counter: 1)
+        try world.edit("wmo") { r, wall in
+            goal = try r.insertItem(household: h, purpose: .regie, text: "Zelf boodschappen doen", wall: wall).dot
+        }
+        try world.sync("wmo")
+        try world.sync("coach")
+        try world.edit("wmo") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: .status, value: "done", wall: wall) }
+        try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
+        try world.sync("wmo")
+        try world.sync("coach")
+        try world.sync("wmo")
+        for name in ["wmo", "coach"] {
+            let item = world.replica(name).view(SegmentKey(household: h, purpose: .regie))?.collections["doelen"]?[goal]
+            #expect(item?.isLive == true && item?.isFlagged == true)
+            #expect(item?.text.winner?.value == "Zelf boodschappen doen")
+            #expect(item?.status.winner?.value == "done")
+        }
+    }
+
     @Test func grantChangesSnapshotAndPurge() throws {
         var world = try seededWorld()
         let wmo = SegmentKey(household: h, purpose: .wmo)

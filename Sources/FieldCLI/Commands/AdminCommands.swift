@@ -11,7 +11,7 @@ struct AdminCommand: AsyncParsableCommand {
         commandName: "admin",
         abstract: "Manage users, access, devices, conflicts, quarantine, audit and erasure on the server.",
         discussion: "Usage: fieldcli admin --server URL --token T SUBCOMMAND (or set FIELDSYNC_SERVER and FIELDSYNC_ADMIN_TOKEN).",
-        subcommands: [User.self, EnrollCode.self, Assign.self, Unassign.self, GrantCommand.self, RevokeGrant.self, Access.self,
+        subcommands: [User.self, EnrollCode.self, AdminToken.self, Assign.self, Unassign.self, GrantCommand.self, RevokeGrant.self, Access.self,
                       Device.self, Household.self, Households.self, Conflicts.self, Resolve.self, Rejects.self, Audit.self,
                       Erase.self, ConsentBlock.self])
 
@@ -77,6 +77,17 @@ struct AdminCommand: AsyncParsableCommand {
             let code: AdminAPI.EnrollmentCode = try await AdminCommand.client().json("POST", "v1/admin/users/\(user)/enrollment-code",
                                                                                      body: NoBody?.none, action: "enroll-code")
             CLIContext.current.emit(code) { "\(code.code)\n(valid until \(TimeText.iso(code.expiresAt)); use once: fieldcli enroll --server URL --code CODE)" }
+        }
+    }
+
+    struct AdminToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "admin-token",
+            abstract: "Issue an admin token for a user with the admin role (named admins; audited).")
+        @Argument var user: String
+        func run() async throws {
+            let result: [String: String] = try await AdminCommand.client().json("POST", "v1/admin/users/\(user)/admin-token",
+                                                                                 body: NoBody?.none, action: "admin-token")
+            CLIContext.current.emit(result) { "\(result["token"] ?? "")\n(shown once; store it in a password manager)" }
         }
     }
 
@@ -286,7 +297,11 @@ struct AdminCommand: AsyncParsableCommand {
                     result.ok ? "Audit chain verified: \(result.rows) rows, \(result.anchorsChecked) anchors match."
                               : "AUDIT CHAIN BROKEN: \(result.problem ?? "unknown problem") (\(result.rows) rows verified before it)."
                 }
-                if !result.ok { throw CLIError(.other, "The audit chain does not verify.", code: "auditBroken") }
+                if !result.ok {
+                    var error = CLIError(.other, "The audit chain does not verify.", code: "auditBroken")
+                    error.reported = CLIContext.current.json
+                    throw error
+                }
                 return
             }
             var query = ["limit": String(limit)]

@@ -49,15 +49,15 @@ enum Enrollment {
         let lock = try HomeLock(home: context.home)
         defer { withExtendedLifetime(lock) {} }
         let databaseURL = context.home.appendingPathComponent(LocalStore.databaseName)
-        if FileManager.default.fileExists(atPath: databaseURL.path) {
-            guard force else {
-                throw CLIError.other("This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).")
-            }
-            try LocalStore.wipe(home: context.home)
+        let enrolled = FileManager.default.fileExists(atPath: databaseURL.path)
+        if enrolled, !force {
+            throw CLIError.other("This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).")
         }
         let client = try HTTPClient(server: server, token: nil)
         let response: EnrollResponse = try await client.json("POST", "v1/enroll", body: EnrollRequest(code: code, name: name),
                                                              action: "Enrollment")
+        // Only now that the server took the code is the old enrollment replaced.
+        if enrolled { try LocalStore.wipe(home: context.home) }
         let store = try LocalStore(home: context.home, create: true)
         let identity = DeviceIdentityRecord(server: server, deviceID: response.deviceID, replica: response.replica, user: response.user,
                                             role: response.role, name: name, enrolledAt: response.serverTime, maxBody: response.maxBody)

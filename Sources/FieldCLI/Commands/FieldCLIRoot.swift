@@ -102,6 +102,12 @@ public enum FieldCLIEntry {
                     if !message.isEmpty { output.out(message) }
                     return 0
                 }
+                if code != .validationFailure && !(error is ValidationError) {
+                    // Not a usage error: a store or file problem. Exit 5, and say what to do.
+                    report(CLIError(.other, "\(message.isEmpty ? String(describing: type(of: error)) : message). Nothing was changed by this command; if it persists, check disk space and permissions of the home directory."),
+                           context: context)
+                    return CLIError.ExitCode.other.rawValue
+                }
                 if context.json {
                     context.printJSON(["error": ["code": "usage", "message": message]])
                 } else {
@@ -113,6 +119,7 @@ public enum FieldCLIEntry {
     }
 
     static func report(_ error: CLIError, context: CLIContext) {
+        if error.reported { return }
         if context.json {
             context.printJSON(["error": ["code": error.code, "message": error.message]])
         } else {
@@ -122,9 +129,11 @@ public enum FieldCLIEntry {
 }
 
 /// Parses `--at`/`--until` style times, with a usage error that shows the forms.
+/// A date alone given to `--until` means the end of that day.
 func parseTime(_ text: String, option: String) throws -> UInt64 {
     guard let value = TimeText.parse(text) else {
         throw ValidationError("\(option) takes a time like 2026-03-01, 2026-03-01T14:30 or 2026-03-01T14:30:00Z.")
     }
+    if option == "--until", text.count == 10 { return value + 86_400_000 }
     return value
 }

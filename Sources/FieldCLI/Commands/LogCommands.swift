@@ -146,23 +146,31 @@ struct GoalCommand: AsyncParsableCommand {
     }
 
     /// Finds which purpose's goals hold an item.
-    static func locate(_ workspace: Workspace, household: HouseholdID, id text: String) throws -> (Purpose, Dot) {
+    static func locate(_ workspace: Workspace, household: HouseholdID, id text: String, purpose: Purpose? = nil) throws -> (Purpose, Dot) {
         guard let dot = Dot(text) else { throw CLIError.usage("\(text) is not a goal ID; 'fieldcli goal list H' shows them (like 12.3).") }
-        for key in workspace.replica.segments(of: household) {
-            if let item = workspace.replica.view(key)?.collections["doelen"]?[dot], item.isLive { return (key.purpose, dot) }
+        let purposes = workspace.replica.segments(of: household).filter { key in
+            (workspace.replica.view(key)?.collections["doelen"]?[dot]?.isLive ?? false) && (purpose == nil || key.purpose == purpose)
+        }.map(\.purpose)
+        guard let found = purposes.first else {
+            throw CLIError.other("Goal \(text) is not on this device for \(household.description.prefix(8)).")
         }
-        throw CLIError.other("Goal \(text) is not on this device for \(household.description.prefix(8)).")
+        guard purposes.count == 1 else {
+            throw CLIError.usage("Goal ID \(text) exists under \(purposes.map(\.rawValue).joined(separator: " and ")); add --purpose P.")
+        }
+        return (found, dot)
     }
 
     struct Done: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "done", abstract: "Mark a goal done.")
         @Argument(help: "Household ID (or a unique prefix).") var household: String
         @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
+        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
 
         func run() async throws {
             var workspace = try Workspace.open(.current)
             let household = try workspace.household(self.household)
-            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id)
+            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
+                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
             do {
                 try workspace.replica.editItem(household: household, purpose: purpose, item: dot, field: .status, value: "done", wall: workspace.now)
             } catch {
@@ -180,11 +188,13 @@ struct GoalCommand: AsyncParsableCommand {
             discussion: "If another worker edits the goal at the same time, it stays, flagged, so nothing is silently lost.")
         @Argument(help: "Household ID (or a unique prefix).") var household: String
         @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
+        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
 
         func run() async throws {
             var workspace = try Workspace.open(.current)
             let household = try workspace.household(self.household)
-            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id)
+            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
+                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
             do {
                 try workspace.replica.removeItem(household: household, purpose: purpose, item: dot, wall: workspace.now)
             } catch {

@@ -20,7 +20,9 @@ struct SyncCommand: AsyncParsableCommand {
             context.emit(summary) {
                 "This device was revoked by an admin. Its local store has been wiped. Ask an admin for a new enrollment code."
             }
-            throw CLIError(.refused, "Device revoked; local data wiped.", code: "revoked")
+            var error = CLIError(.refused, "Device revoked; local data wiped.", code: "revoked")
+            error.reported = context.json
+            throw error
         }
         context.emit(summary) {
             var line = "Synced with \(summary.server): pushed \(summary.pushed) (accepted \(summary.accepted), rejected \(summary.rejected)), "
@@ -31,9 +33,11 @@ struct SyncCommand: AsyncParsableCommand {
             return line
         }
         if summary.rejected > 0 || summary.newConflicts > 0 {
-            throw CLIError(.attention, summary.rejected > 0 ? "\(summary.rejected) change(s) were rejected; run 'fieldcli rejected'."
-                                                            : "\(summary.newConflicts) new conflict(s); run 'fieldcli conflicts'.",
-                           code: "attention")
+            var error = CLIError(.attention, summary.rejected > 0 ? "\(summary.rejected) change(s) were rejected; run 'fieldcli rejected'."
+                                                                 : "\(summary.newConflicts) new conflict(s); run 'fieldcli conflicts'.",
+                                 code: "attention")
+            error.reported = context.json
+            throw error
         }
     }
 }
@@ -158,8 +162,13 @@ struct ResolveCommand: AsyncParsableCommand {
         try workspace.save()
         var superseded: [String] = []
         if case .set(_, _, let resolves) = op.payload { superseded = resolves.map(\.description) }
-        workspace.context.emit(["household": id.description, "field": field, "valueID": op.dot.description,
-                                "superseded": superseded.joined(separator: ",")]) {
+        struct Resolved: Encodable {
+            var household: String
+            var field: String
+            var valueID: String
+            var superseded: [String]
+        }
+        workspace.context.emit(Resolved(household: id.description, field: field, valueID: op.dot.description, superseded: superseded)) {
             "Resolved \(field): value \(op.dot) supersedes \(superseded.joined(separator: ", ")). It reaches others at the next sync."
         }
     }
@@ -171,6 +180,8 @@ struct RejectedCommand: AsyncParsableCommand {
         abstract: "Changes the server rejected, with the reason; --discard ID once you have dealt with one.")
 
     @Option(help: "Drop a rejected change from this list.") var discard: String?
+    @Option(help: "With --discard: the household of the change (IDs repeat across households).") var household: String?
+    @Option(help: "With --discard: the purpose of the change.") var purpose: String?
 
     struct Entry: Encodable {
         var id: String
@@ -187,7 +198,13 @@ struct RejectedCommand: AsyncParsableCommand {
         var workspace = try Workspace.open(.current)
         if let discard {
             guard let dot = Dot(discard) else { throw CLIError.usage("--discard takes an ID like 12.3 from 'fieldcli rejected'.") }
-            guard workspace.replica.discardRejected(dot) else { throw CLIError.other("No rejected change \(discard) on this device.") }
+            let household = try self.household.map { try workspace.household($0) }
+            let purpose = try self.purpose.map { try workspace.purpose($0) }
+            switch workspace.replica.discardRejected(dot, household: household, purpose: purpose) {
+            case 0: throw CLIError.other("No rejected change \(discard) on this device.")
+            case 1: break
+            default: throw CLIError.usage("Several rejected changes have ID \(discard); add --household H (and --purpose P).")
+            }
             try workspace.save()
             workspace.context.emit(["discarded": discard]) { "Discarded rejected change \(discard)." }
             return

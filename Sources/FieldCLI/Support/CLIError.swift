@@ -17,6 +17,9 @@ public struct CLIError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// A stable code for `--json` output.
     public var code: String
+    /// The command already printed its result (with --json), so the entry
+    /// point must not print a second JSON document.
+    public var reported = false
 
     public init(_ exitCode: ExitCode, _ message: String, code: String? = nil) {
         self.exitCode = exitCode

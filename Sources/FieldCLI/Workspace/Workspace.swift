@@ -59,6 +59,7 @@ struct Workspace {
 /// Turns SyncCore's refusals into exit code 2 with the message naming the purpose.
 func refusalToCLI(_ error: SyncCoreError) -> CLIError {
     switch error.code {
+    case .refused where error.refusal == .unknownField: return CLIError(.usage, error.message, code: "unknownField")
     case .refused: return CLIError(.refused, error.message, code: error.refusal?.rawValue ?? "refused")
     case .notFound: return CLIError(.other, error.message, code: "notFound")
     default: return CLIError(.other, error.message)

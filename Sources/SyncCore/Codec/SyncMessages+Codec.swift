@@ -367,6 +367,15 @@ extension SyncResponse: BinaryCodable {
         if auditAck > 0 { MessageFraming.section(13, into: &writer) { $0.varint(auditAck) } }
         MessageFraming.section(14, into: &writer) { $0.varint(serverTime) }
         MessageFraming.section(15, into: &writer) { $0.varint(maxBody) }
+        if !epochs.isEmpty {
+            MessageFraming.section(16, into: &writer) { w in
+                w.varint(epochs.count)
+                for held in epochs {
+                    held.segment.encode(to: &w)
+                    w.varint(UInt64(held.epoch))
+                }
+            }
+        }
     }
 
     public init(from reader: inout BinaryReader) throws(SyncCoreError) {
@@ -427,6 +436,11 @@ extension SyncResponse: BinaryCodable {
             case 13: response.auditAck = try r.varint()
             case 14: response.serverTime = try r.varint()
             case 15: response.maxBody = try r.int()
+            case 16:
+                for _ in 0..<(try r.count(minimumSize: 18)) {
+                    let segment = try SegmentKey.decode(from: &r)
+                    response.epochs.append(HeldSegment(segment: segment, epoch: try r.uint32()))
+                }
             default:
                 guard version != nil else { throw MessageFraming.missing("version") }
                 return false

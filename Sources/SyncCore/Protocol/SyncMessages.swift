@@ -237,12 +237,15 @@ public struct SyncResponse: Hashable, Sendable, Codable {
     public var serverTime: UInt64
     /// The largest request body the server accepts, for chunking pushes.
     public var maxBody: Int
+    /// Current epochs above 0 of segments of the user's households, so a device
+    /// that never held an erased segment writes new work for the right epoch.
+    public var epochs: [HeldSegment] = []
 
     public init(version: Int = syncProtocolVersion, accepted: [AcceptedRange] = [], rejected: [RejectedOp] = [],
                 deltas: [SegmentPatch] = [], snapshots: [SegmentPatch] = [], purge: [PurgeInstruction] = [],
                 policy: PolicyContext, schema: Schema? = nil, cursor: SyncCursor, more: Bool = false,
                 needHeld: Bool = false, segmentHashes: [SegmentHash] = [], auditAck: UInt64 = 0,
-                serverTime: UInt64, maxBody: Int) {
+                serverTime: UInt64, maxBody: Int, epochs: [HeldSegment] = []) {
         self.version = version
         self.accepted = accepted
         self.rejected = rejected
@@ -258,5 +261,6 @@ public struct SyncResponse: Hashable, Sendable, Codable {
         self.auditAck = auditAck
         self.serverTime = serverTime
         self.maxBody = maxBody
+        self.epochs = epochs
     }
 }

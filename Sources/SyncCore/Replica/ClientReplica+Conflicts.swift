@@ -61,13 +61,19 @@ extension ClientReplica {
             .flatMap { view($0)?.conflicts(schema: schema) ?? [] }
     }
 
-    func conflictCount(in segments: Set<SegmentKey>) -> Int {
-        var count = 0
+    /// Which fields and items are in conflict, so a sync can count the new ones
+    /// (a resolved one and a new one in the same sync must not cancel out).
+    func conflictKeys(in segments: Set<SegmentKey>) -> Set<String> {
+        var keys = Set<String>()
         for segment in segments {
             guard let state = view(segment) else { continue }
-            count += state.fields.values.filter(\.isConflict).count
-            count += state.collections.values.reduce(0) { $0 + $1.items.values.filter { $0.isLive && $0.isFlagged }.count }
+            for (name, register) in state.fields where register.isConflict { keys.insert("\(segment)|\(name)") }
+            for (name, collection) in state.collections {
+                for item in collection.items.values where item.isLive && (item.isFlagged || item.text.isConflict) {
+                    keys.insert("\(segment)|\(name)|\(item.id)")
+                }
+            }
         }
-        return count
+        return keys
     }
 }

@@ -56,7 +56,7 @@ extension ClientReplica {
         responseSegments.formUnion(response.deltas.map(\.segment))
         responseSegments.formUnion(response.accepted.map(\.segment))
         responseSegments.formUnion(response.rejected.map(\.segment))
-        let conflictsBefore = conflictCount(in: responseSegments)
+        let conflictsBefore = conflictKeys(in: responseSegments)
 
         policy = response.policy
         lastServerTime = max(lastServerTime, response.serverTime)
@@ -64,6 +64,12 @@ extension ClientReplica {
         if !clock.observe(HLCTimestamp(milliseconds: response.serverTime, logical: 0), wallMilliseconds: wall) {
             outcome.skewedStamps += 1
         }
+
+        // Which epochs the device held before this response (an erasure voids
+        // ops written for an epoch the device held; see the rejections below).
+        var heldEpochs: [SegmentKey: UInt32] = [:]
+        for (key, state) in confirmed { heldEpochs[key] = state.epoch }
+        let raisedEpochs = Dictionary(response.epochs.map { ($0.segment, $0.epoch) }, uniquingKeysWith: max)
 
         // 1. Snapshots replace what the device had.
         for patch in response.snapshots {
@@ -79,6 +85,7 @@ extension ClientReplica {
         }
 
         // 2. Rejections leave the overlay with their dependants.
+        var rebase: [SyncOperation] = []
         let rejectedDots = Dictionary(response.rejected.map { ($0.dot, $0.reason) }, uniquingKeysWith: { first, _ in first })
         if !rejectedDots.isEmpty {
             var removed: [SyncOperation: RefusalReason] = [:]
@@ -99,6 +106,13 @@ extension ClientReplica {
                 confirmed[op.segment]?.markSeen(op.dot)
                 if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                 let record = RejectedRecord(op: op, reason: reason, at: wall)
+                if reason == .erased, heldEpochs[op.segment] != op.epoch, Self.builtOnNothing(op, replica: replica),
+                   (raisedEpochs[op.segment] ?? epochs[op.segment] ?? 0) > op.epoch {
+                    // New work, for a segment the device never held, stamped with an epoch it did not
+                    // know was erased and built on none of its data: written again for the current epoch.
+                    rebase.append(op)
+                    continue
+                }
                 if reason == .erased {
                     purgedRejectedCount += 1  // ops of an erased segment are never kept
                 } else {
@@ -110,8 +124,17 @@ extension ClientReplica {
             pending = kept
         }
 
-        // 3. Purges: segments the device may no longer hold.
-        for instruction in response.purge {
+        // 3. Purges: segments the device may no longer hold, and any it holds
+        // at an epoch an erasure has since raised.
+        var purges = response.purge
+        for (segment, epoch) in raisedEpochs where epoch > (epochs[segment] ?? 0) {
+            epochs[segment] = epoch
+            counters[segment] = nil
+            if let held = confirmed[segment], held.epoch < epoch, !purges.contains(where: { $0.segment == segment }) {
+                purges.append(PurgeInstruction(segment: segment, epoch: held.epoch, reason: PurgeInstruction.erased))
+            }
+        }
+        for instruction in purges {
             purge(instruction)
             outcome.purged.append(instruction.segment)
             touched.remove(instruction.segment)
@@ -166,10 +189,20 @@ extension ClientReplica {
             outcome.auditAcknowledged = before - auditQueue.count
         }
         rebuildOverlays(for: touched)
-        outcome.newConflicts = max(0, conflictCount(in: responseSegments) - conflictsBefore)
+        for op in rebase {
+            if (try? write(segment: op.segment, payload: op.payload, wall: wall)) == nil { purgedRejectedCount += 1 }
+        }
+        outcome.newConflicts = conflictKeys(in: responseSegments).subtracting(conflictsBefore).count
         clockSkewCount += outcome.skewedStamps
-        outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty
+        outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
         return outcome
+    }
+
+    /// An op whose carried context holds only its author's own dots and which refers to nothing.
+    static func builtOnNothing(_ op: SyncOperation, replica: ReplicaID) -> Bool {
+        guard op.payload.referencedItem == nil else { return false }
+        if case .append(_, let body) = op.payload, body.correctionOf != nil { return false }
+        return op.context.entries.allSatisfy { $0.replica == replica }
     }
 
     private func correctionTarget(_ op: SyncOperation) -> Dot? {
@@ -197,11 +230,16 @@ extension ClientReplica {
         if let state = confirmed[segment], state.epoch > instruction.epoch { return }  // already past it
         confirmed[segment] = nil
         overlays[segment] = nil
-        let dropped = pending.filter { $0.segment == segment }.count
-        pending.removeAll { $0.segment == segment }
         let droppedRejected = rejected.filter { $0.op.segment == segment }.count
         rejected.removeAll { $0.op.segment == segment }
-        purgedRejectedCount += dropped + droppedRejected
+        purgedRejectedCount += droppedRejected
+        if instruction.reason == PurgeInstruction.erased {
+            // Ops of an erased segment are never kept anywhere.
+            purgedRejectedCount += pending.filter { $0.segment == segment && $0.epoch <= instruction.epoch }.count
+            pending.removeAll { $0.segment == segment && $0.epoch <= instruction.epoch }
+        }
+        // Otherwise the device's own unsent writes stay queued: the server
+        // rejects them into its quarantine, where an admin can requeue them.
         if instruction.reason == PurgeInstruction.erased {
             epochs[segment] = max(epochs[segment] ?? 0, instruction.epoch + 1)
             counters[segment] = nil

@@ -172,6 +172,11 @@ public struct ClientReplica: Sendable {
                                   field: ItemField, value: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
+        if field == .status, let text = view(segment)?.collections[collection]?[item]?.text.winner?.value {
+            // Re-assert the text with the status: if someone removes the item concurrently, the
+            // remove drops the values it saw, and this keeps the goal's words with the kept item.
+            try write(segment: segment, payload: .edit(collection: collection, item: item, field: .text, value: text), wall: wall)
+        }
         return try write(segment: segment, payload: .edit(collection: collection, item: item, field: field, value: value), wall: wall)
     }
 
@@ -267,11 +272,17 @@ public struct ClientReplica: Sendable {
         return ": \(problem)"
     }
 
-    /// Drops a rejected op the user has seen.
-    public mutating func discardRejected(_ dot: Dot) -> Bool {
-        let before = rejected.count
-        rejected.removeAll { $0.op.dot == dot }
-        return rejected.count != before
+    /// Drops a rejected op the user has seen. Dots repeat across segments, so
+    /// the household (and purpose) narrow it down; returns how many matched
+    /// (nothing is dropped unless exactly one did).
+    @discardableResult
+    public mutating func discardRejected(_ dot: Dot, household: HouseholdID? = nil, purpose: Purpose? = nil) -> Int {
+        let matches = rejected.indices.filter { index in
+            let op = rejected[index].op
+            return op.dot == dot && (household == nil || op.segment.household == household) && (purpose == nil || op.segment.purpose == purpose)
+        }
+        if matches.count == 1 { rejected.remove(at: matches[0]) }
+        return matches.count
     }
 
     // MARK: Local read audit

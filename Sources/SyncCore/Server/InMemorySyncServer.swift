@@ -52,7 +52,8 @@ public struct InMemorySyncServer: Sendable {
                             deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge, policy: context,
                             schema: request.schemaHash == schema.contentHash ? nil : schema, cursor: pull.cursor,
                             more: pull.more, needHeld: pull.needHeld, segmentHashes: pull.segmentHashes,
-                            auditAck: request.auditEvents.map(\.deviceSeq).max() ?? 0, serverTime: now, maxBody: maxBody)
+                            auditAck: request.auditEvents.map(\.deviceSeq).max() ?? 0, serverTime: now, maxBody: maxBody,
+                            epochs: pull.epochs)
     }
 
     /// Raises a segment's epoch and drops its state (an erasure).
@@ -135,4 +136,10 @@ extension InMemorySyncServer: PullBackend {
     public func loadSegment(_ segment: SegmentKey) throws -> ServerSegment? { segments[segment] }
 
     public func maxSeq() throws -> UInt64 { seq }
+
+    public func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment] {
+        guard !epochs.isEmpty else { return [] }
+        let wanted = Set(households)
+        return epochs.filter { wanted.contains($0.key.household) }.map { HeldSegment(segment: $0.key, epoch: $0.value) }.sorted()
+    }
 }

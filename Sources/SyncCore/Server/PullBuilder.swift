@@ -9,6 +9,8 @@ public protocol PullBackend {
     func loadSegment(_ segment: SegmentKey) throws -> ServerSegment?
     /// The highest sequence committed, as of this read snapshot.
     func maxSeq() throws -> UInt64
+    /// Segments of these households whose epoch an erasure raised above 0.
+    func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment]
 }
 
 /// What a pull sends.
@@ -22,6 +24,8 @@ public struct PullResult: Sendable {
     public var segmentHashes: [SegmentHash] = []
     /// The segments the device holds after this response (for the server's record).
     public var heldAfter: [HeldSegment] = []
+    /// Raised epochs of the user's segments (see `SyncResponse.epochs`).
+    public var epochs: [HeldSegment] = []
     public init(cursor: SyncCursor) { self.cursor = cursor }
 }
 
@@ -48,6 +52,7 @@ public enum PullBuilder {
                                     serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true)
         }
         let created = push?.createdSegments ?? []
+        let raised = try backend.raisedEpochs(of: assigned)
         var held: [HeldSegment]
         if let list = request.held.segments {
             held = list
@@ -56,6 +61,9 @@ public enum PullBuilder {
         } else {
             var result = PullResult(cursor: request.cursor)
             result.needHeld = true
+            result.epochs = raised
+            // Whatever the device holds, an erased epoch must go: say so now rather than a round later.
+            result.purge = raised.map { PurgeInstruction(segment: $0.segment, epoch: $0.epoch - 1, reason: PurgeInstruction.erased) }
             return result
         }
         for segment in created where !held.contains(where: { $0.segment == segment }) {
@@ -64,6 +72,7 @@ public enum PullBuilder {
         let readableSet = Set(readable)
         let heldSet = Set(held)
         var result = PullResult(cursor: request.cursor)
+        result.epochs = raised
 
         // Purges: held but not readable at that epoch.
         for entry in held.sorted() where !readableSet.contains(entry) {
@@ -138,7 +147,13 @@ public enum PullBuilder {
 
         var touched = Set(result.deltas.map(\.segment)).union(result.snapshots.map(\.segment))
         // A pushed-into segment whose delta waits for a later page would not match yet.
-        touched.formUnion(pushedSegments.intersection(heldAfter.map(\.segment)).subtracting(unsent))
+        var stale = unsent
+        if let resume = request.cursor.resumeAfter {
+            // Paged pull: segments up to resumeAfter were sent in an earlier page, at another sequence.
+            let sentNow = Set(result.deltas.map(\.segment))
+            stale.formUnion(pushedSegments.filter { key in key <= resume && !sentNow.contains(key) })
+        }
+        touched.formUnion(pushedSegments.intersection(heldAfter.map(\.segment)).subtracting(stale))
         for key in touched.sorted() {
             guard let segment = try load(key) else { continue }
             result.segmentHashes.append(SegmentHash(segment: key, epoch: segment.state.epoch, hash: Digest(segment.state.stateHash())))

@@ -238,9 +238,12 @@ extension ServerStore {
         let now = self.now
         let audit = self.audit
         return try await committer.write { db in
-            try db.execute(sql: "UPDATE devices SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL",
-                           arguments: [Int64(now), id, id])
-            guard db.changesCount > 0 else { throw ServerError.notFound("No active device \(id). List devices with 'fieldcli admin device list'.") }
+            let matches = try String.fetchAll(db, sql: "SELECT id FROM devices WHERE (id = ? OR name = ?) AND revoked_at IS NULL", arguments: [id, id])
+            guard !matches.isEmpty else { throw ServerError.notFound("No active device \(id). List devices with 'fieldcli admin device list'.") }
+            guard matches.count == 1 else {
+                throw ServerError(.conflict, "\(matches.count) active devices are named \(id); revoke by device ID ('fieldcli admin device list').", status: .conflict)
+            }
+            try db.execute(sql: "UPDATE devices SET revoked_at = ? WHERE id = ?", arguments: [Int64(now), matches[0]])
             try audit.append([AuditRecord(at: now, actor: admin.name, device: id, action: "deviceRevoke")], db: db)
             return API.Done("Device \(id) is revoked: its token is refused and it wipes its local store if it comes back.")
         }
@@ -250,12 +253,16 @@ extension ServerStore {
 
     /// Writes one op as the server's own replica (admin resolves, households
     /// created on the server), through the same merge path as device ops.
-    private func serverWrite(_ db: Database, segment: SegmentKey, author: String, payload: OperationPayload, now: UInt64) throws -> SyncOperation {
+    /// `context`: the carried context to use instead of everything the server
+    /// holds (a requeued op keeps what its author had seen, so later concurrent
+    /// values stay visible as a conflict instead of being overwritten).
+    private func serverWrite(_ db: Database, segment: SegmentKey, author: String, payload: OperationPayload, now: UInt64,
+                             context carried: VersionVector? = nil) throws -> SyncOperation {
         let epoch = try SQLiteSyncBackend.currentEpoch(db, segment) ?? 0
         var state = try SQLiteSyncBackend.load(db, segment) ?? ServerSegment(key: segment, epoch: epoch)
         let stamp = serverClock.withLock { $0.tick(wallMilliseconds: now) }
-        var context = state.state.context.vector
-        let counter = context[.server] + 1
+        var context = carried ?? state.state.context.vector
+        let counter = state.state.context.vector[.server] + 1
         context.raise(.server, to: counter - 1)
         let op = SyncOperation(dot: Dot(replica: .server, counter: counter), segment: segment, epoch: state.state.epoch, stamp: stamp,
                                author: author, context: context, payload: payload)
@@ -443,7 +450,8 @@ extension ServerStore {
                 throw ServerError(.conflict, "Still refused for \(author.name): \(reason). Add the grant first, then requeue.", status: .conflict)
             }
             _ = segmentState
-            let landed = try self.serverWrite(db, segment: op.segment, author: author.name, payload: op.payload, now: now)
+            let landed = try self.serverWrite(db, segment: op.segment, author: author.name, payload: op.payload, now: now,
+                                              context: op.context)
             try db.execute(sql: "UPDATE quarantine SET status = 'requeued' WHERE seq = ?", arguments: [id])
             try audit.append([AuditRecord(at: now, actor: admin.name, action: "requeue", household: op.segment.household,
                                           purpose: op.segment.purpose, count: 1, detail: "quarantine=\(id) op=\(op.dot) landed=\(landed.dot)")], db: db)
@@ -530,10 +538,50 @@ extension ServerStore {
             return result
         }
         // Deleted pages are zeroed (secure_delete); the WAL is emptied too.
-        try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try await checkpointTruncate()
         return API.EraseResult(household: household, erased: erased,
                                devicesStillHolding: try await devicesHolding(household: household, purposes: Set(erased.map(\.purpose)),
                                                                              epochs: Dictionary(uniqueKeysWithValues: erased.map { ($0.purpose, $0.oldEpoch) })))
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)` until it is not busy (readers can hold it up briefly).
+    func checkpointTruncate() async throws {
+        for attempt in 0..<50 {
+            let busy = try await pool.writeWithoutTransaction { db in
+                try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)").map { ($0[0] as Int?) ?? 0 } ?? 0
+            }
+            if busy == 0 { return }
+            try await Task.sleep(for: .milliseconds(20 * (attempt + 1)))
+        }
+        throw ServerError(.unavailable, "The data was erased, but the WAL could not be truncated because readers kept it busy. Run the erase again shortly.",
+                          status: .serviceUnavailable)
+    }
+
+    /// Issues an admin token for a user with an admin role (named admins, DESIGN §6).
+    func adminToken(for name: String, by admin: UserRow) async throws -> [String: String] {
+        let token = Tokens.make(prefix: "fsa")
+        let now = self.now
+        let audit = self.audit
+        let policy = configuration.policy
+        return try await committer.write { db in
+            let user = try self.requireUser(db, name)
+            guard policy.isAdminRole(user.role), !user.disabled else {
+                throw ServerError(.conflict, "\(name) does not have an admin role; only admins get admin tokens.", status: .conflict)
+            }
+            try db.execute(sql: "INSERT INTO admin_tokens (token_hash, user_id, created_at) VALUES (?, ?, ?)",
+                           arguments: [Tokens.hash(token), user.id, Int64(now)])
+            try audit.append([AuditRecord(at: now, actor: admin.name, action: "adminToken", detail: "user=\(name)")], db: db)
+            return ["user": name, "token": token]
+        }
+    }
+
+    /// Records a read-only admin action (lists, verify) in the audit log.
+    func auditAdminRead(_ action: String, by admin: UserRow) async throws {
+        let now = self.now
+        let audit = self.audit
+        try await committer.write { db in
+            try audit.append([AuditRecord(at: now, actor: admin.name, action: action)], db: db)
+        }
     }
 
     /// Devices whose last reported held list still contains these segments.

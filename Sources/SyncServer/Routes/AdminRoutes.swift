@@ -44,7 +44,11 @@ struct AdminRoutes {
             }
         }
         admin.get("users") { request, context in
-            await handle("userList", request, context) { _, _ in HTTPSupport.json(try await store.listUsers(), request: request) }
+            await handle("userList", request, context) { user, _ in
+                let result = try await store.listUsers()
+                try await store.auditAdminRead("userList", by: user)
+                return HTTPSupport.json(result, request: request)
+            }
         }
         admin.post("users/:name/disable") { request, context in
             await handle("userDisable", request, context) { user, _ in
@@ -54,6 +58,11 @@ struct AdminRoutes {
         admin.post("users/:name/enrollment-code") { request, context in
             await handle("enrollCode", request, context) { user, _ in
                 HTTPSupport.json(try await store.enrollmentCode(for: try parameter(context, "name"), by: user), request: request, status: .created)
+            }
+        }
+        admin.post("users/:name/admin-token") { request, context in
+            await handle("adminToken", request, context) { user, _ in
+                HTTPSupport.json(try await store.adminToken(for: try parameter(context, "name"), by: user), request: request, status: .created)
             }
         }
         admin.get("roles") { request, context in
@@ -101,7 +110,11 @@ struct AdminRoutes {
             }
         }
         admin.get("devices") { request, context in
-            await handle("deviceList", request, context) { _, _ in HTTPSupport.json(try await store.listDevices(), request: request) }
+            await handle("deviceList", request, context) { user, _ in
+                let result = try await store.listDevices()
+                try await store.auditAdminRead("deviceList", by: user)
+                return HTTPSupport.json(result, request: request)
+            }
         }
         admin.post("devices/:id/revoke") { request, context in
             await handle("deviceRevoke", request, context) { user, _ in
@@ -115,7 +128,11 @@ struct AdminRoutes {
             }
         }
         admin.get("households") { request, context in
-            await handle("householdList", request, context) { _, _ in HTTPSupport.json(try await store.listHouseholds(), request: request) }
+            await handle("householdList", request, context) { user, _ in
+                let result = try await store.listHouseholds()
+                try await store.auditAdminRead("householdList", by: user)
+                return HTTPSupport.json(result, request: request)
+            }
         }
         admin.post("conflicts/query") { request, context in
             await handle("conflicts", request, context) { user, body in
@@ -129,7 +146,11 @@ struct AdminRoutes {
             }
         }
         admin.get("rejects") { request, context in
-            await handle("rejects", request, context) { _, _ in HTTPSupport.json(try await store.listRejects(), request: request) }
+            await handle("rejects", request, context) { user, _ in
+                let result = try await store.listRejects()
+                try await store.auditAdminRead("rejects", by: user)
+                return HTTPSupport.json(result, request: request)
+            }
         }
         admin.post("rejects/:id/requeue") { request, context in
             await handle("requeue", request, context) { user, _ in
@@ -151,7 +172,11 @@ struct AdminRoutes {
             }
         }
         admin.get("audit/verify") { request, context in
-            await handle("auditVerify", request, context) { _, _ in HTTPSupport.json(try await store.verifyAudit(), request: request) }
+            await handle("auditVerify", request, context) { user, _ in
+                let result = try await store.verifyAudit()
+                try await store.auditAdminRead("auditVerify", by: user)
+                return HTTPSupport.json(result, request: request)
+            }
         }
         admin.post("erase") { request, context in
             await handle("erase", request, context) { user, body in

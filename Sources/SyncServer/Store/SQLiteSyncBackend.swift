@@ -194,6 +194,18 @@ extension SQLiteSyncBackend: PullBackend {
         try Self.load(db, segment)
     }
 
+    func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment] {
+        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM epochs)") == true else { return [] }
+        var result: [HeldSegment] = []
+        for household in households {
+            for row in try Row.fetchAll(db, sql: "SELECT purpose, epoch FROM epochs WHERE household = ?", arguments: [Data(household.bytes)]) {
+                result.append(HeldSegment(segment: SegmentKey(household: household, purpose: Purpose(row["purpose"] as String)),
+                                          epoch: UInt32(row["epoch"] as Int64)))
+            }
+        }
+        return result.sorted()
+    }
+
     func maxSeq() throws -> UInt64 {
         UInt64(try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'ops'") ?? 0)
     }

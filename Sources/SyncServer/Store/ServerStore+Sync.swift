@@ -67,7 +67,7 @@ extension ServerStore {
                             snapshots: pull.snapshots, purge: pull.purge, policy: policy,
                             schema: request.schemaHash == schema.contentHash ? nil : schema, cursor: pull.cursor, more: pull.more,
                             needHeld: pull.needHeld, segmentHashes: pull.segmentHashes, auditAck: auditAck, serverTime: now,
-                            maxBody: configuration.maxBody)
+                            maxBody: configuration.maxBody, epochs: pull.epochs)
     }
 
     /// Stores offline reads uploaded by a device: deduplicated by device
@@ -76,13 +76,14 @@ extension ServerStore {
                                   records: inout [AuditRecord]) throws -> UInt64 {
         var ack = UInt64(try Int64.fetchOne(db, sql: "SELECT audit_ack FROM devices WHERE id = ?", arguments: [device.deviceID]) ?? 0)
         guard !events.isEmpty else { return ack }
+        let actions: Set<String> = ["show", "export", "logList", "goalList"]
         for event in events.sorted(by: { $0.deviceSeq < $1.deviceSeq }) where event.deviceSeq > ack {
             try db.execute(sql: "INSERT OR IGNORE INTO device_reads (device_id, device_seq) VALUES (?, ?)",
                            arguments: [device.deviceID, Int64(event.deviceSeq)])
             guard db.changesCount > 0 else { continue }
             records.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "offlineRead",
                                        household: event.household, purpose: event.purpose, count: event.count,
-                                       detail: "\(event.action) deviceSeq=\(event.deviceSeq) at=\(event.at)"))
+                                       detail: "\(actions.contains(event.action) ? event.action : "unknown") deviceSeq=\(event.deviceSeq) at=\(event.at)"))
         }
         while try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM device_reads WHERE device_id = ? AND device_seq = ?)",
                                 arguments: [device.deviceID, Int64(ack + 1)]) == true {
