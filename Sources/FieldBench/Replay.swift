@@ -35,6 +35,8 @@ public enum Replay {
         public var skipped_deletes = 0
         public var conflicting_fields = 0
         public var rejected_ops = 0
+        public var resnapshots = 0
+        public var need_held_rounds = 0
     }
 
     /// The bench schema generated from the trace header: the `algemeen` fields,
@@ -137,8 +139,11 @@ public enum Replay {
                     result.bytes_down += down.count
                     t = Clock.now
                     let outcome = replicas[r].apply(try SyncResponse(binary: down), wall: now)
+                    _ = outcome
                     result.client_apply_s += t.lap()
                     result.rejected_ops += outcome.rejected.count
+                    result.resnapshots += outcome.resnapshots.count
+                    if response.needHeld { result.need_held_rounds += 1 }
                     if !outcome.needsAnotherRound { break }
                 }
                 continue

@@ -23,7 +23,7 @@ struct SyncHTTPTests {
             #expect(first.response.rejected.isEmpty)
             #expect(s.wendy.replica.pending.isEmpty)
             #expect(!first.response.segmentHashes.isEmpty, "every response carries the hashes of touched segments")
-            #expect(first.response.policy.assignments.contains { $0.household == s.household }, "the creator is assigned")
+            #expect(first.response.policy?.assignments.contains { $0.household == s.household } == true, "the creator is assigned: a changed policy is sent")
 
             // Acknowledged means committed: another connection to the file sees every op.
             let stored = try StoreFile.count(server.databaseURL, "SELECT COUNT(*) FROM ops WHERE replica = ? AND rejection IS NULL",
@@ -367,7 +367,7 @@ struct SyncHTTPTests {
             try await server.assign("vera", s.household)
             var sam = s.sam
             let round = try await sam.roundTrip(server.http, wall: server.clock.now)
-            let involved = try #require(round.response.policy.involvement[s.household])
+            let involved = try #require(round.response.policy?.involvement[s.household], "the involvement changed, so the policy is sent")
             let wendy = try #require(involved.first { $0.user == "wendy" })
             #expect(!wendy.restricted)
             #expect(wendy.role == "wmo-consulent")

@@ -8,9 +8,18 @@ public struct BinaryReader {
     private var strings: [String] = []
     private var lastStampMilliseconds: UInt64 = 0
 
+    /// The message's household table, when the message has one (see BinaryWriter).
+    var householdList: [HouseholdID]?
+
     public init(_ bytes: [UInt8]) {
         self.bytes = bytes
         offset = 0
+    }
+
+    init(_ bytes: [UInt8], householdList: [HouseholdID]?) {
+        self.bytes = bytes
+        offset = 0
+        self.householdList = householdList
     }
 
     public var isAtEnd: Bool { offset >= bytes.count }
@@ -121,6 +130,15 @@ public struct BinaryReader {
     }
 
     public mutating func household() throws(SyncCoreError) -> HouseholdID {
+        if let list = householdList {
+            let index = try varint()
+            guard index < UInt64(list.count) else { throw Self.malformed("unknown household reference") }
+            return list[Int(index)]
+        }
+        return try rawHousehold()
+    }
+
+    mutating func rawHousehold() throws(SyncCoreError) -> HouseholdID {
         guard remaining >= 16 else { throw Self.truncated() }
         var high: UInt64 = 0
         var low: UInt64 = 0

@@ -8,7 +8,16 @@ public struct BinaryWriter: Sendable {
     /// Stamps are written as a delta from the previous one in the message.
     private var lastStampMilliseconds: UInt64 = 0
 
+    /// A message-wide table of household IDs: inside a message a household is
+    /// its index in the table (one byte, usually) instead of 16 bytes.
+    var householdTable: [HouseholdID: UInt32]?
+
     public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
+    init(householdTable: [HouseholdID: UInt32]?) {
+        self.householdTable = householdTable
+        bytes.reserveCapacity(256)
+    }
 
     @inline(__always)
     public mutating func byte(_ value: UInt8) { bytes.append(value) }
@@ -71,6 +80,15 @@ public struct BinaryWriter: Sendable {
     private var dynamicCount = 0
 
     public mutating func household(_ id: HouseholdID) {
+        if let index = householdTable?[id] {
+            varint(UInt64(index))
+            return
+        }
+        rawHousehold(id)
+    }
+
+    /// A household's 16 bytes, table or not.
+    mutating func rawHousehold(_ id: HouseholdID) {
         for word in [id.high, id.low] {
             for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
         }

@@ -8,11 +8,31 @@ enum MessageFraming {
     static let requestMagic: [UInt8] = [0x46, 0x51]   // "FQ"
     static let responseMagic: [UInt8] = [0x46, 0x52]  // "FR"
 
+    /// The tag of the household table section; it comes first, so every later
+    /// section can refer to households by index.
+    static let householdTableTag: UInt8 = 30
+
     static func section(_ tag: UInt8, into writer: inout BinaryWriter, _ body: (inout BinaryWriter) -> Void) {
-        var inner = BinaryWriter()
+        var inner = BinaryWriter(householdTable: writer.householdTable)
         body(&inner)
         writer.byte(tag)
         writer.data(inner.bytes)
+    }
+
+    /// Writes the household table section and installs the table in `writer`.
+    static func householdTable(_ households: [HouseholdID], into writer: inout BinaryWriter) {
+        var table: [HouseholdID: UInt32] = [:]
+        var ordered: [HouseholdID] = []
+        for household in households where table[household] == nil {
+            table[household] = UInt32(ordered.count)
+            ordered.append(household)
+        }
+        var inner = BinaryWriter(capacity: ordered.count * 16 + 4)
+        inner.varint(ordered.count)
+        for household in ordered { inner.rawHousehold(household) }
+        writer.byte(householdTableTag)
+        writer.data(inner.bytes)
+        writer.householdTable = table
     }
 
     /// Reads sections, handing each known one a fresh reader over its body.
@@ -23,11 +43,23 @@ enum MessageFraming {
             throw SyncCoreError(.malformed, "The body is not a FieldSync binary message. Send application/x-fieldsync or application/json.")
         }
         var seen = Set<UInt8>()
+        var households: [HouseholdID]?
         while !reader.isAtEnd {
             let tag = try reader.byte()
             let body = try reader.data()
             guard seen.insert(tag).inserted else { throw BinaryReader.malformed("repeated section") }
-            var inner = BinaryReader(body)
+            if tag == householdTableTag {
+                guard seen.count <= 2 else { throw BinaryReader.malformed("household table after other sections") }
+                var table = BinaryReader(body)
+                let count = try table.count(minimumSize: 16)
+                var list: [HouseholdID] = []
+                list.reserveCapacity(count)
+                for _ in 0..<count { list.append(try table.rawHousehold()) }
+                guard table.isAtEnd else { throw BinaryReader.malformed("trailing bytes in the household table") }
+                households = list
+                continue
+            }
+            var inner = BinaryReader(body, householdList: households)
             if try handle(tag, &inner) {
                 guard inner.isAtEnd else { throw BinaryReader.malformed("trailing bytes in section \(tag)") }
             }
@@ -165,7 +197,7 @@ extension PolicyContext {
             rolePurposes[purpose] = try access(try reader.byte())
         }
         var assignments: [Assignment] = []
-        for _ in 0..<(try reader.count(minimumSize: 17)) {
+        for _ in 0..<(try reader.count(minimumSize: 2)) {
             let household = try reader.household()
             assignments.append(Assignment(household: household, until: until(try reader.varint())))
         }
@@ -177,7 +209,7 @@ extension PolicyContext {
             grants.append(Grant(purpose: purpose, access: level, household: household, until: until(try reader.varint())))
         }
         var blocks: [ConsentBlock] = []
-        for _ in 0..<(try reader.count(minimumSize: 17)) {
+        for _ in 0..<(try reader.count(minimumSize: 2)) {
             let household = try reader.household()
             let code = try reader.symbol()
             blocks.append(ConsentBlock(household: household, purpose: code.isEmpty ? nil : Purpose(code)))
@@ -185,7 +217,7 @@ extension PolicyContext {
         let version = try reader.varint()
         let serverTime = try reader.varint()
         var involvement: [HouseholdID: [Involvement]] = [:]
-        for _ in 0..<(try reader.count(minimumSize: 17)) {
+        for _ in 0..<(try reader.count(minimumSize: 2)) {
             let household = try reader.household()
             var entries: [Involvement] = []
             for _ in 0..<(try reader.count(minimumSize: 5)) {
@@ -208,8 +240,10 @@ extension SyncRequest: BinaryCodable {
     public func encode(to writer: inout BinaryWriter) {
         writer.raw(MessageFraming.requestMagic)
         MessageFraming.section(1, into: &writer) { $0.varint(version) }
+        MessageFraming.householdTable(householdsReferenced, into: &writer)
         MessageFraming.section(2, into: &writer) { cursor.encode(to: &$0) }
-        MessageFraming.section(3, into: &writer) { $0.string(schemaHash) }
+        MessageFraming.section(3, into: &writer) { HexBytes.encode(schemaHash, to: &$0) }
+        if let policyDigest { MessageFraming.section(8, into: &writer) { $0.raw(policyDigest.bytes) } }
         MessageFraming.section(4, into: &writer) { w in
             w.data(held.digest.bytes)
             if let segments = held.segments {
@@ -250,19 +284,21 @@ extension SyncRequest: BinaryCodable {
         var ops: [SyncOperation] = []
         var events: [AuditEvent] = []
         var limit = 4 << 20
+        var policyDigest: Digest?
         try MessageFraming.readSections(rest, magic: MessageFraming.requestMagic) { (tag, r) throws(SyncCoreError) -> Bool in
             switch tag {
             case 1:
                 version = try r.int()
                 try MessageFraming.checkVersion(version!)
             case 2: cursor = try SyncCursor.decode(from: &r)
-            case 3: schemaHash = try r.string()
+            case 3: schemaHash = try HexBytes.decode(from: &r)
+            case 8: policyDigest = Digest(try r.raw(r.remaining))
             case 4:
                 let digest = Digest(try r.data())
                 var segments: [HeldSegment]?
                 if try r.bool() {
                     var list: [HeldSegment] = []
-                    for _ in 0..<(try r.count(minimumSize: 18)) {
+                    for _ in 0..<(try r.count(minimumSize: 3)) {
                         let segment = try SegmentKey.decode(from: &r)
                         list.append(HeldSegment(segment: segment, epoch: try r.uint32()))
                     }
@@ -271,7 +307,7 @@ extension SyncRequest: BinaryCodable {
                 held = HeldSet(digest: digest, segments: segments)
             case 5: ops = try OperationListCodec.decode(from: &r)
             case 6:
-                for _ in 0..<(try r.count(minimumSize: 20)) {
+                for _ in 0..<(try r.count(minimumSize: 4)) {
                     let seq = try r.varint()
                     let prev = Digest(try r.data())
                     let household = try r.household()
@@ -292,7 +328,8 @@ extension SyncRequest: BinaryCodable {
         guard let version else { throw MessageFraming.missing("version") }
         guard let cursor else { throw MessageFraming.missing("cursor") }
         guard let held else { throw MessageFraming.missing("held") }
-        self.init(version: version, cursor: cursor, schemaHash: schemaHash, held: held, ops: ops, auditEvents: events, limit: limit)
+        self.init(version: version, cursor: cursor, schemaHash: schemaHash, held: held, ops: ops, auditEvents: events, limit: limit,
+                  policyDigest: policyDigest)
     }
 }
 
@@ -300,6 +337,7 @@ extension SyncResponse: BinaryCodable {
     public func encode(to writer: inout BinaryWriter) {
         writer.raw(MessageFraming.responseMagic)
         MessageFraming.section(1, into: &writer) { $0.varint(version) }
+        MessageFraming.householdTable(householdsReferenced, into: &writer)
         if !accepted.isEmpty {
             MessageFraming.section(2, into: &writer) { w in
                 w.varint(accepted.count)
@@ -343,7 +381,7 @@ extension SyncResponse: BinaryCodable {
                 }
             }
         }
-        MessageFraming.section(7, into: &writer) { policy.encode(to: &$0) }
+        if let policy { MessageFraming.section(7, into: &writer) { policy.encode(to: &$0) } }
         if let schema {
             MessageFraming.section(8, into: &writer) { w in
                 let encoder = JSONEncoder()
@@ -381,9 +419,7 @@ extension SyncResponse: BinaryCodable {
     public init(from reader: inout BinaryReader) throws(SyncCoreError) {
         let rest = try reader.raw(reader.remaining)
         var version: Int?
-        var response = SyncResponse(policy: PolicyContext(user: "", role: "", rolePurposes: [:]), cursor: .start,
-                                    serverTime: 0, maxBody: 0)
-        var sawPolicy = false
+        var response = SyncResponse(policy: nil, cursor: .start, serverTime: 0, maxBody: 0)
         var sawCursor = false
         try MessageFraming.readSections(rest, magic: MessageFraming.responseMagic) { (tag, r) throws(SyncCoreError) -> Bool in
             switch tag {
@@ -392,7 +428,7 @@ extension SyncResponse: BinaryCodable {
                 try MessageFraming.checkVersion(version!)
                 response.version = version!
             case 2:
-                for _ in 0..<(try r.count(minimumSize: 20)) {
+                for _ in 0..<(try r.count(minimumSize: 4)) {
                     let segment = try SegmentKey.decode(from: &r)
                     let replica = ReplicaID(try r.uint32())
                     let first = try r.varint()
@@ -401,24 +437,23 @@ extension SyncResponse: BinaryCodable {
                     response.accepted.append(AcceptedRange(segment: segment, replica: replica, first: first, last: first + span))
                 }
             case 3:
-                for _ in 0..<(try r.count(minimumSize: 20)) {
+                for _ in 0..<(try r.count(minimumSize: 4)) {
                     let segment = try SegmentKey.decode(from: &r)
                     let dot = try r.dot()
                     response.rejected.append(RejectedOp(segment: segment, dot: dot, reason: RefusalReason(try r.symbol())))
                 }
             case 4:
-                for _ in 0..<(try r.count(minimumSize: 20)) { response.deltas.append(try SegmentPatch.decode(from: &r)) }
+                for _ in 0..<(try r.count(minimumSize: 4)) { response.deltas.append(try SegmentPatch.decode(from: &r)) }
             case 5:
-                for _ in 0..<(try r.count(minimumSize: 20)) { response.snapshots.append(try SegmentPatch.decode(from: &r)) }
+                for _ in 0..<(try r.count(minimumSize: 4)) { response.snapshots.append(try SegmentPatch.decode(from: &r)) }
             case 6:
-                for _ in 0..<(try r.count(minimumSize: 19)) {
+                for _ in 0..<(try r.count(minimumSize: 3)) {
                     let segment = try SegmentKey.decode(from: &r)
                     let epoch = try r.uint32()
                     response.purge.append(PurgeInstruction(segment: segment, epoch: epoch, reason: try r.symbol()))
                 }
             case 7:
                 response.policy = try PolicyContext.decode(from: &r)
-                sawPolicy = true
             case 8:
                 let json = try r.data()
                 response.schema = try Schema.load(json: Data(json))
@@ -428,7 +463,7 @@ extension SyncResponse: BinaryCodable {
             case 10: response.more = try r.bool()
             case 11: response.needHeld = try r.bool()
             case 12:
-                for _ in 0..<(try r.count(minimumSize: 20)) {
+                for _ in 0..<(try r.count(minimumSize: 4)) {
                     let segment = try SegmentKey.decode(from: &r)
                     let epoch = try r.uint32()
                     response.segmentHashes.append(SegmentHash(segment: segment, epoch: epoch, hash: Digest(try r.data())))
@@ -437,7 +472,7 @@ extension SyncResponse: BinaryCodable {
             case 14: response.serverTime = try r.varint()
             case 15: response.maxBody = try r.int()
             case 16:
-                for _ in 0..<(try r.count(minimumSize: 18)) {
+                for _ in 0..<(try r.count(minimumSize: 3)) {
                     let segment = try SegmentKey.decode(from: &r)
                     response.epochs.append(HeldSegment(segment: segment, epoch: try r.uint32()))
                 }
@@ -448,7 +483,6 @@ extension SyncResponse: BinaryCodable {
             return true
         }
         guard version != nil else { throw MessageFraming.missing("version") }
-        guard sawPolicy else { throw MessageFraming.missing("policy") }
         guard sawCursor else { throw MessageFraming.missing("cursor") }
         self = response
     }
@@ -481,5 +515,63 @@ public enum MessageJSON {
 
     private static func path(_ codingPath: [any CodingKey]) -> String {
         codingPath.isEmpty ? "the top level" : codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+}
+
+extension SyncRequest {
+    /// Every household the binary form refers to, for the message's table.
+    var householdsReferenced: [HouseholdID] {
+        var result = held.segments?.map(\.segment.household) ?? []
+        result += ops.map(\.segment.household)
+        result += auditEvents.map(\.household)
+        return result
+    }
+}
+
+extension SyncResponse {
+    var householdsReferenced: [HouseholdID] {
+        var result = accepted.map(\.segment.household)
+        result += rejected.map(\.segment.household)
+        result += deltas.map(\.segment.household)
+        result += snapshots.map(\.segment.household)
+        result += purge.map(\.segment.household)
+        result += segmentHashes.map(\.segment.household)
+        result += epochs.map(\.segment.household)
+        if let policy {
+            result += policy.assignments.map(\.household)
+            result += policy.grants.compactMap(\.household)
+            result += policy.consentBlocks.map(\.household)
+            result += policy.involvement.keys.sorted()
+        }
+        return result
+    }
+}
+
+/// A hex string (a content hash) sent as its bytes: half the size.
+enum HexBytes {
+    static func encode(_ text: String, to writer: inout BinaryWriter) {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0, utf8.count <= 128, utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            writer.byte(0)
+            writer.string(text)
+            return
+        }
+        writer.byte(1)
+        var bytes: [UInt8] = []
+        var index = 0
+        while index < utf8.count {
+            func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : c - 87 }
+            bytes.append(nibble(utf8[index]) << 4 | nibble(utf8[index + 1]))
+            index += 2
+        }
+        writer.data(bytes)
+    }
+
+    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> String {
+        switch try reader.byte() {
+        case 0: return try reader.string()
+        case 1: return SHA256Digest.hex(try reader.data())
+        default: throw BinaryReader.malformed("bad hash form")
+        }
     }
 }

@@ -54,7 +54,7 @@ enum OperationListCodec {
     }
 
     static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> [SyncOperation] {
-        let groupCount = try reader.count(minimumSize: 6)
+        let groupCount = try reader.count(minimumSize: 4)
         var ops: [SyncOperation] = []
         var previousHousehold: HouseholdID?
         for _ in 0..<groupCount {

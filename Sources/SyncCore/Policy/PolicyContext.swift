@@ -146,3 +146,15 @@ public struct PolicyContext: Hashable, Sendable, Codable {
         try c.encode(Dictionary(uniqueKeysWithValues: involvement.map { ($0.key.description, $0.value) }), forKey: .involvement)
     }
 }
+
+extension PolicyContext {
+    /// A digest of everything but the server time and version: equal contexts, equal digests.
+    public var digest: Digest {
+        var copy = self
+        copy.serverTime = 0
+        copy.version = 0
+        var writer = BinaryWriter()
+        copy.encode(to: &writer)
+        return Digest(Array(ContentHash128.of(writer.bytes).bytes.prefix(8)))
+    }
+}

@@ -115,9 +115,12 @@ public struct SyncRequest: Hashable, Sendable, Codable {
     public var auditEvents: [AuditEvent]
     /// Soft limit on the response body in bytes; every page carries at least one item.
     public var limit: Int
+    /// The digest of the policy context the device has: the server sends the
+    /// context again only when it changed.
+    public var policyDigest: Digest?
 
     public init(version: Int = syncProtocolVersion, cursor: SyncCursor, schemaHash: String, held: HeldSet,
-                ops: [SyncOperation] = [], auditEvents: [AuditEvent] = [], limit: Int = 4 << 20) {
+                ops: [SyncOperation] = [], auditEvents: [AuditEvent] = [], limit: Int = 4 << 20, policyDigest: Digest? = nil) {
         self.version = version
         self.cursor = cursor
         self.schemaHash = schemaHash
@@ -125,6 +128,7 @@ public struct SyncRequest: Hashable, Sendable, Codable {
         self.ops = ops
         self.auditEvents = auditEvents
         self.limit = limit
+        self.policyDigest = policyDigest
     }
 }
 
@@ -222,7 +226,9 @@ public struct SyncResponse: Hashable, Sendable, Codable {
     public var deltas: [SegmentPatch]
     public var snapshots: [SegmentPatch]
     public var purge: [PurgeInstruction]
-    public var policy: PolicyContext
+    /// The user's policy context; nil when it equals the one the device has
+    /// (its digest was in the request), so the device keeps its own.
+    public var policy: PolicyContext?
     /// Sent when the device's schema hash differs from the server's.
     public var schema: Schema?
     public var cursor: SyncCursor
@@ -243,7 +249,7 @@ public struct SyncResponse: Hashable, Sendable, Codable {
 
     public init(version: Int = syncProtocolVersion, accepted: [AcceptedRange] = [], rejected: [RejectedOp] = [],
                 deltas: [SegmentPatch] = [], snapshots: [SegmentPatch] = [], purge: [PurgeInstruction] = [],
-                policy: PolicyContext, schema: Schema? = nil, cursor: SyncCursor, more: Bool = false,
+                policy: PolicyContext?, schema: Schema? = nil, cursor: SyncCursor, more: Bool = false,
                 needHeld: Bool = false, segmentHashes: [SegmentHash] = [], auditAck: UInt64 = 0,
                 serverTime: UInt64, maxBody: Int, epochs: [HeldSegment] = []) {
         self.version = version

@@ -28,7 +28,7 @@ extension ClientReplica {
         let held = heldSegments
         return SyncRequest(cursor: cursor, schemaHash: schema.contentHash,
                            held: HeldSet(segments: held, includeList: sendFullHeld),
-                           ops: ops, auditEvents: auditQueue, limit: limit)
+                           ops: ops, auditEvents: auditQueue, limit: limit, policyDigest: policy.digest)
     }
 
     /// Stable sort by household: order within a household (hence within a
@@ -58,7 +58,7 @@ extension ClientReplica {
         responseSegments.formUnion(response.rejected.map(\.segment))
         let conflictsBefore = conflictKeys(in: responseSegments)
 
-        policy = response.policy
+        if let policy = response.policy { self.policy = policy }
         lastServerTime = max(lastServerTime, response.serverTime)
         if let schema = response.schema { self.schema = schema }
         if !clock.observe(HLCTimestamp(milliseconds: response.serverTime, logical: 0), wallMilliseconds: wall) {

@@ -49,7 +49,8 @@ public struct InMemorySyncServer: Sendable {
         var context = push.policy
         context.serverTime = now
         return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected,
-                            deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge, policy: context,
+                            deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge,
+                            policy: request.policyDigest == context.digest ? nil : context,
                             schema: request.schemaHash == schema.contentHash ? nil : schema, cursor: pull.cursor,
                             more: pull.more, needHeld: pull.needHeld, segmentHashes: pull.segmentHashes,
                             auditAck: request.auditEvents.map(\.deviceSeq).max() ?? 0, serverTime: now, maxBody: maxBody,
@@ -136,6 +137,14 @@ extension InMemorySyncServer: PullBackend {
     public func loadSegment(_ segment: SegmentKey) throws -> ServerSegment? { segments[segment] }
 
     public func maxSeq() throws -> UInt64 { seq }
+
+    public func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
+        var result = Set<SegmentKey>()
+        for household in households {
+            for key in segmentsByHousehold[household] ?? [] where (segments[key]?.createdSeq ?? 0) > seq { result.insert(key) }
+        }
+        return result
+    }
 
     public func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment] {
         guard !epochs.isEmpty else { return [] }

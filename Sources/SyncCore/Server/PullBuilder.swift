@@ -11,6 +11,8 @@ public protocol PullBackend {
     func maxSeq() throws -> UInt64
     /// Segments of these households whose epoch an erasure raised above 0.
     func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment]
+    /// Of these households' segments, those whose first op came after `seq`.
+    func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey>
 }
 
 /// What a pull sends.
@@ -58,6 +60,8 @@ public enum PullBuilder {
             held = list
         } else if HeldSet.digest(of: readable.filter { !created.contains($0.segment) }) == request.held.digest {
             held = readable.filter { !created.contains($0.segment) }
+        } else if let inferred = try inferHeld(request, readable: readable, created: created, assigned: assigned, backend: backend) {
+            held = inferred
         } else {
             var result = PullResult(cursor: request.cursor)
             result.needHeld = true
@@ -159,6 +163,18 @@ public enum PullBuilder {
             result.segmentHashes.append(SegmentHash(segment: key, epoch: segment.state.epoch, hash: Digest(segment.state.stateHash())))
         }
         return result
+    }
+
+    /// The usual reason a digest does not match: segments created since the
+    /// device's cursor, which it cannot hold yet. The guess is used only when
+    /// its digest matches the device's, so nothing rests on the server's memory.
+    static func inferHeld<Backend: PullBackend>(_ request: SyncRequest, readable: [HeldSegment], created: Set<SegmentKey>,
+                                                assigned: [HouseholdID], backend: Backend) throws -> [HeldSegment]? {
+        guard request.cursor.resumeAfter == nil else { return nil }
+        let fresh = try backend.segmentsCreated(after: request.cursor.seq, of: assigned)
+        guard !fresh.isEmpty else { return nil }
+        let guess = readable.filter { !fresh.contains($0.segment) && !created.contains($0.segment) }
+        return HeldSet.digest(of: guess) == request.held.digest ? guess : nil
     }
 
     /// A cheap upper-bound estimate of a patch's encoded size, for paging.

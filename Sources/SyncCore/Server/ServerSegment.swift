@@ -34,6 +34,8 @@ public struct ServerSegment: Sendable {
     public var meta: [ElementKey: ElementMeta]
     /// Changes to the context alone (a rejected dot, an already-superseded write).
     public var contextMeta: ElementMeta
+    /// The sequence of the first op merged into the segment (0: not yet).
+    public var createdSeq: UInt64 = 0
 
     public init(key: SegmentKey, epoch: UInt32) {
         state = SegmentState(key: key, epoch: epoch)
@@ -51,6 +53,7 @@ public struct ServerSegment: Sendable {
     @discardableResult
     public mutating func accept(_ op: SyncOperation, seq: UInt64) -> ElementKey? {
         guard case .applied(let element) = state.apply(op) else { return nil }
+        if createdSeq == 0 { createdSeq = seq }
         contextMeta.record(seq: seq, writer: op.dot.replica)
         if let element {
             if meta[element] != nil {
@@ -95,7 +98,7 @@ public struct ServerSegment: Sendable {
 
     /// Rebuilds a server segment from stored element rows.
     public static func restore(key: SegmentKey, epoch: UInt32, context: CausalContext, contextMeta: ElementMeta,
-                               rows: [(SegmentElement, ElementMeta)]) -> ServerSegment {
+                               createdSeq: UInt64 = 0, rows: [(SegmentElement, ElementMeta)]) -> ServerSegment {
         var state = SegmentState(key: key, epoch: epoch)
         state.context = context
         var meta: [ElementKey: ElementMeta] = [:]
@@ -104,6 +107,8 @@ public struct ServerSegment: Sendable {
             state.join(element)
             meta[element.key] = info
         }
-        return ServerSegment(state: state, meta: meta, contextMeta: contextMeta)
+        var segment = ServerSegment(state: state, meta: meta, contextMeta: contextMeta)
+        segment.createdSeq = createdSeq
+        return segment
     }
 }

@@ -57,6 +57,7 @@ enum Migrations {
                     context_writer INTEGER NOT NULL,
                     context_other_seq INTEGER NOT NULL,
                     last_seq INTEGER NOT NULL,
+                    created_seq INTEGER NOT NULL DEFAULT 0,
                     UNIQUE (household, purpose)
                 );
                 CREATE INDEX segments_last_seq ON segments(last_seq);

@@ -41,7 +41,7 @@ struct SQLiteSyncBackend {
                                               otherSeq: UInt64(element["other_seq"] as Int64))))
         }
         return ServerSegment.restore(key: segment, epoch: UInt32(row["epoch"] as Int64), context: context,
-                                     contextMeta: contextMeta, rows: rows)
+                                     contextMeta: contextMeta, createdSeq: UInt64(row["created_seq"] as Int64), rows: rows)
     }
 
     static func currentEpoch(_ db: Database, _ segment: SegmentKey) throws -> UInt32? {
@@ -56,14 +56,14 @@ struct SQLiteSyncBackend {
         let key = segment.state.key
         let householdData = Data(key.household.bytes)
         try db.execute(sql: """
-            INSERT INTO segments (household, purpose, epoch, context, context_seq, context_writer, context_other_seq, last_seq)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO segments (household, purpose, epoch, context, context_seq, context_writer, context_other_seq, last_seq, created_seq)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(household, purpose) DO UPDATE SET epoch = excluded.epoch, context = excluded.context,
                 context_seq = excluded.context_seq, context_writer = excluded.context_writer,
                 context_other_seq = excluded.context_other_seq, last_seq = excluded.last_seq
             """, arguments: [householdData, key.purpose.rawValue, Int64(segment.state.epoch), Data(segment.state.context.storageBytes),
                              Int64(segment.contextMeta.seq), Int64(segment.contextMeta.writer.rawValue),
-                             Int64(segment.contextMeta.otherSeq), Int64(segment.lastSeq)])
+                             Int64(segment.contextMeta.otherSeq), Int64(segment.lastSeq), Int64(segment.createdSeq)])
         guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM segments WHERE household = ? AND purpose = ?",
                                           arguments: [householdData, key.purpose.rawValue]) else { return }
         for elementKey in changed {
@@ -192,6 +192,16 @@ extension SQLiteSyncBackend: PullBackend {
 
     func loadSegment(_ segment: SegmentKey) throws -> ServerSegment? {
         try Self.load(db, segment)
+    }
+
+    func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
+        let wanted = Set(households)
+        var result = Set<SegmentKey>()
+        for row in try Row.fetchAll(db, sql: "SELECT household, purpose FROM segments WHERE created_seq > ?", arguments: [Int64(seq)]) {
+            guard let id = HouseholdID(bytes: Array(row["household"] as Data)), wanted.contains(id) else { continue }
+            result.insert(SegmentKey(household: id, purpose: Purpose(row["purpose"] as String)))
+        }
+        return result
     }
 
     func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment] {
