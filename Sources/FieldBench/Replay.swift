@@ -91,6 +91,10 @@ public enum Replay {
         }
         var now: UInt64 = 1_736_150_400_000  // 2025-01-06T08:00:00Z, the trace's start
         var compressionTime = 0.0
+        let breakdown = ProcessInfo.processInfo.environment["FIELDBENCH_BREAKDOWN"] != nil
+        var upSections: [UInt8: Int] = [:]
+        var downSections: [UInt8: Int] = [:]
+        var (deltaText, deltaElements, deltaValues, deltaSegments, upText, upOps) = (0, 0, 0, 0, 0, 0)
         let started = Clock.now
 
         for event in trace.events {
@@ -137,6 +141,33 @@ public enum Replay {
                     result.encode_s += t.lap()
                     compressionTime += measure { result.bytes_down_compressed += compressedSize(down) }
                     result.bytes_down += down.count
+                    if breakdown {
+                        sectionSizes(down, into: &downSections)
+                        sectionSizes(up, into: &upSections)
+                        for patch in response.deltas {
+                            deltaElements += patch.elements.count
+                            for element in patch.elements {
+                                switch element {
+                                case .field(_, let register):
+                                    deltaText += register.values.reduce(0) { $0 + $1.value.utf8.count }
+                                    deltaValues += register.values.count
+                                case .logEntry(_, let entry): deltaText += entry.body.text.utf8.count
+                                case .item(_, let item): deltaText += item.text.values.reduce(0) { $0 + $1.value.utf8.count }
+                                case .creation: break
+                                }
+                            }
+                        }
+                        deltaSegments += response.deltas.count
+                        for op in received.ops {
+                            switch op.payload {
+                            case .set(_, let value, _): upText += value.utf8.count
+                            case .append(_, let body): upText += body.text.utf8.count
+                            case .insert(_, _, let text): upText += text.utf8.count
+                            default: break
+                            }
+                        }
+                        upOps += received.ops.count
+                    }
                     t = Clock.now
                     let outcome = replicas[r].apply(try SyncResponse(binary: down), wall: now)
                     _ = outcome
@@ -151,6 +182,10 @@ public enum Replay {
             result.edit_s += t0.elapsed
         }
         result.total_s = started.elapsed - compressionTime
+        if breakdown {
+            FileHandle.standardError.write(Data("up sections: \(upSections.sorted { $0.key < $1.key })\ndown sections: \(downSections.sorted { $0.key < $1.key })\n".utf8))
+            FileHandle.standardError.write(Data("up: \(upOps) ops, \(upText) text bytes; deltas: \(deltaSegments) segments, \(deltaElements) elements, \(deltaValues) field values, \(deltaText) text bytes\n".utf8))
+        }
         result.peak_rss_mb = peakResidentMegabytes()
 
         // Checks: every replica copy equals its server copy, byte for byte.
@@ -183,6 +218,26 @@ public enum Replay {
         result.digest_ok = digest == trace.contactlogDigest
         result.final_state_bytes = server.segments.values.reduce(0) { $0 + $1.state.canonicalBytes().count }
         return result
+    }
+
+    /// Bytes per message section (tag → total), for `FIELDBENCH_BREAKDOWN=1`.
+    static func sectionSizes(_ bytes: [UInt8], into totals: inout [UInt8: Int]) {
+        var offset = 2
+        while offset < bytes.count {
+            let tag = bytes[offset]
+            offset += 1
+            var length = 0
+            var shift = 0
+            while offset < bytes.count {
+                let b = bytes[offset]
+                offset += 1
+                length |= Int(b & 0x7F) << shift
+                shift += 7
+                if b < 0x80 { break }
+            }
+            totals[tag, default: 0] += length
+            offset += length
+        }
     }
 
     static func compressedSize(_ bytes: [UInt8]) -> Int {
