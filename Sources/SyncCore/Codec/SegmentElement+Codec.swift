@@ -203,12 +203,17 @@ extension SegmentState {
     /// kept-up-to-date sum of its elements' hashes. Equal canonical states give
     /// equal digests; it costs O(context), not O(state).
     public func stateHash() -> [UInt8] {
+        Self.stateHash(key: key, epoch: epoch, context: context, elementDigest: elementDigest)
+    }
+
+    /// The state hash from its parts, for stores that keep the digest with the context.
+    public static func stateHash(key: SegmentKey, epoch: UInt32, context: CausalContext, elementDigest: ContentHash128) -> [UInt8] {
         var writer = BinaryWriter(capacity: 64)
         writer.byte(1)
         writer.household(key.household)
         writer.string(key.purpose.rawValue)
         writer.varint(UInt64(epoch))
         writer.context(context)
-        return (ContentHash128.of(writer.bytes) + elementDigest).bytes
+        return Array((ContentHash128.of(writer.bytes) + elementDigest).bytes.prefix(8))
     }
 }

@@ -78,7 +78,7 @@ extension InMemorySyncServer: PushBackend {
     public func householdExists(_ household: HouseholdID) throws -> Bool { households.contains(household) }
 
     /// Takes the segment out of the store so the push mutates the only copy.
-    public mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
+    public mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment? {
         guard let found = segments[segment], found.state.epoch == epoch else { return nil }
         segments[segment] = nil
         return found
@@ -134,7 +134,17 @@ extension InMemorySyncServer: PullBackend {
         }.sorted()
     }
 
-    public func loadSegment(_ segment: SegmentKey) throws -> ServerSegment? { segments[segment] }
+    public func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
+        segments[segment]?.delta(for: replica, since: cursor)
+    }
+
+    public func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
+        segments[segment].map { SegmentPatch(snapshotOf: $0.state) }
+    }
+
+    public func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
+        segments[segment].map { SegmentHash(segment: segment, epoch: $0.state.epoch, hash: Digest($0.state.stateHash())) }
+    }
 
     public func maxSeq() throws -> UInt64 { seq }
 

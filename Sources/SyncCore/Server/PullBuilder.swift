@@ -6,7 +6,12 @@ public protocol PullBackend {
     func currentEpoch(of segment: SegmentKey) throws -> UInt32?
     /// Of `among`, the segments with any change after `seq`, sorted, after `resumeAfter`.
     func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey]
-    func loadSegment(_ segment: SegmentKey) throws -> ServerSegment?
+    /// What `replica` lacks of a segment since `cursor` (see ServerSegment.delta).
+    func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch?
+    /// The whole segment.
+    func snapshot(of segment: SegmentKey) throws -> SegmentPatch?
+    /// The segment's state hash, from its context and element digest.
+    func stateHash(of segment: SegmentKey) throws -> SegmentHash?
     /// The highest sequence committed, as of this read snapshot.
     func maxSeq() throws -> UInt64
     /// Segments of these households whose epoch an erasure raised above 0.
@@ -40,13 +45,6 @@ public enum PullBuilder {
                                                    schema: Schema, now: UInt64, push: PushResult?,
                                                    backend: Backend) throws -> PullResult {
         let snapshotSeq = try backend.maxSeq()
-        var loaded: [SegmentKey: ServerSegment] = [:]
-        func load(_ key: SegmentKey) throws -> ServerSegment? {
-            if let cached = loaded[key] { return cached }
-            let segment = try backend.loadSegment(key)
-            loaded[key] = segment
-            return segment
-        }
         // Readable: existing segments of assigned households the user may read now.
         let assigned = Array(Set(policy.assignments.map(\.household)))
         let readable = try backend.existingSegments(of: assigned).filter { held in
@@ -100,8 +98,7 @@ public enum PullBuilder {
         let urgent = snapshotKeys.filter { pushedSegments.contains($0) }
         snapshotKeys.removeAll { pushedSegments.contains($0) }
         for key in urgent {
-            guard let segment = try load(key) else { continue }
-            let patch = SegmentPatch(snapshotOf: segment.state)
+            guard let patch = try backend.snapshot(of: key) else { continue }
             result.snapshots.append(patch)
             spend(patch)
         }
@@ -117,8 +114,7 @@ public enum PullBuilder {
                 deltasComplete = false
                 break
             }
-            guard let segment = try load(key),
-                  let patch = segment.delta(for: device.replica, since: request.cursor.seq) else {
+            guard let patch = try backend.delta(of: key, for: device.replica, since: request.cursor.seq) else {
                 unsent.remove(key)
                 continue
             }
@@ -136,8 +132,7 @@ public enum PullBuilder {
                     result.more = true
                     break
                 }
-                guard let segment = try load(key) else { continue }
-                let patch = SegmentPatch(snapshotOf: segment.state)
+                guard let patch = try backend.snapshot(of: key) else { continue }
                 result.snapshots.append(patch)
                 spend(patch)
             }
@@ -159,8 +154,7 @@ public enum PullBuilder {
         }
         touched.formUnion(pushedSegments.intersection(heldAfter.map(\.segment)).subtracting(stale))
         for key in touched.sorted() {
-            guard let segment = try load(key) else { continue }
-            result.segmentHashes.append(SegmentHash(segment: key, epoch: segment.state.epoch, hash: Digest(segment.state.stateHash())))
+            if let hash = try backend.stateHash(of: key) { result.segmentHashes.append(hash) }
         }
         return result
     }

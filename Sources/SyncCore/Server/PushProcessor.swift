@@ -18,7 +18,9 @@ public protocol PushBackend {
     func householdExists(_ household: HouseholdID) throws -> Bool
     /// Loads a segment for this push; the processor owns the returned copy
     /// and hands it back through `save` (changed) or `restore` (unchanged).
-    mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment?
+    /// `elements` names the elements the push's ops touch or refer to: a
+    /// store may load only those (the digest stays right, see ServerSegment.restore).
+    mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment?
     /// Takes back a loaded segment that the push did not change.
     mutating func restore(_ segment: ServerSegment)
     /// Stores the op with its verdict (quarantining a rejection) and returns
@@ -76,6 +78,13 @@ public enum PushProcessor {
         var existedBefore: [SegmentKey: Bool] = [:]
         var createdHouseholds = Set<HouseholdID>()
         let validator = OperationValidator(schema: schema)
+        var touched: [SegmentKey: Set<ElementKey>] = [:]
+        for op in ops {
+            touched[op.segment, default: []].insert(SegmentState.elementKey(of: op))
+            if case .append(let log, let body) = op.payload, let original = body.correctionOf {
+                touched[op.segment, default: []].insert(.logEntry(log: log, dot: original))
+            }
+        }
 
         for op in ops {
             let fingerprint = Self.fingerprint(op)
@@ -97,7 +106,7 @@ public enum PushProcessor {
                 epochs[op.segment] = epoch
             }
             if segments[op.segment] == nil, existedBefore[op.segment] == nil {
-                let loaded = try backend.loadSegment(op.segment, epoch: epoch)
+                let loaded = try backend.loadSegment(op.segment, epoch: epoch, elements: touched[op.segment] ?? [])
                 existedBefore[op.segment] = loaded != nil
                 if let loaded { segments[op.segment] = loaded }
             }

@@ -72,8 +72,8 @@ public struct ServerSegment: Sendable {
         contextMeta.record(seq: seq, writer: dot.replica)
     }
 
-    /// The latest sequence of any change.
-    public var lastSeq: UInt64 { max(contextMeta.seq, meta.values.map(\.seq).max() ?? 0) }
+    /// The latest sequence of any change (every change also changes the context).
+    public var lastSeq: UInt64 { contextMeta.seq }
 
     /// What `replica` lacks of this segment since `cursor`: every element
     /// another replica changed after it, without the replica's own values
@@ -89,7 +89,8 @@ public struct ServerSegment: Sendable {
         return SegmentPatch(segment: state.key, epoch: state.epoch, context: state.context, elements: elements)
     }
 
-    static func strip(_ element: SegmentElement, of replica: ReplicaID) -> SegmentElement {
+    /// An element as sent to `replica`: without the replica's own field values.
+    public static func strip(_ element: SegmentElement, of replica: ReplicaID) -> SegmentElement {
         guard case .field(let name, let register) = element,
               register.values.contains(where: { $0.dot.replica == replica }) else { return element }
         return .field(name: name, register: MultiValueRegister(covered: register.covered,
@@ -97,15 +98,25 @@ public struct ServerSegment: Sendable {
     }
 
     /// Rebuilds a server segment from stored element rows.
+    ///
+    /// - Parameter digest: the stored sum of element hashes. With it, `rows`
+    ///   may be only some of the elements (the ones a push touches): merges keep
+    ///   the digest right element by element, and no hash is recomputed here.
     public static func restore(key: SegmentKey, epoch: UInt32, context: CausalContext, contextMeta: ElementMeta,
-                               createdSeq: UInt64 = 0, rows: [(SegmentElement, ElementMeta)]) -> ServerSegment {
+                               createdSeq: UInt64 = 0, digest: ContentHash128? = nil,
+                               rows: [(SegmentElement, ElementMeta)]) -> ServerSegment {
         var state = SegmentState(key: key, epoch: epoch)
         state.context = context
+        if digest != nil { state.tracksDigest = false }
         var meta: [ElementKey: ElementMeta] = [:]
         meta.reserveCapacity(rows.count)
         for (element, info) in rows {
             state.join(element)
             meta[element.key] = info
+        }
+        if let digest {
+            state.elementDigest = digest
+            state.tracksDigest = true
         }
         var segment = ServerSegment(state: state, meta: meta, contextMeta: contextMeta)
         segment.createdSeq = createdSeq

@@ -58,6 +58,7 @@ enum Migrations {
                     context_other_seq INTEGER NOT NULL,
                     last_seq INTEGER NOT NULL,
                     created_seq INTEGER NOT NULL DEFAULT 0,
+                    digest BLOB NOT NULL DEFAULT x'',
                     UNIQUE (household, purpose)
                 );
                 CREATE INDEX segments_last_seq ON segments(last_seq);

@@ -23,29 +23,50 @@ struct SQLiteSyncBackend {
     }
 
     static func segmentRow(_ db: Database, _ segment: SegmentKey) throws -> Row? {
-        try Row.fetchOne(db, sql: "SELECT * FROM segments WHERE household = ? AND purpose = ?",
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM segments WHERE household = ? AND purpose = ?"),
                          arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
     }
 
-    static func load(_ db: Database, _ segment: SegmentKey) throws -> ServerSegment? {
+    static func meta(_ row: Row) -> ElementMeta {
+        ElementMeta(seq: UInt64(row["seq"] as Int64), writer: ReplicaID(UInt32(row["writer"] as Int64)), otherSeq: UInt64(row["other_seq"] as Int64))
+    }
+
+    static func digest(_ row: Row) -> ContentHash128? {
+        let bytes = Array(row["digest"] as Data)
+        guard bytes.count == 16 else { return nil }
+        let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return ContentHash128(high: high, low: low)
+    }
+
+    /// Loads a segment; with `only`, just those elements (plus the row's context and digest).
+    static func load(_ db: Database, _ segment: SegmentKey, only: Set<ElementKey>? = nil) throws -> ServerSegment? {
         guard let row = try segmentRow(db, segment) else { return nil }
         let id: Int64 = row["id"]
         let context = try CausalContext(storageBytes: Array(row["context"] as Data))
         let contextMeta = ElementMeta(seq: UInt64(row["context_seq"] as Int64), writer: ReplicaID(UInt32(row["context_writer"] as Int64)),
                                       otherSeq: UInt64(row["context_other_seq"] as Int64))
+        let digest = Self.digest(row)
         var rows: [(SegmentElement, ElementMeta)] = []
-        let cursor = try Row.fetchCursor(db, sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ?", arguments: [id])
-        while let element = try cursor.next() {
-            let decoded = try SegmentElement.decodeRow(Array(element["data"] as Data))
-            rows.append((decoded, ElementMeta(seq: UInt64(element["seq"] as Int64), writer: ReplicaID(UInt32(element["writer"] as Int64)),
-                                              otherSeq: UInt64(element["other_seq"] as Int64))))
+        if let only, digest != nil {
+            let statement = try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ? AND key = ?")
+            for key in only {
+                guard let element = try Row.fetchOne(statement, arguments: [id, Data(key.storageKey)]) else { continue }
+                rows.append((try SegmentElement.decodeRow(Array(element["data"] as Data)), meta(element)))
+            }
+        } else {
+            let cursor = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ?"),
+                                             arguments: [id])
+            while let element = try cursor.next() {
+                rows.append((try SegmentElement.decodeRow(Array(element["data"] as Data)), meta(element)))
+            }
         }
         return ServerSegment.restore(key: segment, epoch: UInt32(row["epoch"] as Int64), context: context,
-                                     contextMeta: contextMeta, createdSeq: UInt64(row["created_seq"] as Int64), rows: rows)
+                                     contextMeta: contextMeta, createdSeq: UInt64(row["created_seq"] as Int64), digest: digest, rows: rows)
     }
 
     static func currentEpoch(_ db: Database, _ segment: SegmentKey) throws -> UInt32? {
-        let epoch = try Int64.fetchOne(db, sql: "SELECT epoch FROM epochs WHERE household = ? AND purpose = ?",
+        let epoch = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT epoch FROM epochs WHERE household = ? AND purpose = ?"),
                                        arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
         if let epoch { return UInt32(epoch) }
         return try segmentRow(db, segment) != nil ? 0 : nil
@@ -55,25 +76,27 @@ struct SQLiteSyncBackend {
     static func save(_ db: Database, _ segment: ServerSegment, changed: Set<ElementKey>, schema: Schema, now: UInt64) throws {
         let key = segment.state.key
         let householdData = Data(key.household.bytes)
-        try db.execute(sql: """
-            INSERT INTO segments (household, purpose, epoch, context, context_seq, context_writer, context_other_seq, last_seq, created_seq)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        try db.cachedStatement(sql: """
+            INSERT INTO segments (household, purpose, epoch, context, context_seq, context_writer, context_other_seq, last_seq, created_seq, digest)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(household, purpose) DO UPDATE SET epoch = excluded.epoch, context = excluded.context,
                 context_seq = excluded.context_seq, context_writer = excluded.context_writer,
-                context_other_seq = excluded.context_other_seq, last_seq = excluded.last_seq
-            """, arguments: [householdData, key.purpose.rawValue, Int64(segment.state.epoch), Data(segment.state.context.storageBytes),
-                             Int64(segment.contextMeta.seq), Int64(segment.contextMeta.writer.rawValue),
-                             Int64(segment.contextMeta.otherSeq), Int64(segment.lastSeq), Int64(segment.createdSeq)])
-        guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM segments WHERE household = ? AND purpose = ?",
+                context_other_seq = excluded.context_other_seq, last_seq = excluded.last_seq, digest = excluded.digest
+            """).execute(arguments: [householdData, key.purpose.rawValue, Int64(segment.state.epoch), Data(segment.state.context.storageBytes),
+                                     Int64(segment.contextMeta.seq), Int64(segment.contextMeta.writer.rawValue),
+                                     Int64(segment.contextMeta.otherSeq), Int64(segment.lastSeq), Int64(segment.createdSeq),
+                                     Data(segment.state.elementDigest.bytes)])
+        guard let id = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM segments WHERE household = ? AND purpose = ?"),
                                           arguments: [householdData, key.purpose.rawValue]) else { return }
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO elements (segment_id, key, seq, writer, other_seq, data) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(segment_id, key) DO UPDATE SET seq = excluded.seq, writer = excluded.writer,
+                other_seq = excluded.other_seq, data = excluded.data
+            """)
         for elementKey in changed {
             guard let element = segment.state.element(elementKey), let meta = segment.meta[elementKey] else { continue }
-            try db.execute(sql: """
-                INSERT INTO elements (segment_id, key, seq, writer, other_seq, data) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT(segment_id, key) DO UPDATE SET seq = excluded.seq, writer = excluded.writer,
-                    other_seq = excluded.other_seq, data = excluded.data
-                """, arguments: [id, Data(elementKey.storageKey), Int64(meta.seq), Int64(meta.writer.rawValue),
-                                 Int64(meta.otherSeq), Data(element.encodedRow())])
+            try upsert.execute(arguments: [id, Data(elementKey.storageKey), Int64(meta.seq), Int64(meta.writer.rawValue),
+                                           Int64(meta.otherSeq), Data(element.encodedRow())])
         }
         // The conflict queue holds the post-merge conflicts of changed elements.
         let conflicts = segment.state.conflicts(schema: schema)
@@ -99,9 +122,9 @@ struct SQLiteSyncBackend {
 
 extension SQLiteSyncBackend: PushBackend {
     func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
-        guard let row = try Row.fetchOne(db, sql: """
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
             SELECT fingerprint, rejection FROM ops WHERE household = ? AND purpose = ? AND epoch = ? AND replica = ? AND counter = ?
-            """, arguments: [Data(segment.household.bytes), segment.purpose.rawValue, Int64(epoch), Int64(dot.replica.rawValue),
+            """), arguments: [Data(segment.household.bytes), segment.purpose.rawValue, Int64(epoch), Int64(dot.replica.rawValue),
                              Int64(dot.counter)]) else { return nil }
         let rejection: String? = row["rejection"]
         return StoredVerdict(fingerprint: Digest(Array(row["fingerprint"] as Data)), rejection: rejection.map(RefusalReason.init(_:)))
@@ -112,20 +135,20 @@ extension SQLiteSyncBackend: PushBackend {
     }
 
     func householdExists(_ household: HouseholdID) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) ?? false
+        try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)"), arguments: [Data(household.bytes)]) ?? false
     }
 
-    mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32) throws -> ServerSegment? {
-        guard let loaded = try Self.load(db, segment), loaded.state.epoch == epoch else { return nil }
+    mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment? {
+        guard let loaded = try Self.load(db, segment, only: elements), loaded.state.epoch == epoch else { return nil }
         return loaded
     }
 
     mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO ops (household, purpose, epoch, replica, counter, fingerprint, rejection, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [Data(op.segment.household.bytes), op.segment.purpose.rawValue, Int64(op.epoch),
-                             Int64(op.dot.replica.rawValue), Int64(op.dot.counter), Data(fingerprint.bytes), rejection?.rawValue,
-                             Int64(now)])
+            """).execute(arguments: [Data(op.segment.household.bytes), op.segment.purpose.rawValue, Int64(op.epoch),
+                                     Int64(op.dot.replica.rawValue), Int64(op.dot.counter), Data(fingerprint.bytes), rejection?.rawValue,
+                                     Int64(now)])
         let seq = db.lastInsertedRowID
         if let rejection {
             // Ops of an erased segment are never kept anywhere (DESIGN §4).
@@ -168,7 +191,7 @@ extension SQLiteSyncBackend: PullBackend {
     func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment] {
         var result: [HeldSegment] = []
         for household in households {
-            for row in try Row.fetchAll(db, sql: "SELECT purpose, epoch FROM segments WHERE household = ?", arguments: [Data(household.bytes)]) {
+            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT purpose, epoch FROM segments WHERE household = ?"), arguments: [Data(household.bytes)]) {
                 result.append(HeldSegment(segment: SegmentKey(household: household, purpose: Purpose(row["purpose"] as String)),
                                           epoch: UInt32(row["epoch"] as Int64)))
             }
@@ -190,8 +213,45 @@ extension SQLiteSyncBackend: PullBackend {
         return changed.filter { segment in among.contains(segment) && (resumeAfter.map { segment > $0 } ?? true) }.sorted()
     }
 
-    func loadSegment(_ segment: SegmentKey) throws -> ServerSegment? {
-        try Self.load(db, segment)
+    func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
+        guard let row = try Self.segmentRow(db, segment) else { return nil }
+        let id: Int64 = row["id"]
+        let context = try CausalContext(storageBytes: Array(row["context"] as Data))
+        let contextMeta = ElementMeta(seq: UInt64(row["context_seq"] as Int64), writer: ReplicaID(UInt32(row["context_writer"] as Int64)),
+                                      otherSeq: UInt64(row["context_other_seq"] as Int64))
+        // Only what another replica changed after the cursor.
+        let statement = try db.cachedStatement(sql: """
+            SELECT data FROM elements WHERE segment_id = ? AND ((writer != ? AND seq > ?) OR (writer = ? AND other_seq > ?))
+            """)
+        let r = Int64(replica.rawValue)
+        var elements: [SegmentElement] = []
+        for element in try Row.fetchAll(statement, arguments: [id, r, Int64(cursor), r, Int64(cursor)]) {
+            elements.append(ServerSegment.strip(try SegmentElement.decodeRow(Array(element["data"] as Data)), of: replica))
+        }
+        guard !elements.isEmpty || contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
+        return SegmentPatch(segment: segment, epoch: UInt32(row["epoch"] as Int64), context: context, elements: elements)
+    }
+
+    func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
+        guard let row = try Self.segmentRow(db, segment) else { return nil }
+        let id: Int64 = row["id"]
+        var elements: [SegmentElement] = []
+        for element in try Row.fetchAll(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [id]) {
+            elements.append(try SegmentElement.decodeRow(Array(element["data"] as Data)))
+        }
+        return SegmentPatch(segment: segment, epoch: UInt32(row["epoch"] as Int64),
+                            context: try CausalContext(storageBytes: Array(row["context"] as Data)), elements: elements)
+    }
+
+    func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
+        guard let row = try Self.segmentRow(db, segment) else { return nil }
+        let epoch = UInt32(row["epoch"] as Int64)
+        let context = try CausalContext(storageBytes: Array(row["context"] as Data))
+        guard let digest = Self.digest(row) else {
+            return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: epoch, hash: Digest($0.state.stateHash())) }
+        }
+        return SegmentHash(segment: segment, epoch: epoch,
+                           hash: Digest(SegmentState.stateHash(key: segment, epoch: epoch, context: context, elementDigest: digest)))
     }
 
     func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
