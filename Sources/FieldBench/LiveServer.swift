@@ -161,6 +161,10 @@ struct BenchDevice: Sendable {
                 stats.accepted.append((op.segment, op.dot))
             }
             let outcome = replica.apply(response, wall: now)
+            if stats.rounds > 20, ProcessInfo.processInfo.environment["FIELDBENCH_DEBUG"] != nil {
+                FileHandle.standardError.write(Data("round \(stats.rounds): more=\(response.more) needHeld=\(response.needHeld) resnapshots=\(outcome.resnapshots.count) accepted=\(outcome.accepted) pending=\(replica.pending.count) snapshots=\(response.snapshots.count) deltas=\(response.deltas.count) purge=\(response.purge.count)\n".utf8))
+                if stats.rounds > 25 { exit(3) }
+            }
             if !outcome.needsAnotherRound && (replica.pending.isEmpty || outcome.accepted + outcome.rejected.count == 0) { break }
         }
         return stats

@@ -69,17 +69,17 @@ final class AuditLog: Sendable {
     /// Appends rows inside the caller's transaction (the same one as what they record).
     func append(_ records: [AuditRecord], db: Database) throws {
         guard !records.isEmpty else { return }
-        let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1")
+        let last = try Row.fetchOne(try db.cachedStatement(sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1"))
         var seq: Int64 = last?["seq"] ?? 0
         var previous: Data = last?["mac"] ?? Data(count: 32)
         for var record in records {
             seq += 1
             record.seq = seq
             let mac = Self.mac(record, previous: previous, key: key)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO audit (seq, at, actor, device, action, household, purpose, count, detail, mac)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [seq, Int64(record.at), record.actor, record.device, record.action,
+                """).execute(arguments: [seq, Int64(record.at), record.actor, record.device, record.action,
                                  record.household.flatMap { HouseholdID($0)?.bytes }.map { Data($0) },
                                  record.purpose, record.count, record.detail, mac])
             previous = mac
@@ -100,7 +100,7 @@ final class AuditLog: Sendable {
 
     /// Writes the chain head to the anchors file (fsynced) and the log.
     func anchor(db: Database) throws {
-        guard let head = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1") else { return }
+        guard let head = try Row.fetchOne(try db.cachedStatement(sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1")) else { return }
         let seq: Int64 = head["seq"]
         let mac: Data = head["mac"]
         let line = "\(seq) \(mac.map { String(format: "%02x", $0) }.joined())\n"
@@ -135,7 +135,7 @@ final class AuditLog: Sendable {
         var expected: Int64 = 1
         var previous = Data(count: 32)
         var macs: [Int64: Data] = [:]
-        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+        let cursor = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT * FROM audit ORDER BY seq"))
         while let row = try cursor.next() {
             let record = Self.record(from: row)
             guard record.seq == expected else {

@@ -41,7 +41,7 @@ extension ServerStore {
     func authenticateDevice(token: String) async throws -> DeviceRecord {
         let hash = Tokens.hash(token)
         let found = try await pool.read { db -> DeviceRecord? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM devices WHERE token_hash = ?", arguments: [hash]),
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM devices WHERE token_hash = ?"), arguments: [hash]),
                   Tokens.equal(row["token_hash"], hash),
                   let user = try UserRow.find(db, id: row["user_id"]) else { return nil }
             let revoked: Int64? = row["revoked_at"]
@@ -60,7 +60,7 @@ extension ServerStore {
     func authenticateAdmin(token: String) async throws -> UserRow {
         let hash = Tokens.hash(token)
         let user = try await pool.read { db -> UserRow? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM admin_tokens WHERE token_hash = ?", arguments: [hash]),
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM admin_tokens WHERE token_hash = ?"), arguments: [hash]),
                   Tokens.equal(row["token_hash"], hash) else { return nil }
             return try UserRow.find(db, id: row["user_id"])
         }
@@ -85,7 +85,7 @@ extension ServerStore {
         let audit = self.audit
         let policyStore = self.policyStore
         return try await committer.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_codes WHERE code_hash = ?", arguments: [hash]),
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM enrollment_codes WHERE code_hash = ?"), arguments: [hash]),
                   Tokens.equal(row["code_hash"], hash) else {
                 throw ServerError(.unauthorized, "The enrollment code is unknown, expired or already used. Ask an admin for a new one (fieldcli admin enroll-code USER).",
                                   status: .unauthorized)
@@ -99,11 +99,11 @@ extension ServerStore {
             guard let user = try UserRow.find(db, id: row["user_id"]), !user.disabled else {
                 throw ServerError(.forbidden, "The user of this code is disabled.", status: .forbidden)
             }
-            let replica = max(2, (try Int64.fetchOne(db, sql: "SELECT MAX(replica) FROM devices") ?? 1) + 1)
-            try db.execute(sql: "UPDATE enrollment_codes SET used_at = ? WHERE code_hash = ?", arguments: [Int64(now), hash])
-            try db.execute(sql: """
+            let replica = max(2, (try Int64.fetchOne(try db.cachedStatement(sql: "SELECT MAX(replica) FROM devices")) ?? 1) + 1)
+            try db.cachedStatement(sql: "UPDATE enrollment_codes SET used_at = ? WHERE code_hash = ?").execute(arguments: [Int64(now), hash])
+            try db.cachedStatement(sql: """
                 INSERT INTO devices (id, user_id, replica, token_hash, name, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [deviceID, user.id, replica, Tokens.hash(token), name, Int64(now)])
+                """).execute(arguments: [deviceID, user.id, replica, Tokens.hash(token), name, Int64(now)])
             try audit.append([AuditRecord(at: now, actor: user.name, device: deviceID, action: "enroll", detail: "replica=\(replica)")], db: db)
             return EnrollResponse(deviceID: deviceID, token: token, replica: UInt32(replica), user: user.name, role: user.role,
                                   serverTime: now, maxBody: maxBody, policy: try policyStore.context(db, user: user, now: now))

@@ -19,11 +19,11 @@ struct UserRow: Sendable, Codable, Hashable {
     }
 
     static func find(_ db: Database, name: String) throws -> UserRow? {
-        try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(UserRow.init(row:))
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM users WHERE name = ?"), arguments: [name]).map(UserRow.init(row:))
     }
 
     static func find(_ db: Database, id: Int64) throws -> UserRow? {
-        try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(UserRow.init(row:))
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id]).map(UserRow.init(row:))
     }
 }
 
@@ -34,7 +34,7 @@ struct PolicyStore: Sendable {
     let schema: Schema
 
     func context(_ db: Database, user: UserRow, now: UInt64) throws -> PolicyContext {
-        let assignments = try Row.fetchAll(db, sql: "SELECT household, until FROM assignments WHERE user_id = ?", arguments: [user.id])
+        let assignments = try Row.fetchAll(try db.cachedStatement(sql: "SELECT household, until FROM assignments WHERE user_id = ?"), arguments: [user.id])
             .compactMap { row -> Assignment? in
                 guard let id = HouseholdID(bytes: Array(row["household"] as Data)) else { return nil }
                 let until: Int64? = row["until"]
@@ -42,12 +42,12 @@ struct PolicyStore: Sendable {
             }
         let grants = try self.grants(db, userID: user.id)
         let households = Set(assignments.map(\.household))
-        let blocks = try Row.fetchAll(db, sql: "SELECT household, purpose FROM consent_blocks").compactMap { row -> ConsentBlock? in
+        let blocks = try Row.fetchAll(try db.cachedStatement(sql: "SELECT household, purpose FROM consent_blocks")).compactMap { row -> ConsentBlock? in
             guard let id = HouseholdID(bytes: Array(row["household"] as Data)), households.contains(id) else { return nil }
             let purpose: String? = row["purpose"]
             return ConsentBlock(household: id, purpose: purpose.map(Purpose.init(_:)))
         }
-        let version = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'policyVersion'") ?? 0
+        let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
         var context = PolicyContext(user: user.name, role: user.role, rolePurposes: user.disabled ? [:] : policy.purposes(of: user.role),
                                     assignments: user.disabled ? [] : assignments, grants: user.disabled ? [] : grants,
                                     consentBlocks: blocks, version: UInt64(version), serverTime: now)
@@ -60,7 +60,7 @@ struct PolicyStore: Sendable {
     }
 
     func grants(_ db: Database, userID: Int64) throws -> [Grant] {
-        try Row.fetchAll(db, sql: "SELECT purpose, access, household, until FROM grants WHERE user_id = ? ORDER BY id", arguments: [userID])
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT purpose, access, household, until FROM grants WHERE user_id = ? ORDER BY id"), arguments: [userID])
             .map { row in
                 let household: Data? = row["household"]
                 let until: Int64? = row["until"]
@@ -73,11 +73,11 @@ struct PolicyStore: Sendable {
     /// free, and under a sensitive purpose the viewer lacks, only "a
     /// professional is involved" with a contact.
     func involvement(_ db: Database, household: HouseholdID, viewer: PolicyContext, now: UInt64) throws -> [Involvement] {
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(try db.cachedStatement(sql: """
             SELECT users.id, users.name, users.role, users.contact FROM assignments JOIN users ON users.id = assignments.user_id
             WHERE assignments.household = ? AND users.disabled = 0 AND (assignments.until IS NULL OR assignments.until > ?)
             ORDER BY users.name
-            """, arguments: [Data(household.bytes), Int64(now)])
+            """), arguments: [Data(household.bytes), Int64(now)])
         var result: [Involvement] = []
         for row in rows {
             let name: String = row["name"]

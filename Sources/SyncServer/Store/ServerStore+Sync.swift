@@ -17,7 +17,7 @@ extension ServerStore {
 
         let push = try await committer.write { db -> PushResult in
             guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
-            let policy = try policyStore.context(db, user: user, now: now)
+            let policy = try self.policyContext(db, user: user, now: now)
             var backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
             let result = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
                                                    backend: &backend)
@@ -55,9 +55,9 @@ extension ServerStore {
                     writer.varint(UInt64(held.epoch))
                 }
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE devices SET last_sync_at = ?, last_cursor = ?, held = CASE WHEN ? THEN held ELSE ? END WHERE id = ?
-                """, arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, Data(writer.bytes), identity.deviceID])
+                """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, Data(writer.bytes), identity.deviceID])
             return ack
         }
 
@@ -75,7 +75,7 @@ extension ServerStore {
     /// sequence, gaps flagged, and acknowledged up to the contiguous prefix.
     static func storeOfflineReads(_ events: [AuditEvent], device: DeviceIdentity, db: Database, now: UInt64,
                                   records: inout [AuditRecord]) throws -> UInt64 {
-        var ack = UInt64(try Int64.fetchOne(db, sql: "SELECT audit_ack FROM devices WHERE id = ?", arguments: [device.deviceID]) ?? 0)
+        var ack = UInt64(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT audit_ack FROM devices WHERE id = ?"), arguments: [device.deviceID]) ?? 0)
         guard !events.isEmpty else { return ack }
         let actions: Set<String> = ["show", "export", "logList", "goalList"]
         for event in events.sorted(by: { $0.deviceSeq < $1.deviceSeq }) where event.deviceSeq > ack {
@@ -86,7 +86,7 @@ extension ServerStore {
                                        household: event.household, purpose: event.purpose, count: event.count,
                                        detail: "\(actions.contains(event.action) ? event.action : "unknown") deviceSeq=\(event.deviceSeq) at=\(event.at)"))
         }
-        while try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM device_reads WHERE device_id = ? AND device_seq = ?)",
+        while try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM device_reads WHERE device_id = ? AND device_seq = ?)"),
                                 arguments: [device.deviceID, Int64(ack + 1)]) == true {
             ack += 1
         }
@@ -94,7 +94,7 @@ extension ServerStore {
             records.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "offlineReadGap",
                                        detail: "missing deviceSeq \(ack + 1) before \(highest)"))
         }
-        try db.execute(sql: "UPDATE devices SET audit_ack = ? WHERE id = ?", arguments: [Int64(ack), device.deviceID])
+        try db.cachedStatement(sql: "UPDATE devices SET audit_ack = ? WHERE id = ?").execute(arguments: [Int64(ack), device.deviceID])
         return ack
     }
 }

@@ -17,6 +17,29 @@ final class ServerStore: Sendable {
     let metrics: ServerMetrics
     /// The clock of the server's own replica (admin resolves, server-created households).
     let serverClock = Mutex(HybridLogicalClock())
+    /// Policy contexts by user, valid while the store's policy version is unchanged
+    /// (every change to users, assignments, grants, consent or erasures bumps it)
+    /// and for at most a minute (assignment and grant expiry).
+    let policyCache = Mutex([Int64: CachedPolicy]())
+
+    struct CachedPolicy {
+        var version: Int64
+        var builtAt: UInt64
+        var context: PolicyContext
+    }
+
+    /// The user's policy context, from the cache when still valid.
+    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> PolicyContext {
+        let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
+        if let cached = policyCache.withLock({ $0[user.id] }), cached.version == version, now >= cached.builtAt, now - cached.builtAt < 60_000 {
+            var context = cached.context
+            context.serverTime = now
+            return context
+        }
+        let context = try policyStore.context(db, user: user, now: now)
+        policyCache.withLock { $0[user.id] = CachedPolicy(version: version, builtAt: now, context: context) }
+        return context
+    }
     var schema: Schema { configuration.schema }
     var now: UInt64 { configuration.clock() }
 
