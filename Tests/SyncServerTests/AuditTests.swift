@@ -18,10 +18,14 @@ struct AuditTests {
             #expect(rows.map(\.seq) == Array(1...Int64(rows.count)), "gapless sequence from 1")
             let h = s.household.description
 
-            // Writes by Wendy's device, one row per accepted op.
+            // Writes by Wendy's device: every accepted op is counted and named by its dot, one row per run per segment.
             let writes = rows.filter { $0.action == "write" && $0.household == h }
-            #expect(writes.count == s.firstOps.count)
-            #expect(writes.allSatisfy { $0.actor == "wendy" && $0.device == s.wendy.id && $0.count == 1 })
+            #expect(writes.reduce(0) { $0 + $1.count } == s.firstOps.count)
+            #expect(writes.allSatisfy { $0.actor == "wendy" && $0.device == s.wendy.id })
+            for op in s.firstOps {
+                #expect(writes.contains { $0.purpose == op.segment.purpose.rawValue && $0.detail.contains(" \(op.dot.counter):") || $0.detail.contains("=\(op.dot.counter):") },
+                        "op \(op.dot) is named in an audit row")
+            }
             #expect(Set(writes.map(\.purpose)) == ["REGIE", "WMO"])
             #expect(rows.contains { $0.action == "createHousehold" && $0.household == h && $0.actor == "wendy" })
 

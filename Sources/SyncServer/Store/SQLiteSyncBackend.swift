@@ -88,6 +88,7 @@ struct SQLiteSyncBackend {
                                      Data(segment.state.elementDigest.bytes)])
         guard let id = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM segments WHERE household = ? AND purpose = ?"),
                                           arguments: [householdData, key.purpose.rawValue]) else { return }
+        guard !changed.isEmpty else { return }
         let upsert = try db.cachedStatement(sql: """
             INSERT INTO elements (segment_id, key, seq, writer, other_seq, data) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT(segment_id, key) DO UPDATE SET seq = excluded.seq, writer = excluded.writer,
@@ -162,9 +163,17 @@ extension SQLiteSyncBackend: PushBackend {
                                      household: op.segment.household, purpose: op.segment.purpose, count: 1,
                                      detail: "op=\(op.dot) kind=\(op.payload.kindName) reason=\(rejection)"))
         } else {
-            audit.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "write",
-                                     household: op.segment.household, purpose: op.segment.purpose, count: 1,
-                                     detail: "op=\(op.dot) kind=\(op.payload.kindName)\(op.payload.targetName.map { " name=\($0)" } ?? "")"))
+            // One row per run of accepted writes to a segment: every write is named by its dot.
+            let entry = "\(op.dot.counter):\(op.payload.kindName)\(op.payload.targetName.map { "/\($0)" } ?? "")"
+            if let last = audit.indices.last, audit[last].action == "write", audit[last].household == op.segment.household.description,
+               audit[last].purpose == op.segment.purpose.rawValue, audit[last].count < 64 {
+                audit[last].count += 1
+                audit[last].detail += " " + entry
+            } else {
+                audit.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "write",
+                                         household: op.segment.household, purpose: op.segment.purpose, count: 1,
+                                         detail: "replica=\(op.dot.replica) ops=" + entry))
+            }
         }
         return UInt64(seq)
     }
