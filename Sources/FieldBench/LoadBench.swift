@@ -134,8 +134,8 @@ enum LoadBench {
         let syncs = sorted.count
         return Result(devices: deviceCount, households: householdCount, mode: rate == nil ? "closed-loop (max)" : "open-loop",
                       seconds: (elapsed * 100).rounded() / 100, offered_syncs_per_s: rate,
-                      achieved_syncs_per_s: (Double(syncs) / seconds * 10).rounded() / 10,
-                      ops_per_s: (Double(state.acknowledged.count) / seconds * 10).rounded() / 10,
+                      achieved_syncs_per_s: (Double(syncs) / elapsed * 10).rounded() / 10,
+                      ops_per_s: (Double(state.acknowledged.count) / elapsed * 10).rounded() / 10,
                       syncs: syncs, ops_acknowledged: state.acknowledged.count, p50_ms: percentile(0.5), p99_ms: percentile(0.99),
                       max_ms: ((sorted.last ?? 0) * 1e4).rounded() / 10, errors: state.errors, lost: lost, audit_ok: auditOK,
                       bytes_up_per_sync: syncs > 0 ? Double(state.bytesUp / syncs) : 0,
