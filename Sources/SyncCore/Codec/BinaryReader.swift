@@ -149,11 +149,12 @@ public struct BinaryReader {
     }
 
     public mutating func stamp() throws(SyncCoreError) -> HLCTimestamp {
-        let delta = try signed()
-        let ms = lastStampMilliseconds &+ UInt64(bitPattern: delta)
+        let folded = try signed()
+        let hasLogical = folded & 1 == 1
+        let ms = lastStampMilliseconds &+ UInt64(bitPattern: folded >> 1)
         guard ms <= HLCTimestamp.maxMilliseconds else { throw Self.malformed("stamp out of range") }
         lastStampMilliseconds = ms
-        let logical = try varint()
+        let logical = hasLogical ? try varint() : 0
         guard logical <= UInt64(UInt16.max) else { throw Self.malformed("stamp out of range") }
         return HLCTimestamp(milliseconds: ms, logical: UInt16(logical))
     }

@@ -94,12 +94,14 @@ public struct BinaryWriter: Sendable {
         }
     }
 
-    /// A stamp as the signed millisecond delta from the previous stamp, then its logical part.
+    /// A stamp as the signed millisecond delta from the previous stamp, with a
+    /// low bit that says whether a logical part follows (it is usually 0).
     public mutating func stamp(_ stamp: HLCTimestamp) {
         let ms = stamp.milliseconds
-        signed(Int64(bitPattern: ms &- lastStampMilliseconds))
+        let delta = Int64(bitPattern: ms &- lastStampMilliseconds)
+        signed(delta &* 2 &+ (stamp.logical == 0 ? 0 : 1))
         lastStampMilliseconds = ms
-        varint(UInt64(stamp.logical))
+        if stamp.logical != 0 { varint(UInt64(stamp.logical)) }
     }
 
     public mutating func dot(_ dot: Dot) {

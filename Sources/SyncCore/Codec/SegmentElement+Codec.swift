@@ -31,76 +31,95 @@ extension MultiValueRegister where Value: RegisterPayload {
 }
 
 extension LogEntry {
+    /// The visit time is written relative to the entry's stamp (they are
+    /// usually close), with the low bit telling whether a correction follows.
     func encode(to writer: inout BinaryWriter) {
         writer.dot(dot)
         writer.stamp(stamp)
         writer.symbol(author)
-        body.encode(to: &writer)
+        writer.symbol(body.kind)
+        let offset = Int64(bitPattern: body.occurredAt &- stamp.milliseconds)
+        writer.signed(offset &* 2 &+ (body.correctionOf == nil ? 0 : 1))
+        writer.string(body.text)
+        if let correction = body.correctionOf { writer.dot(correction) }
     }
 
     static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> LogEntry {
         let dot = try reader.dot()
         let stamp = try reader.stamp()
         let author = try reader.symbol()
-        let body = try LogEntryBody.decode(from: &reader)
-        return LogEntry(dot: dot, stamp: stamp, author: author, body: body)
-    }
-}
-
-extension LogEntryBody {
-    func encode(to writer: inout BinaryWriter) {
-        writer.symbol(kind)
-        writer.varint(occurredAt)
-        writer.string(text)
-        if let correctionOf {
-            writer.byte(1)
-            writer.dot(correctionOf)
-        } else {
-            writer.byte(0)
-        }
-    }
-
-    static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> LogEntryBody {
         let kind = try reader.symbol()
-        let occurredAt = try reader.varint()
+        let folded = try reader.signed()
+        let occurredAt = stamp.milliseconds &+ UInt64(bitPattern: folded >> 1)
         let text = try reader.string()
-        let correctionOf: Dot? = try reader.bool() ? try reader.dot() : nil
-        return LogEntryBody(kind: kind, occurredAt: occurredAt, text: text, correctionOf: correctionOf)
+        let correction: Dot? = folded & 1 == 1 ? try reader.dot() : nil
+        return LogEntry(dot: dot, stamp: stamp, author: author,
+                        body: LogEntryBody(kind: kind, occurredAt: occurredAt, text: text, correctionOf: correction))
     }
 }
 
 extension CollectionItem {
+    // Presence flags: most items were inserted and maybe removed once, so
+    // empty registers, the usual `writes == [id]` and a write cover equal to
+    // the text's cover cost nothing.
+    private static let hasBase: UInt8 = 1
+    private static let hasStatus: UInt8 = 2
+    private static let hasPosition: UInt8 = 4
+    private static let writesAreID: UInt8 = 8
+    private static let hasRemoves: UInt8 = 16
+    private static let writeCoverIsTextCover: UInt8 = 32
+    private static let hasRemoveCover: UInt8 = 64
+    private static let hasText: UInt8 = 128
+
+    private static func isEmpty<V>(_ register: MultiValueRegister<V>) -> Bool { register.covered.isEmpty && register.values.isEmpty }
+
     func encode(to writer: inout BinaryWriter, base: VersionVector) {
+        var flags: UInt8 = 0
+        if basePosition != nil { flags |= Self.hasBase }
+        if !Self.isEmpty(status) { flags |= Self.hasStatus }
+        if !Self.isEmpty(position) { flags |= Self.hasPosition }
+        if writes == [id] { flags |= Self.writesAreID }
+        if !removes.isEmpty { flags |= Self.hasRemoves }
+        if !Self.isEmpty(text) { flags |= Self.hasText }
+        if flags & Self.hasText != 0, writeCover == text.covered { flags |= Self.writeCoverIsTextCover }
+        if !removeCover.isEmpty { flags |= Self.hasRemoveCover }
         writer.dot(id)
-        if let basePosition {
-            writer.byte(1)
-            writer.data(basePosition)
-        } else {
-            writer.byte(0)
+        writer.byte(flags)
+        if let basePosition { writer.data(basePosition) }
+        if flags & Self.hasText != 0 { text.encode(to: &writer, base: base) }
+        if flags & Self.hasStatus != 0 { status.encode(to: &writer, base: base) }
+        if flags & Self.hasPosition != 0 { position.encode(to: &writer, base: base) }
+        if flags & Self.writesAreID == 0 {
+            writer.varint(writes.count)
+            for dot in writes { writer.dot(dot) }
         }
-        text.encode(to: &writer, base: base)
-        status.encode(to: &writer, base: base)
-        position.encode(to: &writer, base: base)
-        writer.varint(writes.count)
-        for dot in writes { writer.dot(dot) }
-        writer.vector(writeCover, relativeTo: base)
-        writer.varint(removes.count)
-        for dot in removes { writer.dot(dot) }
-        writer.vector(removeCover, relativeTo: base)
+        if flags & Self.writeCoverIsTextCover == 0 { writer.vector(writeCover, relativeTo: base) }
+        if flags & Self.hasRemoves != 0 {
+            writer.varint(removes.count)
+            for dot in removes { writer.dot(dot) }
+        }
+        if flags & Self.hasRemoveCover != 0 { writer.vector(removeCover, relativeTo: base) }
     }
 
     static func decode(from reader: inout BinaryReader, base: VersionVector) throws(SyncCoreError) -> CollectionItem {
         let id = try reader.dot()
-        let basePosition: [UInt8]? = try reader.bool() ? try reader.data() : nil
-        let text = try MultiValueRegister<String>.decode(from: &reader, base: base)
-        let status = try MultiValueRegister<String>.decode(from: &reader, base: base)
-        let position = try MultiValueRegister<[UInt8]>.decode(from: &reader, base: base)
+        let flags = try reader.byte()
+        let basePosition: [UInt8]? = flags & hasBase != 0 ? try reader.data() : nil
+        let text = flags & hasText != 0 ? try MultiValueRegister<String>.decode(from: &reader, base: base) : MultiValueRegister()
+        let status = flags & hasStatus != 0 ? try MultiValueRegister<String>.decode(from: &reader, base: base) : MultiValueRegister()
+        let position = flags & hasPosition != 0 ? try MultiValueRegister<[UInt8]>.decode(from: &reader, base: base) : MultiValueRegister()
         var writes: [Dot] = []
-        for _ in 0..<(try reader.count(minimumSize: 2)) { writes.append(try reader.dot()) }
-        let writeCover = try reader.vector(relativeTo: base)
+        if flags & writesAreID != 0 {
+            writes = [id]
+        } else {
+            for _ in 0..<(try reader.count(minimumSize: 2)) { writes.append(try reader.dot()) }
+        }
+        let writeCover = flags & writeCoverIsTextCover != 0 ? text.covered : try reader.vector(relativeTo: base)
         var removes: [Dot] = []
-        for _ in 0..<(try reader.count(minimumSize: 2)) { removes.append(try reader.dot()) }
-        let removeCover = try reader.vector(relativeTo: base)
+        if flags & hasRemoves != 0 {
+            for _ in 0..<(try reader.count(minimumSize: 2)) { removes.append(try reader.dot()) }
+        }
+        let removeCover = flags & hasRemoveCover != 0 ? try reader.vector(relativeTo: base) : VersionVector()
         return CollectionItem(id: id, basePosition: basePosition, text: text, status: status, position: position,
                               writes: Array(Set(writes)), writeCover: writeCover,
                               removes: Array(Set(removes)), removeCover: removeCover)
