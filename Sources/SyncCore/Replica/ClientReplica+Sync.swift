@@ -26,7 +26,7 @@ extension ClientReplica {
         let chunk = start < pending.count ? Array(pending[start..<end]) : []
         let ops = Self.groupedByHousehold(chunk)
         let held = heldSegments
-        return SyncRequest(cursor: cursor, schemaHash: schema.contentHash,
+        return SyncRequest(cursor: cursor, schemaHash: schema.shortHash,
                            held: HeldSet(segments: held, includeList: sendFullHeld),
                            ops: ops, auditEvents: auditQueue, limit: limit, policyDigest: policy.digest)
     }

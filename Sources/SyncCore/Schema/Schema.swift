@@ -254,6 +254,13 @@ public struct Schema: Hashable, Sendable, Codable {
         return SHA256Digest.hex(SHA256Digest.hash(Array(data)))
     }
 
+    /// The first 16 hex digits of the content hash: what a device sends (64 bits
+    /// are plenty to notice a different schema, and it keeps a sync small).
+    public var shortHash: String { String(contentHash.prefix(16)) }
+
+    /// Whether a device's schema hash (short or full) names this schema.
+    public func matches(_ hash: String) -> Bool { hash.count >= 16 && contentHash.hasPrefix(hash) }
+
     public func field(_ name: String) -> Field? { fieldIndex[name].map { fields[$0] } }
     public func log(_ name: String, purpose: Purpose) -> Log? { logIndex["\(purpose.rawValue)/\(name)"].map { logs[$0] } }
     public func collection(_ name: String, purpose: Purpose) -> Collection? {

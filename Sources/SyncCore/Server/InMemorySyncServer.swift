@@ -51,7 +51,7 @@ public struct InMemorySyncServer: Sendable {
         return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected,
                             deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge,
                             policy: request.policyDigest == context.digest ? nil : context,
-                            schema: request.schemaHash == schema.contentHash ? nil : schema, cursor: pull.cursor,
+                            schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor,
                             more: pull.more, needHeld: pull.needHeld, segmentHashes: pull.segmentHashes,
                             auditAck: request.auditEvents.map(\.deviceSeq).max() ?? 0, serverTime: now, maxBody: maxBody,
                             epochs: pull.epochs)

@@ -66,7 +66,7 @@ extension ServerStore {
         return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected, deltas: pull.deltas,
                             snapshots: pull.snapshots, purge: pull.purge,
                             policy: request.policyDigest == policy.digest ? nil : policy,
-                            schema: request.schemaHash == schema.contentHash ? nil : schema, cursor: pull.cursor, more: pull.more,
+                            schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor, more: pull.more,
                             needHeld: pull.needHeld, segmentHashes: pull.segmentHashes, auditAck: auditAck, serverTime: now,
                             maxBody: configuration.maxBody, epochs: pull.epochs)
     }
