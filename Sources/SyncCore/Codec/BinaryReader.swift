@@ -167,24 +167,24 @@ public struct BinaryReader {
     }
 
     public mutating func vector() throws(SyncCoreError) -> VersionVector {
-        let n = try count(minimumSize: 2)
-        var entries: [VersionVector.Entry] = []
-        entries.reserveCapacity(n)
-        var previous: UInt64 = 0
-        for index in 0..<n {
-            let delta = try varint()
-            guard index == 0 || delta > 0 else { throw Self.malformed("unsorted vector") }
-            let replica = previous + delta
-            guard replica <= UInt64(UInt32.max) else { throw Self.malformed("replica out of range") }
-            previous = replica
-            let counter = try varint()
-            guard counter > 0 else { throw Self.malformed("zero counter in vector") }
-            entries.append(.init(replica: ReplicaID(UInt32(replica)), counter: counter))
+        try vector { (_, reader: inout BinaryReader) throws(SyncCoreError) in
+            let value = try reader.varint()
+            guard value > 0 else { throw Self.malformed("zero counter in vector") }
+            return value
         }
-        return VersionVector(sortedEntries: entries)
     }
 
     public mutating func vector(relativeTo base: VersionVector) throws(SyncCoreError) -> VersionVector {
+        try vector { (replica, reader: inout BinaryReader) throws(SyncCoreError) in
+            let distance = try reader.signed()
+            let counter = base[replica] &- UInt64(bitPattern: distance)
+            guard counter > 0, counter < (1 << 62) else { throw Self.malformed("counter out of range") }
+            return counter
+        }
+    }
+
+    /// Reads `count, (replica delta, counter)…` with the counter read by `counter`.
+    private mutating func vector(_ counter: (ReplicaID, inout BinaryReader) throws(SyncCoreError) -> UInt64) throws(SyncCoreError) -> VersionVector {
         let n = try count(minimumSize: 2)
         var entries: [VersionVector.Entry] = []
         entries.reserveCapacity(n)
@@ -195,10 +195,8 @@ public struct BinaryReader {
             let replica = previous + delta
             guard replica <= UInt64(UInt32.max) else { throw Self.malformed("replica out of range") }
             previous = replica
-            let distance = try signed()
-            let counter = base[ReplicaID(UInt32(replica))] &- UInt64(bitPattern: distance)
-            guard counter > 0, counter < (1 << 62) else { throw Self.malformed("counter out of range") }
-            entries.append(.init(replica: ReplicaID(UInt32(replica)), counter: counter))
+            let id = ReplicaID(UInt32(replica))
+            entries.append(.init(replica: id, counter: try counter(id, &self)))
         }
         return VersionVector(sortedEntries: entries)
     }

@@ -60,30 +60,10 @@ public enum Gzip {
 
     /// Inflates a gzip (or zlib) body of at most `limit` bytes.
     public static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
-        var stream = z_stream()
-        guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw DecompressionError(tooLarge: false)
-        }
-        defer { inflateEnd(&stream) }
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var input = input
-        var status: Int32 = Z_OK
-        try input.withUnsafeMutableBufferPointer { inBuffer in
-            stream.next_in = inBuffer.baseAddress
-            stream.avail_in = UInt32(inBuffer.count)
-            repeat {
-                let produced: Int = chunk.withUnsafeMutableBufferPointer { outBuffer in
-                    stream.next_out = outBuffer.baseAddress
-                    stream.avail_out = UInt32(outBuffer.count)
-                    status = inflate(&stream, Z_NO_FLUSH)
-                    return outBuffer.count - Int(stream.avail_out)
-                }
-                guard status == Z_OK || status == Z_STREAM_END else { throw DecompressionError(tooLarge: false) }
-                output.append(contentsOf: chunk[0..<produced])
-                if output.count > limit { throw DecompressionError(tooLarge: true) }
-                if produced == 0 && stream.avail_in == 0 && status != Z_STREAM_END { throw DecompressionError(tooLarge: false) }
-            } while status != Z_STREAM_END
+        try decompressStream(input) { chunk in
+            output.append(contentsOf: chunk)
+            if output.count > limit { throw DecompressionError(tooLarge: true) }
         }
         return output
     }
