@@ -244,6 +244,8 @@ extension ServerStore {
                 throw ServerError(.conflict, "\(matches.count) active devices are named \(id); revoke by device ID ('fieldcli admin device list').", status: .conflict)
             }
             try db.execute(sql: "UPDATE devices SET revoked_at = ? WHERE id = ?", arguments: [Int64(now), matches[0]])
+            let revokedID = matches[0]
+            self.deviceCache.withLock { cache in cache = cache.filter { $0.value.id != revokedID } }
             try audit.append([AuditRecord(at: now, actor: admin.name, device: id, action: "deviceRevoke")], db: db)
             return API.Done("Device \(id) is revoked: its token is refused and it wipes its local store if it comes back.")
         }

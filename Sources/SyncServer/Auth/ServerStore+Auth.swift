@@ -1,3 +1,4 @@
+import Synchronization
 import HTTPTypes
 import Foundation
 import GRDB
@@ -40,6 +41,9 @@ extension ServerStore {
     /// as such so the route can answer 401 with a purge instruction.
     func authenticateDevice(token: String) async throws -> DeviceRecord {
         let hash = Tokens.hash(token)
+        // Known devices are remembered (a revoke forgets them, and the push
+        // transaction checks revocation again), saving a database hop per sync.
+        if let cached = deviceCache.withLock({ $0[hash] }) { return cached }
         let found = try await pool.read { db -> DeviceRecord? in
             guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM devices WHERE token_hash = ?"), arguments: [hash]),
                   Tokens.equal(row["token_hash"], hash),
@@ -49,11 +53,14 @@ extension ServerStore {
                                 revoked: revoked != nil)
         }
         guard let found else { throw ServerError.unauthorized() }
-        if found.revoked {
-            throw ServerError(.revoked, "This device was revoked. Its local data must be wiped; enroll again with a new code.",
-                              status: .unauthorized, extra: ["purge": "all"])
-        }
+        if found.revoked { throw Self.revokedError() }
+        deviceCache.withLock { $0[hash] = found }
         return found
+    }
+
+    static func revokedError() -> ServerError {
+        ServerError(.revoked, "This device was revoked. Its local data must be wiped; enroll again with a new code.",
+                    status: .unauthorized, extra: ["purge": "all"])
     }
 
     /// Finds the admin behind a bearer token.

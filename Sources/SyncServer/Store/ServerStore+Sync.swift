@@ -17,6 +17,8 @@ extension ServerStore {
 
         let push = try await committer.write { db -> PushResult in
             guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
+            let revoked = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT revoked_at FROM devices WHERE id = ?"), arguments: [identity.deviceID])
+            guard revoked == nil else { throw Self.revokedError() }
             let policy = try self.policyContext(db, user: user, now: now)
             var backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
             let result = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,

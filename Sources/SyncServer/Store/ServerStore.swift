@@ -21,6 +21,8 @@ final class ServerStore: Sendable {
     /// (every change to users, assignments, grants, consent or erasures bumps it)
     /// and for at most a minute (assignment and grant expiry).
     let policyCache = Mutex([Int64: CachedPolicy]())
+    /// Authenticated devices by token hash (see authenticateDevice).
+    let deviceCache = Mutex([Data: DeviceRecord]())
 
     struct CachedPolicy {
         var version: Int64
