@@ -219,6 +219,19 @@ struct CLIWorkflowTests {
         #expect(await world.admin(["audit", "--verify"]).code == 0)
     }
 
+    @Test func aDeviceClockDaysAheadIsShownToAdmins() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("tim", role: "buurtcoach")
+        let h = try await world.household(on: "tim", label: "Fam. Klok")
+        let ahead = ["FIELDCLI_NOW_MS": String(UInt64(Date().timeIntervalSince1970 * 1000) + 2 * 86_400_000)]
+        #expect(await world.cli("tim", ["set", h, "area", "Centrum"], environment: ahead).code == 0)
+        #expect(await world.cli("tim", ["sync"], environment: ahead).code == 0)
+        let devices = try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"]))
+        #expect(devices.first?.clockSkew == 1)
+        #expect(await world.admin(["device", "list"]).out.contains("1 ops ahead"))
+    }
+
     @Test func homeDirectoryIsPrivate() async throws {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }

@@ -170,8 +170,9 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 let devices: [AdminAPI.DeviceInfo] = try await AdminCommand.client().json("GET", "v1/admin/devices", body: NoBody?.none, action: "device list")
                 CLIContext.current.emit(devices) {
-                    Table.render(["DEVICE", "NAME", "USER", "REPLICA", "LAST SYNC", "LAG", "STATE"], devices.map {
-                        [$0.id, $0.name, $0.user, String($0.replica), $0.lastSyncAt.map(TimeText.iso) ?? "never", String($0.lag), $0.revoked ? "revoked" : "active"]
+                    Table.render(["DEVICE", "NAME", "USER", "REPLICA", "LAST SYNC", "LAG", "CLOCK SKEW", "STATE"], devices.map {
+                        [$0.id, $0.name, $0.user, String($0.replica), $0.lastSyncAt.map(TimeText.iso) ?? "never", String($0.lag),
+                         $0.clockSkew > 0 ? "\($0.clockSkew) ops ahead" : "-", $0.revoked ? "revoked" : "active"]
                     })
                 }
             }

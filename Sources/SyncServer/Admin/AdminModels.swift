@@ -99,6 +99,8 @@ public enum AdminAPI {
         /// How many server changes the device has not pulled yet.
         public var lag: UInt64
         public var revoked: Bool
+        /// Pushed ops stamped more than 5 minutes ahead of the server's clock.
+        public var clockSkew: Int
     }
 
     public struct CreateHousehold: Codable, Sendable {

@@ -229,7 +229,7 @@ extension ServerStore {
                     let cursor = UInt64(row["last_cursor"] as Int64)
                     return API.DeviceInfo(id: row["id"], name: row["name"], user: row["user_name"], replica: UInt32(row["replica"] as Int64),
                                           enrolledAt: UInt64(row["enrolled_at"] as Int64), lastSyncAt: last.map { UInt64($0) },
-                                          lag: head > cursor ? head - cursor : 0, revoked: revoked != nil)
+                                          lag: head > cursor ? head - cursor : 0, revoked: revoked != nil, clockSkew: row["clock_skew"])
                 }
         }
     }

@@ -39,7 +39,8 @@ enum Migrations {
                     last_cursor INTEGER NOT NULL DEFAULT 0,
                     revoked_at INTEGER,
                     held BLOB,
-                    audit_ack INTEGER NOT NULL DEFAULT 0
+                    audit_ack INTEGER NOT NULL DEFAULT 0,
+                    clock_skew INTEGER NOT NULL DEFAULT 0
                 );
 
                 CREATE TABLE households (

@@ -24,6 +24,12 @@ extension ServerStore {
             let result = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
                                                    backend: &backend)
             try audit.append(backend.audit, db: db)
+            // Stamps far ahead of the server's clock: the device's clock is wrong (DESIGN §3 clockSkew).
+            let skewed = request.ops.filter { $0.stamp.milliseconds > now + 5 * 60 * 1000 }.count
+            if skewed > 0 {
+                try db.cachedStatement(sql: "UPDATE devices SET clock_skew = clock_skew + ? WHERE id = ?")
+                    .execute(arguments: [skewed, identity.deviceID])
+            }
             return result
         }
         metrics.recordPush(push)
