@@ -232,6 +232,23 @@ struct CLIWorkflowTests {
         #expect(await world.admin(["device", "list"]).out.contains("1 ops ahead"))
     }
 
+    @Test func householdsOnboardedTwiceOfflineAreFlaggedForTheAdmin() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("ada", role: "buurtcoach")
+        try await world.enroll("bob", role: "buurtcoach")
+        let first = try await world.household(on: "ada", label: "Fam. Dubbel")
+        #expect(await world.cli("ada", ["set", first, "address", "Dorpsstraat 1, Ergens"]).code == 0)
+        _ = await world.cli("ada", ["sync"])
+        let second = try await world.household(on: "bob", label: "Familie Dubbel")
+        #expect(await world.cli("bob", ["set", second, "address", "dorpsstraat 1 ergens"]).code == 0)
+        _ = await world.cli("bob", ["sync"])
+        let list = try world.json([AdminAPI.HouseholdInfo].self, await world.admin(["--json", "households"]))
+        #expect(list.first { $0.id.description == first }?.likelyDuplicates.map(\.description) == [second])
+        #expect(list.first { $0.id.description == second }?.likelyDuplicates.map(\.description) == [first])
+        #expect(!(await world.admin(["households"]).out.contains("Dorpsstraat")), "the admin list shows no content")
+    }
+
     @Test func homeDirectoryIsPrivate() async throws {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }

@@ -204,8 +204,9 @@ struct AdminCommand: AsyncParsableCommand {
         func run() async throws {
             let list: [AdminAPI.HouseholdInfo] = try await AdminCommand.client().json("GET", "v1/admin/households", body: NoBody?.none, action: "households")
             CLIContext.current.emit(list) {
-                Table.render(["HOUSEHOLD", "CREATED BY", "PURPOSES", "ASSIGNED"], list.map {
-                    [$0.id.description, $0.createdBy, $0.segments.map { "\($0.purpose)\($0.epoch > 0 ? "@\($0.epoch)" : "")" }.joined(separator: ","), $0.assigned.joined(separator: ",")]
+                Table.render(["HOUSEHOLD", "CREATED BY", "PURPOSES", "ASSIGNED", "LIKELY DUPLICATE OF"], list.map {
+                    [$0.id.description, $0.createdBy, $0.segments.map { "\($0.purpose)\($0.epoch > 0 ? "@\($0.epoch)" : "")" }.joined(separator: ","),
+                     $0.assigned.joined(separator: ","), $0.likelyDuplicates.map { String($0.description.prefix(8)) }.joined(separator: ",")]
                 })
             }
         }

@@ -114,6 +114,9 @@ public enum AdminAPI {
         public var createdBy: String
         public var segments: [SegmentInfo]
         public var assigned: [String]
+        /// Other households whose REGIE address or label matches this one's (two workers may
+        /// have onboarded the same family offline). IDs only: the admin sees no content.
+        public var likelyDuplicates: [HouseholdID] = []
     }
 
     public struct SegmentInfo: Codable, Sendable, Hashable {

@@ -303,7 +303,8 @@ extension ServerStore {
 
     func listHouseholds() async throws -> [API.HouseholdInfo] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM households ORDER BY created_at").compactMap { row in
+            let duplicates = try Self.likelyDuplicates(db)
+            return try Row.fetchAll(db, sql: "SELECT * FROM households ORDER BY created_at").compactMap { row in
                 guard let id = HouseholdID(bytes: Array(row["id"] as Data)) else { return nil }
                 let segments = try Row.fetchAll(db, sql: """
                     SELECT purpose, epoch, (SELECT COUNT(*) FROM elements WHERE segment_id = segments.id) AS n FROM segments
@@ -315,9 +316,33 @@ extension ServerStore {
                     SELECT users.name FROM assignments JOIN users ON users.id = assignments.user_id WHERE household = ? ORDER BY users.name
                     """, arguments: [Data(id.bytes)])
                 return API.HouseholdInfo(id: id, createdAt: UInt64(row["created_at"] as Int64), createdBy: row["created_by"],
-                                         segments: segments, assigned: assigned)
+                                         segments: segments, assigned: assigned, likelyDuplicates: duplicates[id] ?? [])
             }
         }
+    }
+
+    /// Households whose REGIE `address` or `label` is the same (ignoring case and spaces).
+    static func likelyDuplicates(_ db: Database) throws -> [HouseholdID: [HouseholdID]] {
+        var byKey: [String: [HouseholdID]] = [:]
+        let keys = ["address", "label"].map { Data(ElementKey.field($0).storageKey) }
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT segments.household, elements.key, elements.data FROM elements JOIN segments ON segments.id = elements.segment_id
+            WHERE segments.purpose = 'REGIE' AND elements.key IN (?, ?)
+            """, arguments: [keys[0], keys[1]])
+        for row in rows {
+            guard let id = HouseholdID(bytes: Array(row["household"] as Data)),
+                  case .field(let name, let register) = try SegmentElement.decodeRow(Array(row["data"] as Data)) else { continue }
+            for value in register.values {
+                let normalized = value.value.lowercased().filter { !$0.isWhitespace && $0 != "." && $0 != "," }
+                guard normalized.count >= 4 else { continue }
+                byKey["\(name)|\(normalized)", default: []].append(id)
+            }
+        }
+        var result: [HouseholdID: Set<HouseholdID>] = [:]
+        for group in byKey.values where Set(group).count > 1 {
+            for id in group { result[id, default: []].formUnion(group.filter { $0 != id }) }
+        }
+        return result.mapValues { $0.sorted() }
     }
 
     // MARK: Conflicts
