@@ -6,7 +6,7 @@ public struct BenchCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "fieldbench",
         abstract: "Benchmarks: trace replay, server load, bootstrap, wire size. Build with -c release for real figures.",
-        subcommands: [ReplayCommand.self, LoadCommand.self, BootstrapCommand.self])
+        subcommands: [ReplayCommand.self, LoadCommand.self, BootstrapCommand.self, MicroCommand.self])
 
     public init() {}
 

@@ -35,6 +35,10 @@ public enum Replay {
         public var skipped_deletes = 0
         public var conflicting_fields = 0
         public var rejected_ops = 0
+        public var server_decode_s = 0.0
+        public var server_merge_s = 0.0
+        public var client_decode_s = 0.0
+        public var client_merge_s = 0.0
         public var resnapshots = 0
         public var need_held_rounds = 0
     }
@@ -134,8 +138,10 @@ public enum Replay {
                     result.bytes_up += up.count
                     t = Clock.now
                     let received = try SyncRequest(binary: up)
+                    result.server_decode_s += t.lap()
                     let push = try server.push(received, device: devices[r], now: now)
-                    result.server_apply_s += t.lap()
+                    result.server_merge_s += t.lap()
+                    result.server_apply_s = result.server_decode_s + result.server_merge_s
                     let response = try server.pull(received, device: devices[r], push: push, now: now)
                     let down = response.binaryEncoded()
                     result.encode_s += t.lap()

@@ -69,14 +69,20 @@ public struct PushResult: Sendable {
 /// first (idempotent re-push), then check with the shared validator, then
 /// merge. A bad op is rejected alone; the rest of the batch lands.
 public enum PushProcessor {
+    /// Per-segment state of one push.
+    private struct Work {
+        var epoch: UInt32
+        var segment: ServerSegment?
+        var existedBefore: Bool
+        /// Changed elements; nil while the segment is unchanged.
+        var changed: Set<ElementKey>?
+    }
+
     public static func process<Backend: PushBackend>(_ ops: [SyncOperation], device: DeviceIdentity, policy: PolicyContext,
                                                      schema: Schema, now: UInt64, backend: inout Backend) throws -> PushResult {
         var result = PushResult(policy: policy)
-        var segments: [SegmentKey: ServerSegment] = [:]
-        var changed: [SegmentKey: Set<ElementKey>] = [:]
-        var epochs: [SegmentKey: UInt32] = [:]
-        var existedBefore: [SegmentKey: Bool] = [:]
-        var createdHouseholds = Set<HouseholdID>()
+        var works: [SegmentKey: Work] = [:]
+        var households: [HouseholdID: Bool] = [:]
         let validator = OperationValidator(schema: schema)
         var touched: [SegmentKey: Set<ElementKey>] = [:]
         for op in ops {
@@ -86,77 +92,88 @@ public enum PushProcessor {
             }
         }
 
-        for op in ops {
-            let fingerprint = Self.fingerprint(op)
-            if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
-                if stored.fingerprint != fingerprint {
-                    result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: .dotReuse))
-                } else if let reason = stored.rejection {
-                    result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: reason))
-                } else {
-                    result.accepted.append((op.segment, op.dot))
-                }
-                continue
-            }
-            let epoch: UInt32
-            if let known = epochs[op.segment] {
-                epoch = known
+        // Ops come in runs of one segment: look the segment's work up once per run.
+        var start = 0
+        while start < ops.count {
+            let key = ops[start].segment
+            var end = start + 1
+            while end < ops.count, ops[end].segment == key { end += 1 }
+            var work: Work
+            if let existing = works.removeValue(forKey: key) {
+                work = existing
             } else {
-                epoch = try backend.currentEpoch(of: op.segment)
-                epochs[op.segment] = epoch
+                let epoch = try backend.currentEpoch(of: key)
+                let loaded = try backend.loadSegment(key, epoch: epoch, elements: touched[key] ?? [])
+                work = Work(epoch: epoch, segment: loaded, existedBefore: loaded != nil, changed: nil)
             }
-            if segments[op.segment] == nil, existedBefore[op.segment] == nil {
-                let loaded = try backend.loadSegment(op.segment, epoch: epoch, elements: touched[op.segment] ?? [])
-                existedBefore[op.segment] = loaded != nil
-                if let loaded { segments[op.segment] = loaded }
+            for op in ops[start..<end] {
+                try process(op, work: &work, households: &households, device: device, validator: validator, now: now,
+                            result: &result, backend: &backend)
             }
-            let exists: Bool
-            if createdHouseholds.contains(op.segment.household) {
-                exists = true
-            } else {
-                exists = try backend.householdExists(op.segment.household)
-            }
-            let verdict: RefusalReason?
-            do {
-                // Scoped: the target's reference to the state must end before it is mutated in place.
-                let target = OperationValidator.Target(epoch: epoch, state: segments[op.segment]?.state, householdExists: exists)
-                verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy,
-                                             now: now, target: target)
-            }
-            let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
-            if let verdict {
-                if segments[op.segment] != nil {
-                    segments[op.segment]!.reject(op.dot, seq: seq)
-                    changed[op.segment, default: []].formUnion([])
-                }
-                result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: verdict))
-                result.newlyRejected.append((op, verdict))
-                continue
-            }
-            if segments[op.segment] == nil { segments[op.segment] = ServerSegment(key: op.segment, epoch: epoch) }
-            if let element = segments[op.segment]!.accept(op, seq: seq) {
-                changed[op.segment, default: []].insert(element)
-            } else {
-                changed[op.segment, default: []].formUnion([])
-            }
-            result.accepted.append((op.segment, op.dot))
-            result.newlyAccepted.append(op)
-            if case .createHousehold = op.payload {
-                createdHouseholds.insert(op.segment.household)
-                result.policy = try backend.householdCreated(op.segment.household, by: op, policy: result.policy)
-            }
+            works[key] = work
+            start = end
         }
-        for (key, segment) in segments {
-            guard let elements = changed[key] else {
+
+        for (key, work) in works {
+            guard let segment = work.segment else { continue }
+            guard let elements = work.changed else {
                 backend.restore(segment)
                 continue
             }
-            let created = existedBefore[key] == false
+            let created = !work.existedBefore
             try backend.save(segment, changed: elements, created: created)
             if created { result.createdSegments.insert(key) }
             result.changedSegments[key] = segment
         }
         return result
+    }
+
+    private static func process<Backend: PushBackend>(_ op: SyncOperation, work: inout Work, households: inout [HouseholdID: Bool],
+                                                      device: DeviceIdentity, validator: OperationValidator, now: UInt64,
+                                                      result: inout PushResult, backend: inout Backend) throws {
+        let fingerprint = Self.fingerprint(op)
+        if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
+            if stored.fingerprint != fingerprint {
+                result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: .dotReuse))
+            } else if let reason = stored.rejection {
+                result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: reason))
+            } else {
+                result.accepted.append((op.segment, op.dot))
+            }
+            return
+        }
+        let exists: Bool
+        if let known = households[op.segment.household] {
+            exists = known
+        } else {
+            exists = try backend.householdExists(op.segment.household)
+            households[op.segment.household] = exists
+        }
+        let verdict: RefusalReason?
+        do {
+            // Scoped: the target's reference to the state must end before it is mutated in place.
+            let target = OperationValidator.Target(epoch: work.epoch, state: work.segment?.state, householdExists: exists)
+            verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy, now: now, target: target)
+        }
+        let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
+        if let verdict {
+            if work.segment != nil {
+                work.segment!.reject(op.dot, seq: seq)
+                if work.changed == nil { work.changed = [] }
+            }
+            result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: verdict))
+            result.newlyRejected.append((op, verdict))
+            return
+        }
+        if work.segment == nil { work.segment = ServerSegment(key: op.segment, epoch: work.epoch) }
+        if work.changed == nil { work.changed = [] }
+        if let element = work.segment!.accept(op, seq: seq) { work.changed!.insert(element) }
+        result.accepted.append((op.segment, op.dot))
+        result.newlyAccepted.append(op)
+        if case .createHousehold = op.payload {
+            households[op.segment.household] = true
+            result.policy = try backend.householdCreated(op.segment.household, by: op, policy: result.policy)
+        }
     }
 
     /// A digest of an op's full content: the same dot with other content is `dotReuse`.
