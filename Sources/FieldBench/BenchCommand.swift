@@ -87,7 +87,12 @@ extension Replay {
         out.encode_s = mid(results.map(\.encode_s))
         out.server_apply_s = mid(results.map(\.server_apply_s))
         out.client_apply_s = mid(results.map(\.client_apply_s))
-        out.peak_rss_mb = results.map(\.peak_rss_mb).max() ?? 0
+        out.server_decode_s = mid(results.map(\.server_decode_s))
+        out.server_merge_s = mid(results.map(\.server_merge_s))
+        out.client_decode_s = mid(results.map(\.client_decode_s))
+        out.client_merge_s = mid(results.map(\.client_merge_s))
+        // The high-water mark of the first run: later runs in the same process inherit its heap.
+        out.peak_rss_mb = results[0].peak_rss_mb
         out.converged = results.allSatisfy(\.converged)
         out.digest_ok = results.allSatisfy(\.digest_ok)
         return out

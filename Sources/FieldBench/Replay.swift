@@ -175,9 +175,11 @@ public enum Replay {
                         upOps += received.ops.count
                     }
                     t = Clock.now
-                    let outcome = replicas[r].apply(try SyncResponse(binary: down), wall: now)
-                    _ = outcome
-                    result.client_apply_s += t.lap()
+                    let decodedResponse = try SyncResponse(binary: down)
+                    result.client_decode_s += t.lap()
+                    let outcome = replicas[r].apply(decodedResponse, wall: now)
+                    result.client_merge_s += t.lap()
+                    result.client_apply_s = result.client_decode_s + result.client_merge_s
                     result.rejected_ops += outcome.rejected.count
                     result.resnapshots += outcome.resnapshots.count
                     if response.needHeld { result.need_held_rounds += 1 }

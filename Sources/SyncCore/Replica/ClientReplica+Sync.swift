@@ -68,7 +68,7 @@ extension ClientReplica {
         // Which epochs the device held before this response (an erasure voids
         // ops written for an epoch the device held; see the rejections below).
         var heldEpochs: [SegmentKey: UInt32] = [:]
-        for (key, state) in confirmed { heldEpochs[key] = state.epoch }
+        for rejection in response.rejected { heldEpochs[rejection.segment] = confirmed[rejection.segment]?.epoch }
         let raisedEpochs = Dictionary(response.epochs.map { ($0.segment, $0.epoch) }, uniquingKeysWith: max)
 
         // 1. Snapshots replace what the device had.
@@ -146,10 +146,15 @@ extension ClientReplica {
             for range in response.accepted { ranges[range.segment, default: []].append(range) }
             var kept: [SyncOperation] = []
             kept.reserveCapacity(pending.count)
+            // Pending ops come in runs of one segment: take its state out once per run.
+            var current: (key: SegmentKey, state: SegmentState)?
             for op in pending {
                 if ranges[op.segment]?.contains(where: { $0.contains(op.dot) }) == true {
-                    if confirmed[op.segment] == nil { confirmed[op.segment] = SegmentState(key: op.segment, epoch: op.epoch) }
-                    if confirmed[op.segment]!.epoch == op.epoch { confirmed[op.segment]!.apply(op) }
+                    if current?.key != op.segment {
+                        if let (key, state) = current { confirmed[key] = state }
+                        current = (op.segment, confirmed.removeValue(forKey: op.segment) ?? SegmentState(key: op.segment, epoch: op.epoch))
+                    }
+                    if current!.state.epoch == op.epoch { current!.state.apply(op) }
                     if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                     touched.insert(op.segment)
                     outcome.accepted += 1
@@ -157,14 +162,17 @@ extension ClientReplica {
                     kept.append(op)
                 }
             }
+            if let (key, state) = current { confirmed[key] = state }
             pending = kept
         }
 
         // 5. Deltas join into held segments.
         for patch in response.deltas {
-            guard confirmed[patch.segment]?.epoch == patch.epoch else { continue }
-            confirmed[patch.segment]!.join(context: patch.context)
-            for element in patch.elements { confirmed[patch.segment]!.join(element) }
+            guard var state = confirmed.removeValue(forKey: patch.segment) else { continue }
+            defer { confirmed[patch.segment] = state }
+            guard state.epoch == patch.epoch else { continue }
+            state.join(context: patch.context)
+            for element in patch.elements { state.join(element) }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
             touched.insert(patch.segment)
             outcome.pulledElements += patch.elements.count
