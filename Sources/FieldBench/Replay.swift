@@ -67,8 +67,12 @@ public enum Replay {
     }
 
     public static func run(path: String) throws -> Result {
+        let loading = Clock.now
         let trace = try Trace.load(path: path)
         let afterLoad = residentMegabytes()
+        if ProcessInfo.processInfo.environment["FIELDBENCH_BREAKDOWN"] != nil {
+            FileHandle.standardError.write(Data("trace load: \(loading.elapsed) s, \(trace.events.count) events, arena \(trace.arena.count) bytes\n".utf8))
+        }
         var result = try run(trace)
         result.rss_after_load_mb = afterLoad
         result.trace = URL(fileURLWithPath: path).lastPathComponent

@@ -75,6 +75,11 @@ struct Trace {
         mutating func parse(_ line: ArraySlice<UInt8>, into trace: inout Trace) throws {
             lineNumber += 1
             guard !line.isEmpty else { return }
+            // Event lines (all but the header and the stats) take the fast path.
+            if trace.replicaCount > 0, let event = try EventScanner.scan(line, parser: &self, trace: &trace) {
+                if let event { trace.events.append(event) }
+                return
+            }
             guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let kind = object["kind"] as? String else {
                 throw BenchError("line \(lineNumber) is not a JSON object with a kind")
             }
@@ -139,6 +144,97 @@ struct Trace {
                 trace.events.append(event)
             }
         }
+    }
+}
+
+/// A scanner for event lines: flat JSON objects whose strings never hold
+/// quotes, backslashes or control characters (TRACE.md), so no Foundation
+/// objects are made and texts go straight into the arena.
+enum EventScanner {
+    /// nil: not an event line (use the general parser); .some(nil): an event to skip.
+    static func scan(_ line: ArraySlice<UInt8>, parser: inout Trace.LineParser, trace: inout Trace) throws -> Trace.Event?? {
+        var fields: [String: ArraySlice<UInt8>] = [:]
+        var nested: [String: ArraySlice<UInt8>] = [:]
+        var i = line.startIndex
+        func skipSpace() { while i < line.endIndex, line[i] == 0x20 { i += 1 } }
+        func string() -> ArraySlice<UInt8>? {
+            guard i < line.endIndex, line[i] == 0x22 else { return nil }
+            let start = i + 1
+            var end = start
+            while end < line.endIndex, line[end] != 0x22 { end += 1 }
+            guard end < line.endIndex else { return nil }
+            i = end + 1
+            return line[start..<end]
+        }
+        func object(into target: inout [String: ArraySlice<UInt8>], allowNested: Bool) -> Bool {
+            guard i < line.endIndex, line[i] == 0x7B else { return false }
+            i += 1
+            while true {
+                skipSpace()
+                if i < line.endIndex, line[i] == 0x7D { i += 1; return true }
+                guard let key = string() else { return false }
+                skipSpace()
+                guard i < line.endIndex, line[i] == 0x3A else { return false }
+                i += 1
+                skipSpace()
+                let name = String(decoding: key, as: UTF8.self)
+                if i < line.endIndex, line[i] == 0x22 {
+                    guard let value = string() else { return false }
+                    target[name] = value
+                } else if i < line.endIndex, line[i] == 0x7B {
+                    var inner: [String: ArraySlice<UInt8>] = [:]
+                    guard allowNested, object(into: &inner, allowNested: false) else { return false }
+                    nested = inner
+                } else {
+                    let start = i
+                    while i < line.endIndex, line[i] != 0x2C, line[i] != 0x7D { i += 1 }
+                    target[name] = line[start..<i]
+                }
+                skipSpace()
+                if i < line.endIndex, line[i] == 0x2C { i += 1 }
+            }
+        }
+        guard object(into: &fields, allowNested: true), let kindBytes = fields["kind"] else { return nil }
+        let kind = String(decoding: kindBytes, as: UTF8.self)
+        guard kind == "set" || kind == "append" || kind == "insert" || kind == "delete" || kind == "sync" else {
+            return kind == "header" || kind == "summary" || kind == "stats" ? nil : .some(nil)
+        }
+        func text(_ bytes: ArraySlice<UInt8>?) -> String { bytes.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        guard let replica = parser.replicaIndex[text(fields["replica"])] else { throw BenchError("line \(parser.lineNumber): unknown replica") }
+        var event = Trace.Event(kind: .sync, replica: UInt16(replica), doc: 0, argument: 0, at: 0, textOffset: 0, textLength: 0)
+        if kind != "sync" {
+            guard let doc = parser.docIndex[text(fields["doc"])] else { throw BenchError("line \(parser.lineNumber): unknown doc") }
+            event.doc = UInt32(doc)
+        }
+        func store(_ bytes: ArraySlice<UInt8>?) {
+            event.textOffset = UInt32(trace.arena.count)
+            if let bytes { trace.arena.append(contentsOf: bytes) }
+            event.textLength = UInt32(trace.arena.count) - event.textOffset
+        }
+        func integer(_ bytes: ArraySlice<UInt8>?) -> Int32 { Int32(text(bytes).trimmingCharacters(in: .whitespaces)) ?? 0 }
+        switch kind {
+        case "set":
+            event.kind = .set
+            event.argument = Int32(parser.fieldIndex[text(fields["field"])] ?? 0)
+            store(fields["value"])
+        case "append":
+            event.kind = .append
+            let contact = text(nested["kind"])
+            if !trace.contactKinds.contains(contact) { trace.contactKinds.append(contact) }
+            event.argument = Int32(trace.contactKinds.firstIndex(of: contact)!)
+            event.at = UInt32((TraceTime.parse(text(nested["at"])) ?? 0) / 1000)
+            store(nested["text"])
+        case "insert":
+            event.kind = .insert
+            event.argument = integer(fields["index"])
+            store(fields["value"])
+        case "delete":
+            event.kind = .delete
+            event.argument = integer(fields["index"])
+        default:
+            event.kind = .sync
+        }
+        return .some(event)
     }
 }
 
