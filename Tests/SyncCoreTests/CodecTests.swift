@@ -23,7 +23,7 @@ struct CodecTests {
         replica.recordRead(household: h, purpose: .wmo, action: "show", count: 3, wall: wall + 5)
         let request = replica.makeRequest()
         var response = try server.sync(request, device: DeviceIdentity(replica: ReplicaID(10), user: "wendy", deviceID: "d"), now: wall + 10)
-        response.rejected = [RejectedOp(segment: segment, dot: Dot(replica: ReplicaID(10), counter: 9), reason: .readOnly)]
+        response.rejected = [RejectedOp(segment: segment, epoch: 2, dot: Dot(replica: ReplicaID(10), counter: 9), reason: .readOnly)]
         response.purge = [PurgeInstruction(segment: SegmentKey(household: h, purpose: .jw), epoch: 0, reason: PurgeInstruction.notReadable)]
         response.cursor = SyncCursor(seq: 4, resumeAfter: segment, resumeSeq: 9)
         response.more = true

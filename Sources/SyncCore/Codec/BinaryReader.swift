@@ -131,9 +131,10 @@ public struct BinaryReader {
 
     public mutating func household() throws(SyncCoreError) -> HouseholdID {
         if let list = householdList {
-            let index = try varint()
-            guard index < UInt64(list.count) else { throw Self.malformed("unknown household reference") }
-            return list[Int(index)]
+            let reference = try varint()
+            if reference == 0 { return try rawHousehold() }
+            guard reference <= UInt64(list.count) else { throw Self.malformed("unknown household reference") }
+            return list[Int(reference - 1)]
         }
         return try rawHousehold()
     }

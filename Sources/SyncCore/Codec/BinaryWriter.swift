@@ -79,12 +79,17 @@ public struct BinaryWriter: Sendable {
 
     private var dynamicCount = 0
 
+    /// With a table, a household is its index + 1, or 0 and its raw bytes
+    /// when it is not in the table: a field left out of `householdsReferenced`
+    /// costs 17 bytes instead of breaking the message.
     public mutating func household(_ id: HouseholdID) {
-        if let index = householdTable?[id] {
-            varint(UInt64(index))
-            return
+        guard let table = householdTable else { return rawHousehold(id) }
+        if let index = table[id] {
+            varint(UInt64(index) + 1)
+        } else {
+            byte(0)
+            rawHousehold(id)
         }
-        rawHousehold(id)
     }
 
     /// A household's 16 bytes, table or not.

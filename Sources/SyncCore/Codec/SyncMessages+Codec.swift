@@ -354,6 +354,7 @@ extension SyncResponse: BinaryCodable {
                 w.varint(rejected.count)
                 for rejection in rejected {
                     rejection.segment.encode(to: &w)
+                    w.varint(UInt64(rejection.epoch))
                     w.dot(rejection.dot)
                     w.symbol(rejection.reason.rawValue)
                 }
@@ -439,8 +440,9 @@ extension SyncResponse: BinaryCodable {
             case 3:
                 for _ in 0..<(try r.count(minimumSize: 4)) {
                     let segment = try SegmentKey.decode(from: &r)
+                    let epoch = try r.uint32()
                     let dot = try r.dot()
-                    response.rejected.append(RejectedOp(segment: segment, dot: dot, reason: RefusalReason(try r.symbol())))
+                    response.rejected.append(RejectedOp(segment: segment, epoch: epoch, dot: dot, reason: RefusalReason(try r.symbol())))
                 }
             case 4:
                 for _ in 0..<(try r.count(minimumSize: 4)) { response.deltas.append(try SegmentPatch.decode(from: &r)) }
@@ -522,6 +524,7 @@ extension SyncRequest {
     /// Every household the binary form refers to, for the message's table.
     var householdsReferenced: [HouseholdID] {
         var result = held.segments?.map(\.segment.household) ?? []
+        if let resume = cursor.resumeAfter { result.append(resume.household) }
         result += ops.map(\.segment.household)
         result += auditEvents.map(\.household)
         return result
@@ -531,6 +534,7 @@ extension SyncRequest {
 extension SyncResponse {
     var householdsReferenced: [HouseholdID] {
         var result = accepted.map(\.segment.household)
+        if let resume = cursor.resumeAfter { result.append(resume.household) }
         result += rejected.map(\.segment.household)
         result += deltas.map(\.segment.household)
         result += snapshots.map(\.segment.household)

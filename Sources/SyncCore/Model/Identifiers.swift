@@ -98,6 +98,10 @@ public struct Dot: Hashable, Comparable, Sendable, Codable, CustomStringConverti
     public var replica: ReplicaID
     public var counter: UInt64
 
+    /// The highest counter an op may carry: the binary codec writes vectors
+    /// as signed distances, so every counter must fit in 62 bits.
+    public static let maxCounter: UInt64 = (1 << 62) - 1
+
     public init(replica: ReplicaID, counter: UInt64) {
         self.replica = replica
         self.counter = counter

@@ -43,13 +43,18 @@ public struct OperationValidator: Sendable {
 
     func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
         guard op.dot.replica == replica, op.author == user else { return .invalid }
-        guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter else { return .invalid }
+        guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter, op.dot.counter <= Dot.maxCounter else { return .invalid }
         if op.epoch < target.epoch { return .erased }
         guard op.epoch == target.epoch else { return .invalid }
+        // A dot the segment has seen without a stored verdict for it: merging
+        // would be a no-op, so accepting it would lose the write.
+        if target.state?.context.contains(op.dot) == true { return .dotReuse }
         // The carried context may only claim dots the segment has seen, plus
         // the author's own earlier dots (pushed in order before this one).
         let seen = target.state?.context ?? CausalContext()
-        for entry in op.context.entries where entry.replica != replica {
+        for entry in op.context.entries {
+            guard entry.counter <= Dot.maxCounter else { return .invalid }
+            guard entry.replica != replica else { continue }
             if entry.counter > seen.vector[entry.replica] {
                 let missing = (seen.vector[entry.replica] + 1)...entry.counter
                 if missing.count > 64 || !missing.allSatisfy({ seen.contains(Dot(replica: entry.replica, counter: $0)) }) {
@@ -76,7 +81,8 @@ public struct OperationValidator: Sendable {
         case .append(let name, let body):
             guard let log = schema.log(name, purpose: purpose) else { return .unknownField }
             if log.retired { return .fieldRetired }
-            guard log.kinds.contains(body.kind), body.text.utf8.count <= 256 * 1024, !body.text.isEmpty else { return .invalid }
+            guard log.kinds.contains(body.kind), body.text.utf8.count <= 256 * 1024, !body.text.isEmpty,
+                  body.occurredAt <= HLCTimestamp.maxMilliseconds else { return .invalid }
             return nil
         case .insert(let name, let position, let text):
             guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }

@@ -165,10 +165,14 @@ public struct AcceptedRange: Hashable, Sendable, Codable {
 
 public struct RejectedOp: Hashable, Sendable, Codable {
     public var segment: SegmentKey
+    /// The epoch the op was written for: after an erasure one segment can
+    /// hold the same dot in two epochs, and only one of them is refused.
+    public var epoch: UInt32
     public var dot: Dot
     public var reason: RefusalReason
-    public init(segment: SegmentKey, dot: Dot, reason: RefusalReason) {
+    public init(segment: SegmentKey, epoch: UInt32, dot: Dot, reason: RefusalReason) {
         self.segment = segment
+        self.epoch = epoch
         self.dot = dot
         self.reason = reason
     }

@@ -86,31 +86,40 @@ extension ClientReplica {
 
         // 2. Rejections leave the overlay with their dependants.
         var rebase: [SyncOperation] = []
-        let rejectedDots = Dictionary(response.rejected.map { ($0.dot, $0.reason) }, uniquingKeysWith: { first, _ in first })
-        if !rejectedDots.isEmpty {
+        // Dots are unique per segment and epoch only: match all three.
+        let rejectedOps = Dictionary(response.rejected.map { (OpIdentity($0.segment, $0.epoch, $0.dot), $0.reason) },
+                                     uniquingKeysWith: { first, _ in first })
+        if !rejectedOps.isEmpty {
             var removed: [SyncOperation: RefusalReason] = [:]
-            var rejectedItems = Set<Dot>()
+            var rejectedItems = Set<OpIdentity>()
             var kept: [SyncOperation] = []
             for op in pending {
-                if let reason = rejectedDots[op.dot] {
+                let identity = OpIdentity(op.segment, op.epoch, op.dot)
+                if let reason = rejectedOps[identity] {
                     removed[op] = reason
-                    rejectedItems.insert(op.dot)
-                } else if let item = op.payload.referencedItem ?? correctionTarget(op), rejectedItems.contains(item) {
+                    rejectedItems.insert(identity)
+                } else if let item = op.payload.referencedItem ?? correctionTarget(op),
+                          rejectedItems.contains(OpIdentity(op.segment, op.epoch, item)) {
                     removed[op] = .dependsOnRejected
-                    rejectedItems.insert(op.dot)
+                    rejectedItems.insert(identity)
                 } else {
                     kept.append(op)
                 }
             }
+            // Sorted by dot, so an item's insert comes before the ops on it.
+            var rebasing = Set<OpIdentity>()
             for (op, reason) in removed.sorted(by: { $0.key.dot < $1.key.dot }) {
-                confirmed[op.segment]?.markSeen(op.dot)
+                if confirmed[op.segment]?.epoch == op.epoch { confirmed[op.segment]?.markSeen(op.dot) }
                 if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                 let record = RejectedRecord(op: op, reason: reason, at: wall)
-                if reason == .erased, heldEpochs[op.segment] != op.epoch, Self.builtOnNothing(op, replica: replica),
+                if reason == .erased || reason == .dependsOnRejected, heldEpochs[op.segment] != op.epoch,
+                   Self.builtOnNothing(op, replica: replica, rebasing: rebasing),
                    (raisedEpochs[op.segment] ?? epochs[op.segment] ?? 0) > op.epoch {
                     // New work, for a segment the device never held, stamped with an epoch it did not
-                    // know was erased and built on none of its data: written again for the current epoch.
+                    // know was erased and built on none of its data (or only on other such work):
+                    // written again for the current epoch.
                     rebase.append(op)
+                    rebasing.insert(OpIdentity(op.segment, op.epoch, op.dot))
                     continue
                 }
                 if reason == .erased {
@@ -149,7 +158,9 @@ extension ClientReplica {
             // Pending ops come in runs of one segment: take its state out once per run.
             var current: (key: SegmentKey, state: SegmentState)?
             for op in pending {
-                if ranges[op.segment]?.contains(where: { $0.contains(op.dot) }) == true {
+                // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
+                // an older-epoch op with the same dot is not the accepted one.
+                if op.epoch >= (epochs[op.segment] ?? 0), ranges[op.segment]?.contains(where: { $0.contains(op.dot) }) == true {
                     if current?.key != op.segment {
                         if let (key, state) = current { confirmed[key] = state }
                         current = (op.segment, confirmed.removeValue(forKey: op.segment) ?? SegmentState(key: op.segment, epoch: op.epoch))
@@ -197,8 +208,14 @@ extension ClientReplica {
             outcome.auditAcknowledged = before - auditQueue.count
         }
         rebuildOverlays(for: touched)
+        var rebased: [OpIdentity: Dot] = [:]
         for op in rebase {
-            if (try? write(segment: op.segment, payload: op.payload, wall: wall)) == nil { purgedRejectedCount += 1 }
+            let payload = Self.payload(of: op) { rebased[OpIdentity(op.segment, op.epoch, $0)] }
+            guard let payload, let written = try? write(segment: op.segment, payload: payload, wall: wall) else {
+                purgedRejectedCount += 1
+                continue
+            }
+            rebased[OpIdentity(op.segment, op.epoch, op.dot)] = written.dot
         }
         outcome.newConflicts = conflictKeys(in: responseSegments).subtracting(conflictsBefore).count
         clockSkewCount += outcome.skewedStamps
@@ -206,11 +223,51 @@ extension ClientReplica {
         return outcome
     }
 
-    /// An op whose carried context holds only its author's own dots and which refers to nothing.
-    static func builtOnNothing(_ op: SyncOperation, replica: ReplicaID) -> Bool {
-        guard op.payload.referencedItem == nil else { return false }
-        if case .append(_, let body) = op.payload, body.correctionOf != nil { return false }
-        return op.context.entries.allSatisfy { $0.replica == replica }
+    /// An op whose carried context holds only its author's own dots and which
+    /// refers to nothing but ops in `rebasing` (its own earlier, rebased work).
+    static func builtOnNothing(_ op: SyncOperation, replica: ReplicaID, rebasing: Set<OpIdentity> = []) -> Bool {
+        guard op.context.entries.allSatisfy({ $0.replica == replica }) else { return false }
+        return payload(of: op) { rebasing.contains(OpIdentity(op.segment, op.epoch, $0)) ? $0 : nil } != nil
+    }
+
+    /// The op's payload with every dot it refers to mapped through `map`; nil
+    /// when one cannot be mapped.
+    static func payload(of op: SyncOperation, mappingDots map: (Dot) -> Dot?) -> OperationPayload? {
+        switch op.payload {
+        case .createHousehold, .insert:
+            return op.payload
+        case .set(let field, let value, let resolves):
+            var mapped: [Dot] = []
+            for dot in resolves {
+                guard let new = map(dot) else { return nil }
+                mapped.append(new)
+            }
+            return .set(field: field, value: value, resolves: mapped)
+        case .append(let log, var body):
+            if let original = body.correctionOf {
+                guard let new = map(original) else { return nil }
+                body.correctionOf = new
+            }
+            return .append(log: log, entry: body)
+        case .edit(let collection, let item, let field, let value):
+            return map(item).map { .edit(collection: collection, item: $0, field: field, value: value) }
+        case .move(let collection, let item, let position):
+            return map(item).map { .move(collection: collection, item: $0, position: position) }
+        case .remove(let collection, let item):
+            return map(item).map { .remove(collection: collection, item: $0) }
+        }
+    }
+
+    /// An op's identity across epochs.
+    struct OpIdentity: Hashable {
+        var segment: SegmentKey
+        var epoch: UInt32
+        var dot: Dot
+        init(_ segment: SegmentKey, _ epoch: UInt32, _ dot: Dot) {
+            self.segment = segment
+            self.epoch = epoch
+            self.dot = dot
+        }
     }
 
     private func correctionTarget(_ op: SyncOperation) -> Dot? {

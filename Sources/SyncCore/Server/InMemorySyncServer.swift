@@ -12,6 +12,8 @@ public struct InMemorySyncServer: Sendable {
     public var maxBody = 8 << 20
     private var verdicts: [VerdictKey: StoredVerdict] = [:]
     private var lastSeqBySegment: [SegmentKey: UInt64] = [:]
+    /// What each device held after its last pull (a guess the pull checks against the held digest).
+    private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
     private var segmentsByHousehold: [HouseholdID: Set<SegmentKey>] = [:]
 
     struct VerdictKey: Hashable, Sendable {
@@ -43,9 +45,10 @@ public struct InMemorySyncServer: Sendable {
     }
 
     /// The pull half: snapshots, purges and deltas, as a response.
-    public func pull(_ request: SyncRequest, device: DeviceIdentity, push: PushResult, now: UInt64) throws -> SyncResponse {
+    public mutating func pull(_ request: SyncRequest, device: DeviceIdentity, push: PushResult, now: UInt64) throws -> SyncResponse {
         let pull = try PullBuilder.build(request, device: device, policy: push.policy, schema: schema, now: now,
                                          push: push, backend: self)
+        if !pull.needHeld { heldByReplica[device.replica] = pull.heldAfter }
         var context = push.policy
         context.serverTime = now
         return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected,
@@ -113,6 +116,8 @@ extension InMemorySyncServer: PushBackend {
 }
 
 extension InMemorySyncServer: PullBackend {
+    public func recordedHeld(by replica: ReplicaID) throws -> [HeldSegment]? { heldByReplica[replica] }
+
     public func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment] {
         var result: [HeldSegment] = []
         for household in households {

@@ -18,6 +18,8 @@ public protocol PullBackend {
     func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment]
     /// Of these households' segments, those whose first op came after `seq`.
     func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey>
+    /// What the server recorded the device as holding after its last pull, if anything.
+    func recordedHeld(by replica: ReplicaID) throws -> [HeldSegment]?
 }
 
 /// What a pull sends.
@@ -52,20 +54,27 @@ public enum PullBuilder {
                                     serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true)
         }
         let created = push?.createdSegments ?? []
-        let raised = try backend.raisedEpochs(of: assigned)
+        // Only purposes the user may use: that a purpose they cannot see was erased is itself a disclosure.
+        let raised = try backend.raisedEpochs(of: assigned).filter { held in
+            PolicyEvaluator.access(to: held.segment, context: policy, now: now,
+                                   serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true).isAllowed
+        }
         var held: [HeldSegment]
         if let list = request.held.segments {
             held = list
         } else if HeldSet.digest(of: readable.filter { !created.contains($0.segment) }) == request.held.digest {
             held = readable.filter { !created.contains($0.segment) }
+        } else if let recorded = try backend.recordedHeld(by: device.replica), HeldSet.digest(of: recorded) == request.held.digest {
+            // The device still holds what it held after its last pull (say, a segment since erased).
+            held = recorded
         } else if let inferred = try inferHeld(request, readable: readable, created: created, assigned: assigned, backend: backend) {
             held = inferred
         } else {
             var result = PullResult(cursor: request.cursor)
             result.needHeld = true
+            // The epochs alone let the device drop what it holds of an erased epoch
+            // (ClientReplica.apply step 3); a purge would also hit segments it never held.
             result.epochs = raised
-            // Whatever the device holds, an erased epoch must go: say so now rather than a round later.
-            result.purge = raised.map { PurgeInstruction(segment: $0.segment, epoch: $0.epoch - 1, reason: PurgeInstruction.erased) }
             return result
         }
         for segment in created where !held.contains(where: { $0.segment == segment }) {

@@ -134,9 +134,9 @@ public enum PushProcessor {
         let fingerprint = Self.fingerprint(op)
         if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
             if stored.fingerprint != fingerprint {
-                result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: .dotReuse))
+                result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: .dotReuse))
             } else if let reason = stored.rejection {
-                result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: reason))
+                result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: reason))
             } else {
                 result.accepted.append((op.segment, op.dot))
             }
@@ -157,11 +157,13 @@ public enum PushProcessor {
         }
         let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
         if let verdict {
-            if work.segment != nil {
+            // Recorded as seen only in its own epoch: an old-epoch dot is not
+            // part of the new epoch, where the same dot may still be written.
+            if work.segment != nil, op.epoch == work.epoch {
                 work.segment!.reject(op.dot, seq: seq)
                 if work.changed == nil { work.changed = [] }
             }
-            result.rejected.append(RejectedOp(segment: op.segment, dot: op.dot, reason: verdict))
+            result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: verdict))
             result.newlyRejected.append((op, verdict))
             return
         }

@@ -616,15 +616,11 @@ extension ServerStore {
         try await pool.read { db in
             var result: [API.DeviceHolding] = []
             for row in try Row.fetchAll(db, sql: "SELECT devices.id, devices.name, devices.held, users.name AS user_name FROM devices JOIN users ON users.id = devices.user_id WHERE revoked_at IS NULL") {
-                guard let data = row["held"] as Data?, !data.isEmpty else { continue }
-                var reader = BinaryReader(Array(data))
-                guard let count = try? reader.count(minimumSize: 18) else { continue }
-                var held: [Purpose] = []
-                for _ in 0..<count {
-                    guard let id = try? reader.household(), let code = try? reader.string(), let epoch = try? reader.uint32() else { break }
-                    let purpose = Purpose(code)
-                    if id == household, purposes.contains(purpose), epochs[purpose].map({ epoch <= $0 }) ?? true { held.append(purpose) }
-                }
+                guard let list = HeldSegment.fromStorage(row["held"]) else { continue }
+                let held = list.filter { entry in
+                    entry.segment.household == household && purposes.contains(entry.segment.purpose)
+                        && (epochs[entry.segment.purpose].map { entry.epoch <= $0 } ?? true)
+                }.map(\.segment.purpose)
                 if !held.isEmpty {
                     result.append(API.DeviceHolding(device: row["id"], name: row["name"], user: row["user_name"], purposes: held.sorted()))
                 }

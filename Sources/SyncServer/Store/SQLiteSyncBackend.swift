@@ -273,6 +273,11 @@ extension SQLiteSyncBackend: PullBackend {
         return result
     }
 
+    func recordedHeld(by replica: ReplicaID) throws -> [HeldSegment]? {
+        let data = try Data.fetchOne(try db.cachedStatement(sql: "SELECT held FROM devices WHERE id = ?"), arguments: [device.deviceID])
+        return HeldSegment.fromStorage(data)
+    }
+
     func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment] {
         guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM epochs)") == true else { return [] }
         var result: [HeldSegment] = []

@@ -54,18 +54,10 @@ extension ServerStore {
             }
             let ack = try Self.storeOfflineReads(request.auditEvents, device: identity, db: db, now: now, records: &records)
             try audit.append(records, db: db)
-            var writer = BinaryWriter()
-            if !pull.needHeld {
-                writer.varint(pull.heldAfter.count)
-                for held in pull.heldAfter {
-                    writer.household(held.segment.household)
-                    writer.string(held.segment.purpose.rawValue)
-                    writer.varint(UInt64(held.epoch))
-                }
-            }
+            let held = pull.needHeld ? Data() : HeldSegment.storageBytes(pull.heldAfter)
             try db.cachedStatement(sql: """
                 UPDATE devices SET last_sync_at = ?, last_cursor = ?, held = CASE WHEN ? THEN held ELSE ? END WHERE id = ?
-                """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, Data(writer.bytes), identity.deviceID])
+                """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, held, identity.deviceID])
             return ack
         }
 

@@ -39,7 +39,11 @@ final class ServerStore: Sendable {
             return context
         }
         let context = try policyStore.context(db, user: user, now: now)
-        policyCache.withLock { $0[user.id] = CachedPolicy(version: version, builtAt: now, context: context) }
+        // Only committed state is cached: a writer may be inside a group-commit
+        // batch whose policy change can still roll back (and its version be reused).
+        if db.configuration.readonly {
+            policyCache.withLock { $0[user.id] = CachedPolicy(version: version, builtAt: now, context: context) }
+        }
         return context
     }
     var schema: Schema { configuration.schema }
