@@ -49,6 +49,32 @@ struct CodecTests {
         #expect(binaryResponse == jsonResponse)
     }
 
+    /// A paged pull's cursor names a segment whose household nothing else in
+    /// the message mentions: it must still round trip (it did not once, and
+    /// the saved cursor then broke every later sync).
+    @Test func pagedCursorAloneRoundTrips() throws {
+        let cursor = SyncCursor(seq: 77, resumeAfter: SegmentKey(household: Fixture.otherHousehold, purpose: .jw), resumeSeq: 90)
+        let request = SyncRequest(cursor: cursor, schemaHash: Fixture.schema.contentHash,
+                                  held: HeldSet(segments: [HeldSegment(segment: segment, epoch: 0)], includeList: false))
+        #expect(try SyncRequest(binary: request.binaryEncoded()) == request)
+        let response = SyncResponse(policy: nil, cursor: cursor, serverTime: Fixture.t0, maxBody: 1 << 20)
+        #expect(try SyncResponse(binary: response.binaryEncoded()) == response)
+    }
+
+    /// A household missing from the message's table is written in full, not as a bad index.
+    @Test func householdOutsideTheTableIsWrittenInFull() throws {
+        var writer = BinaryWriter(householdTable: [h: 0])
+        writer.household(h)
+        writer.household(Fixture.otherHousehold)
+        #expect(writer.bytes.count == 1 + 1 + 16)
+        var reader = BinaryReader(writer.bytes, householdList: [h])
+        #expect(try reader.household() == h)
+        #expect(try reader.household() == Fixture.otherHousehold)
+        #expect(reader.isAtEnd)
+        var bad = BinaryReader([5], householdList: [h])
+        #expect(throws: SyncCoreError.self) { try bad.household() }
+    }
+
     /// Field writes in one message, as a device pushes them after a visit.
     func writes(_ count: Int, value: (Int) -> String, field: (Int) -> String) -> SyncRequest {
         var ops: [SyncOperation] = []

@@ -129,6 +129,30 @@ struct PolicyTests {
         #expect(validate(op(.set(field: "wmo_reindication_due", value: "31-12-2026", resolves: []))) == .invalid)
     }
 
+    /// Values the op codec carries but the stored forms cannot (vectors are
+    /// signed distances, visit times offsets from the stamp): refused up
+    /// front, so no segment holds a value its rows or snapshots cannot decode.
+    @Test func outOfRangeCountersAndVisitTimesAreInvalid() {
+        let write = OperationPayload.set(field: "wmo_request", value: "x", resolves: [])
+        #expect(validate(op(write, counter: Dot.maxCounter)) == nil)
+        #expect(validate(op(write, counter: Dot.maxCounter + 1)) == .invalid)
+        var huge = VersionVector()
+        huge.raise(ReplicaID(7), to: 1 << 62)
+        #expect(validate(op(write, counter: (1 << 62) + 1, context: huge)) == .invalid)
+        let late = LogEntryBody(kind: "huisbezoek", occurredAt: HLCTimestamp.maxMilliseconds + 1, text: "x")
+        #expect(validate(op(.append(log: "contactlog", entry: late))) == .invalid)
+        let fine = LogEntryBody(kind: "huisbezoek", occurredAt: now - 3_600_000, text: "x")
+        #expect(validate(op(.append(log: "contactlog", entry: fine))) == nil)
+    }
+
+    /// A dot the segment has seen but has no verdict for would merge as a
+    /// no-op: accepting it would drop the write, so it is dotReuse.
+    @Test func aDotTheSegmentAlreadySawIsDotReuse() {
+        var state = SegmentState(key: segment(.wmo), epoch: 0)
+        state.markSeen(Dot(replica: ReplicaID(7), counter: 3))
+        #expect(validate(op(.set(field: "wmo_request", value: "x", resolves: []), counter: 3), state: state) == .dotReuse)
+    }
+
     @Test func editOfRejectedInsertDependsOnRejected() {
         var state = SegmentState(key: segment(.wmo), epoch: 0)
         let rejectedInsert = Dot(replica: ReplicaID(7), counter: 1)
