@@ -57,6 +57,8 @@ let package = Package(
                 "SyncCore", "SyncServer", "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // scrypt, for the optional passphrase on the device key (DESIGN §7).
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -34,6 +34,10 @@ struct FieldSyncDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "A policy JSON file (roles → purposes) instead of the built-in policy.")
     var policy: String?
 
+    @Flag(name: .customLong("require-device-passphrase"),
+          help: "Devices must protect their key with a passphrase before they sync (same as requireDevicePassphrase in the policy file).")
+    var requireDevicePassphrase = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error. Env: FIELDSYNC_LOG_LEVEL.")
     var logLevel: String?
 
@@ -60,6 +64,11 @@ struct FieldSyncDaemon: AsyncParsableCommand {
         var policyValue: PolicyFile?
         if let policy {
             policyValue = try PolicyFile.load(json: try Data(contentsOf: URL(fileURLWithPath: policy)), schema: schemaValue)
+        }
+        if requireDevicePassphrase {
+            var adjusted = policyValue ?? .defaultPolicy(schema: schemaValue)
+            adjusted.requireDevicePassphrase = true
+            policyValue = adjusted
         }
         let envPort = environment["FIELDSYNC_PORT"].flatMap(Int.init)
         let envBody = environment["FIELDSYNC_MAX_BODY"].flatMap(Int.init)

@@ -14,18 +14,21 @@ final class CLIWorld: @unchecked Sendable {
     let adminToken: String
     var port: Int
 
-    init() async throws {
+    let policy: PolicyFile?
+
+    init(policy: PolicyFile? = nil) async throws {
         root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fieldcli-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        server = try await FieldSyncServer.start(Self.configuration(root: root, port: 0))
+        self.policy = policy
+        server = try await FieldSyncServer.start(Self.configuration(root: root, port: 0, policy: policy))
         adminToken = server.adminToken!
         port = server.port
     }
 
-    static func configuration(root: URL, port: Int) -> ServerConfiguration {
+    static func configuration(root: URL, port: Int, policy: PolicyFile? = nil) -> ServerConfiguration {
         var logger = Logger(label: "test-server")
         logger.logLevel = .critical
-        return ServerConfiguration(dataDirectory: root.appendingPathComponent("server"), port: port, logger: logger)
+        return ServerConfiguration(dataDirectory: root.appendingPathComponent("server"), port: port, policy: policy, logger: logger)
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -33,7 +36,7 @@ final class CLIWorld: @unchecked Sendable {
     func stopServer() async { await server.stop() }
 
     func restartServer() async throws {
-        server = try await FieldSyncServer.start(Self.configuration(root: root, port: port))
+        server = try await FieldSyncServer.start(Self.configuration(root: root, port: port, policy: policy))
     }
 
     func home(_ name: String) -> URL { root.appendingPathComponent("home-\(name)") }
@@ -58,14 +61,17 @@ final class CLIWorld: @unchecked Sendable {
         await cli(nil, ["admin", "--server", url, "--token", adminToken] + arguments)
     }
 
-    /// Adds a user and enrolls a device for them in home `name`.
-    func enroll(_ name: String, role: String) async throws {
+    /// Adds a user and enrolls a device for them in home `name`; returns the enroll output.
+    @discardableResult
+    func enroll(_ name: String, role: String, environment: [String: String] = [:]) async throws -> Result {
         let added = await admin(["user", "add", name, "--role", role, "--contact", "06-0000\(name.count)"])
         try #require(added.code == 0, "user add: \(added.err)")
         let code = await admin(["--json", "enroll-code", name])
         let parsed = try JSONDecoder().decode(AdminAPI.EnrollmentCode.self, from: Data(code.out.utf8))
-        let enrolled = await cli(name, ["enroll", "--server", url, "--code", parsed.code, "--name", "laptop-\(name)"])
+        let enrolled = await cli(name, ["--json", "enroll", "--server", url, "--code", parsed.code, "--name", "laptop-\(name)"],
+                                 environment: environment)
         try #require(enrolled.code == 0, "enroll: \(enrolled.err)")
+        return enrolled
     }
 
     /// Creates a household on `name`'s device and syncs it.

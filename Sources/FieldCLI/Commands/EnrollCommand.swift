@@ -21,15 +21,28 @@ struct EnrollCommand: AsyncParsableCommand {
     @Flag(help: "Replace an existing enrollment in this home (wipes its local store).")
     var force = false
 
+    @Flag(help: ArgumentHelp("Protect the device key with a passphrase from the start (asked on the terminal, or FIELDCLI_NEW_PASSPHRASE).",
+                             discussion: "Setting FIELDCLI_NEW_PASSPHRASE alone also does this."))
+    var passphrase = false
+
     func run() async throws {
         let context = CLIContext.current
         guard let server = server ?? context.environment["FIELDSYNC_SERVER"] else {
             throw ValidationError("Give --server URL (or set FIELDSYNC_SERVER).")
         }
+        // Asked before the server takes the one-time code, so a typo costs nothing.
+        let wantsPassphrase = passphrase || !(context.environment["FIELDCLI_NEW_PASSPHRASE"] ?? "").isEmpty
+        let secret = wantsPassphrase ? try context.newDevicePassphrase() : nil
         let result = try await Enrollment.enroll(context: context, server: server, code: code,
-                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force)
+                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force, passphrase: secret)
         context.emit(result) {
-            "Enrolled as \(result.user) (\(result.role)); device \(result.deviceName), replica \(result.replica). Run 'fieldcli sync' to fetch your households."
+            var text = "Enrolled as \(result.user) (\(result.role)); device \(result.deviceName), replica \(result.replica)."
+            if result.passphraseRequired && !result.passphraseProtected {
+                text += " The server requires a passphrase on the device key: run 'fieldcli passphrase set', then 'fieldcli sync'."
+            } else {
+                text += " Run 'fieldcli sync' to fetch your households."
+            }
+            return text
         }
     }
 }
@@ -42,9 +55,12 @@ enum Enrollment {
         var deviceName: String
         var replica: UInt32
         var server: String
+        var passphraseProtected: Bool
+        var passphraseRequired: Bool
     }
 
-    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool) async throws -> Result {
+    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool,
+                       passphrase: String? = nil) async throws -> Result {
         try FileSecurity.makePrivateDirectory(context.home)
         let lock = try HomeLock(home: context.home)
         defer { withExtendedLifetime(lock) {} }
@@ -58,7 +74,7 @@ enum Enrollment {
                                                              action: "Enrollment")
         // Only now that the server took the code is the old enrollment replaced.
         if enrolled { try LocalStore.wipe(home: context.home) }
-        let store = try LocalStore(home: context.home, create: true)
+        let store = try LocalStore(home: context.home, create: true, newPassphrase: passphrase)
         let identity = DeviceIdentityRecord(server: server, deviceID: response.deviceID, replica: response.replica, user: response.user,
                                             role: response.role, name: name, enrolledAt: response.serverTime, maxBody: response.maxBody)
         try store.saveIdentity(identity, token: response.token)
@@ -66,6 +82,7 @@ enum Enrollment {
                                     policy: response.policy)
         try store.save(replica, previous: nil)
         return Result(user: response.user, role: response.role, deviceID: response.deviceID, deviceName: name,
-                      replica: response.replica, server: server)
+                      replica: response.replica, server: server, passphraseProtected: store.keyIsWrapped,
+                      passphraseRequired: response.policy.requiresDevicePassphrase)
     }
 }

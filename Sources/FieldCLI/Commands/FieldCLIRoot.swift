@@ -9,14 +9,14 @@ struct FieldCLIRoot: AsyncParsableCommand {
         discussion: """
             Every command except enroll, sync and admin works without a network.
             Global options go before the command: fieldcli [--home DIR] [--json] COMMAND.
-            Environment: FIELDCLI_HOME, FIELDSYNC_SERVER, FIELDSYNC_ADMIN_TOKEN.
+            Environment: FIELDCLI_HOME, FIELDSYNC_SERVER, FIELDSYNC_ADMIN_TOKEN, FIELDCLI_PASSPHRASE (device key passphrase).
             Exit codes: 0 ok, 1 usage error, 2 refused by policy, 3 network or server unreachable,
             4 conflicts or rejected ops need attention (sync), 5 other.
             """,
         subcommands: [
             EnrollCommand.self, HouseholdCommand.self, HouseholdsCommand.self, ShowCommand.self, SetCommand.self,
             LogCommand.self, GoalCommand.self, SyncCommand.self, StatusCommand.self, ConflictsCommand.self,
-            ResolveCommand.self, RejectedCommand.self, ExportCommand.self, AdminCommand.self, DemoCommand.self,
+            ResolveCommand.self, RejectedCommand.self, ExportCommand.self, PassphraseCommand.self, AdminCommand.self, DemoCommand.self,
         ])
 
     @Option(name: .long, help: "Home directory of this device's store (default ~/.fieldcli; env FIELDCLI_HOME).")

@@ -25,12 +25,17 @@ final class LocalStore: Sendable {
     let home: URL
     private let queue: DatabaseQueue
     private let key: SymmetricKey
+    /// The key file is sealed under a passphrase (DeviceKeyFile).
+    let keyIsWrapped: Bool
+    private var keyURL: URL { home.appendingPathComponent(Self.keyFileName) }
 
     static let keyFileName = "device.key"
     static let databaseName = "store.sqlite"
 
     /// Opens (or creates) the store in `home`, creating the directory 0700.
-    init(home: URL, create: Bool) throws {
+    /// `passphrase` is asked only when the key file is wrapped; a new key is
+    /// wrapped under `newPassphrase` when one is given.
+    init(home: URL, create: Bool, passphrase: () throws -> String = LocalStore.noPassphrase, newPassphrase: String? = nil) throws {
         self.home = home
         let keyURL = home.appendingPathComponent(Self.keyFileName)
         let databaseURL = home.appendingPathComponent(Self.databaseName)
@@ -38,18 +43,18 @@ final class LocalStore: Sendable {
             throw CLIError.other("This home (\(home.path)) is not enrolled yet. Run 'fieldcli enroll --server URL --code CODE' first.")
         }
         try FileSecurity.makePrivateDirectory(home)
+        DeviceKeyFile.scrubLeftovers(keyURL)
         if let existing = try? Data(contentsOf: keyURL) {
-            guard existing.count == 32 else {
-                throw CLIError.other("The device key \(keyURL.path) is damaged. Restore it from backup or enroll this device again.")
-            }
-            key = SymmetricKey(data: existing)
+            key = try DeviceKeyFile.unwrap(try DeviceKeyFile.parse(existing, path: keyURL.path), passphrase: passphrase)
+            keyIsWrapped = DeviceKeyFile.isWrapped(existing)
         } else {
             guard create || !FileManager.default.fileExists(atPath: databaseURL.path) else {
                 throw CLIError.other("The device key \(keyURL.path) is missing, so the local store cannot be read. Enroll this device again.")
             }
             let fresh = SymmetricKey(size: .bits256)
-            try FileSecurity.writePrivate(fresh.withUnsafeBytes { Data($0) }, to: keyURL)
+            try FileSecurity.writePrivate(try DeviceKeyFile.encode(fresh, passphrase: newPassphrase), to: keyURL)
             key = fresh
+            keyIsWrapped = newPassphrase != nil
         }
         var config = Configuration()
         config.journalMode = .wal
@@ -75,6 +80,17 @@ final class LocalStore: Sendable {
                 try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
             }
         }
+    }
+
+    static func noPassphrase() throws -> String {
+        throw CLIError(.usage, "This device's key is protected by a passphrase. Set FIELDCLI_PASSPHRASE or run the command in a terminal.",
+                       code: "passphraseRequired")
+    }
+
+    /// Rewrites the key file: wrapped under `passphrase`, or plain when nil.
+    /// The data key itself does not change, so no row is rewritten.
+    func rewriteKey(passphrase: String?) throws {
+        try DeviceKeyFile.replace(keyURL, with: try DeviceKeyFile.encode(key, passphrase: passphrase))
     }
 
     // MARK: Sealing
@@ -185,7 +201,7 @@ final class LocalStore: Sendable {
 
     /// Deletes everything this device holds: a revoked device, or `enroll --force`.
     static func wipe(home: URL) throws {
-        for name in [databaseName, databaseName + "-wal", databaseName + "-shm", keyFileName] {
+        for name in [databaseName, databaseName + "-wal", databaseName + "-shm", keyFileName, keyFileName + ".old"] {
             let url = home.appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: url.path) {
                 // Overwrite before unlinking, so the blocks do not keep old content.

@@ -8,14 +8,19 @@ public final class OutputSink: Sendable {
     private let capture: Bool
     /// Whether stderr is a terminal (progress is shown only then).
     public let stderrIsTerminal: Bool
+    /// Whether a person can be asked for a passphrase (stdin and stderr are terminals).
+    public let canPrompt: Bool
 
-    private init(capture: Bool, stderrIsTerminal: Bool) {
+    private init(capture: Bool, stderrIsTerminal: Bool, canPrompt: Bool) {
         self.capture = capture
         self.stderrIsTerminal = stderrIsTerminal
+        self.canPrompt = canPrompt
     }
 
-    public static func standard() -> OutputSink { OutputSink(capture: false, stderrIsTerminal: isatty(2) == 1) }
-    public static func capturing() -> OutputSink { OutputSink(capture: true, stderrIsTerminal: false) }
+    public static func standard() -> OutputSink {
+        OutputSink(capture: false, stderrIsTerminal: isatty(2) == 1, canPrompt: isatty(0) == 1 && isatty(2) == 1)
+    }
+    public static func capturing() -> OutputSink { OutputSink(capture: true, stderrIsTerminal: false, canPrompt: false) }
 
     public func out(_ text: String) {
         if capture { captured.withLock { $0.out += text + "\n" } } else { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }

@@ -13,9 +13,13 @@ struct Workspace {
 
     static func open(_ context: CLIContext) throws -> Workspace {
         let lock = try HomeLock(home: context.home)
-        let store = try LocalStore(home: context.home, create: false)
+        let store = try LocalStore(home: context.home, create: false, passphrase: context.devicePassphrase)
         guard let identity = try store.identity(), let (replica, loaded) = try store.loadReplica() else {
             throw CLIError.other("This home (\(context.home.path)) is not enrolled. Run 'fieldcli enroll --server URL --code CODE'.")
+        }
+        if replica.policy.requiresDevicePassphrase, !store.keyIsWrapped {
+            throw CLIError(.refused, "The server's policy requires a passphrase on this device's key. Run 'fieldcli passphrase set' first; nothing else runs until then.",
+                           code: "passphraseRequired")
         }
         return Workspace(context: context, store: store, identity: identity, replica: replica, loaded: loaded, lock: lock)
     }

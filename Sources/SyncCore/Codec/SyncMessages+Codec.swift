@@ -178,6 +178,7 @@ extension PolicyContext {
                 writer.bool(entry.restricted)
             }
         }
+        writer.bool(requiresDevicePassphrase)
     }
 
     static func decode(from reader: inout BinaryReader) throws(SyncCoreError) -> PolicyContext {
@@ -231,8 +232,10 @@ extension PolicyContext {
             }
             involvement[household] = entries
         }
+        let requiresPassphrase = try reader.bool()
         return PolicyContext(user: user, role: role, rolePurposes: rolePurposes, assignments: assignments, grants: grants,
-                             consentBlocks: blocks, version: version, serverTime: serverTime, involvement: involvement)
+                             consentBlocks: blocks, version: version, serverTime: serverTime, involvement: involvement,
+                             requiresDevicePassphrase: requiresPassphrase)
     }
 }
 

@@ -74,6 +74,8 @@ public struct PolicyContext: Hashable, Sendable, Codable {
     public var serverTime: UInt64
     /// Per assigned household, who else is involved.
     public var involvement: [HouseholdID: [Involvement]]
+    /// The device must protect its local key with a passphrase (PolicyFile.requireDevicePassphrase).
+    public var requiresDevicePassphrase: Bool
     /// Assignment by household, for O(1) policy checks (derived from `assignments`).
     private(set) var assignmentIndex: [HouseholdID: Int] = [:]
 
@@ -93,7 +95,7 @@ public struct PolicyContext: Hashable, Sendable, Codable {
 
     public init(user: String, role: String, rolePurposes: [Purpose: Access], assignments: [Assignment] = [],
                 grants: [Grant] = [], consentBlocks: [ConsentBlock] = [], version: UInt64 = 0, serverTime: UInt64 = 0,
-                involvement: [HouseholdID: [Involvement]] = [:]) {
+                involvement: [HouseholdID: [Involvement]] = [:], requiresDevicePassphrase: Bool = false) {
         self.user = user
         self.role = role
         self.rolePurposes = rolePurposes
@@ -103,11 +105,12 @@ public struct PolicyContext: Hashable, Sendable, Codable {
         self.version = version
         self.serverTime = serverTime
         self.involvement = involvement
+        self.requiresDevicePassphrase = requiresDevicePassphrase
         assignmentIndex = Self.index(assignments)
     }
 
     enum CodingKeys: String, CodingKey {
-        case user, role, rolePurposes, assignments, grants, consentBlocks, version, serverTime, involvement
+        case user, role, rolePurposes, assignments, grants, consentBlocks, version, serverTime, involvement, requiresDevicePassphrase
     }
 
     public init(from decoder: any Decoder) throws {
@@ -130,6 +133,7 @@ public struct PolicyContext: Hashable, Sendable, Codable {
             involvement[id] = value
         }
         self.involvement = involvement
+        requiresDevicePassphrase = try c.decodeIfPresent(Bool.self, forKey: .requiresDevicePassphrase) ?? false
         assignmentIndex = Self.index(assignments)
     }
 
@@ -144,6 +148,7 @@ public struct PolicyContext: Hashable, Sendable, Codable {
         try c.encode(version, forKey: .version)
         try c.encode(serverTime, forKey: .serverTime)
         try c.encode(Dictionary(uniqueKeysWithValues: involvement.map { ($0.key.description, $0.value) }), forKey: .involvement)
+        try c.encode(requiresDevicePassphrase, forKey: .requiresDevicePassphrase)
     }
 }
 

@@ -20,17 +20,21 @@ public struct PolicyFile: Hashable, Sendable, Codable {
     /// Involvement under these purposes is shown to viewers without the
     /// purpose only as "a professional is involved" (DESIGN §2).
     public var sensitivePurposes: [Purpose]
+    /// Whether devices must protect their local key with a passphrase
+    /// (DESIGN §7); a device without one syncs nothing until it sets one.
+    public var requireDevicePassphrase: Bool
 
     public init(format: Int = 1, version: Int, roles: [String: [Purpose: Access]], adminRoles: [String],
-                sensitivePurposes: [Purpose]) {
+                sensitivePurposes: [Purpose], requireDevicePassphrase: Bool = false) {
         self.format = format
         self.version = version
         self.roles = roles
         self.adminRoles = adminRoles
         self.sensitivePurposes = sensitivePurposes
+        self.requireDevicePassphrase = requireDevicePassphrase
     }
 
-    enum CodingKeys: String, CodingKey { case format, version, roles, adminRoles, sensitivePurposes }
+    enum CodingKeys: String, CodingKey { case format, version, roles, adminRoles, sensitivePurposes, requireDevicePassphrase }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -40,6 +44,7 @@ public struct PolicyFile: Hashable, Sendable, Codable {
         roles = raw.mapValues { Dictionary(uniqueKeysWithValues: $0.map { (Purpose($0.key), $0.value) }) }
         adminRoles = try c.decodeIfPresent([String].self, forKey: .adminRoles) ?? ["admin"]
         sensitivePurposes = try c.decodeIfPresent([Purpose].self, forKey: .sensitivePurposes) ?? [.veil, .jb, .bwMo]
+        requireDevicePassphrase = try c.decodeIfPresent(Bool.self, forKey: .requireDevicePassphrase) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -49,6 +54,7 @@ public struct PolicyFile: Hashable, Sendable, Codable {
         try c.encode(roles.mapValues { Dictionary(uniqueKeysWithValues: $0.map { ($0.key.rawValue, $0.value) }) }, forKey: .roles)
         try c.encode(adminRoles, forKey: .adminRoles)
         try c.encode(sensitivePurposes, forKey: .sensitivePurposes)
+        try c.encode(requireDevicePassphrase, forKey: .requireDevicePassphrase)
     }
 
     /// Loads and checks a policy file against a schema.

@@ -50,7 +50,8 @@ struct PolicyStore: Sendable {
         let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
         var context = PolicyContext(user: user.name, role: user.role, rolePurposes: user.disabled ? [:] : policy.purposes(of: user.role),
                                     assignments: user.disabled ? [] : assignments, grants: user.disabled ? [] : grants,
-                                    consentBlocks: blocks, version: UInt64(version), serverTime: now)
+                                    consentBlocks: blocks, version: UInt64(version), serverTime: now,
+                                    requiresDevicePassphrase: policy.requireDevicePassphrase)
         if !user.disabled {
             for assignment in assignments where assignment.until.map({ now < $0 }) ?? true {
                 context.involvement[assignment.household] = try involvement(db, household: assignment.household, viewer: context, now: now)
