@@ -15,6 +15,8 @@ struct PassphraseTests {
         var passphraseRequired: Bool
     }
 
+    struct StatusKey: Decodable { var passphraseProtected: Bool }
+
     struct ErrorBody: Decodable {
         struct Inner: Decodable { var code: String; var message: String }
         var error: Inner
@@ -38,6 +40,8 @@ struct PassphraseTests {
         #expect(created.code == 0, "\(created.err)")
         let household = created.out.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(await world.cli("ann", ["sync"], environment: first).code == 0)
+        let status = await world.cli("ann", ["--json", "status"], environment: first)
+        #expect(try world.json(StatusKey.self, status).passphraseProtected, "status shows the key is protected")
 
         // No passphrase: a usage error that says where to give it. A wrong one: refused, nothing opened.
         let missing = await world.cli("ann", ["--json", "households"])

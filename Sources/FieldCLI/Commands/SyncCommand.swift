@@ -61,6 +61,7 @@ struct StatusCommand: AsyncParsableCommand {
         var cursor: UInt64
         var clockSkew: Int
         var auditQueued: Int
+        var passphraseProtected: Bool
     }
 
     func run() async throws {
@@ -73,12 +74,14 @@ struct StatusCommand: AsyncParsableCommand {
             pendingByHousehold: Dictionary(grouping: replica.pending, by: { $0.segment.household.description }).mapValues(\.count),
             rejected: replica.rejected.count, rejectedAndPurged: replica.purgedRejectedCount, conflicts: replica.conflicts().count,
             lastServerTime: replica.lastServerTime > 0 ? TimeText.iso(replica.lastServerTime) : nil, cursor: replica.cursor.seq,
-            clockSkew: replica.clockSkewCount, auditQueued: replica.auditQueue.count)
+            clockSkew: replica.clockSkewCount, auditQueued: replica.auditQueue.count,
+            passphraseProtected: workspace.store.keyIsWrapped)
         workspace.context.emit(status) {
             var lines = [
                 "\(status.user) (\(status.role)) on device \(status.device), replica \(status.replica), server \(status.server)",
                 "Households: \(status.households)   Pending changes: \(status.pending)   Rejected: \(status.rejected)   Conflicts: \(status.conflicts)",
                 "Last sync: \(status.lastServerTime ?? "never")",
+                "Device key: " + (status.passphraseProtected ? "protected by a passphrase" : "no passphrase ('fieldcli passphrase set' adds one)"),
             ]
             if status.rejectedAndPurged > 0 {
                 lines.append("\(status.rejectedAndPurged) rejected change(s) were dropped with a purged segment; the server's quarantine keeps those it received.")
