@@ -61,16 +61,23 @@ extension ClientReplica {
             .flatMap { view($0)?.conflicts(schema: schema) ?? [] }
     }
 
+    /// A conflicted field (item nil) or item.
+    struct ConflictKey: Hashable {
+        var segment: SegmentKey
+        var name: String
+        var item: Dot?
+    }
+
     /// Which fields and items are in conflict, so a sync can count the new ones
     /// (a resolved one and a new one in the same sync must not cancel out).
-    func conflictKeys(in segments: Set<SegmentKey>) -> Set<String> {
-        var keys = Set<String>()
+    func conflictKeys(in segments: Set<SegmentKey>) -> Set<ConflictKey> {
+        var keys = Set<ConflictKey>()
         for segment in segments {
             guard let state = view(segment) else { continue }
-            for (name, register) in state.fields where register.isConflict { keys.insert("\(segment)|\(name)") }
+            for (name, register) in state.fields where register.isConflict { keys.insert(ConflictKey(segment: segment, name: name)) }
             for (name, collection) in state.collections {
                 for item in collection.items.values where item.isLive && (item.isFlagged || item.text.isConflict) {
-                    keys.insert("\(segment)|\(name)|\(item.id)")
+                    keys.insert(ConflictKey(segment: segment, name: name, item: item.id))
                 }
             }
         }
