@@ -61,6 +61,9 @@ final class LiveServer: @unchecked Sendable {
     struct Reply {
         var status: Int
         var body: [UInt8]
+        /// Body bytes as they crossed the wire (gzipped when the transport gzipped them).
+        var wireBytesUp = 0
+        var wireBytesDown = 0
     }
 
     func post(_ path: String, token: String?, body: [UInt8], contentType: String = "application/json", gzip: Bool = true) async throws -> Reply {
@@ -74,11 +77,17 @@ final class LiveServer: @unchecked Sendable {
         } else {
             request.httpBody = Data(body)
         }
+        let sent = request.httpBody?.count ?? 0
         request.setValue(gzip ? "gzip" : "identity", forHTTPHeaderField: "Accept-Encoding")
         let (data, response) = try await session.data(for: request)
         var bytes = Array(data)
-        if bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B { bytes = try Gzip.decompress(bytes, limit: 1 << 30) }
-        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: bytes)
+        var received = bytes.count
+        if bytes.count >= 2, bytes[0] == 0x1F, bytes[1] == 0x8B {
+            bytes = try Gzip.decompress(bytes, limit: 1 << 30)
+        } else if gzip, bytes.count > Gzip.threshold {
+            received = Gzip.compress(bytes).count  // the client library already inflated it
+        }
+        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: bytes, wireBytesUp: sent, wireBytesDown: received)
     }
 
     func get(_ path: String, token: String) async throws -> Reply {
@@ -147,7 +156,6 @@ struct BenchDevice: Sendable {
             let request = replica.makeRequest()
             let body = request.binaryEncoded()
             stats.bytesUp += body.count
-            stats.compressedUp += body.count > Gzip.threshold ? Gzip.compress(body).count : body.count
             let pushed = request.ops
             let reply = try await server.post("/v1/sync", token: token, body: body, contentType: "application/x-fieldsync")
             guard reply.status == 200 else {
@@ -155,7 +163,8 @@ struct BenchDevice: Sendable {
                 return stats
             }
             stats.bytesDown += reply.body.count
-            stats.compressedDown += reply.body.count > Gzip.threshold ? Gzip.compress(reply.body).count : reply.body.count
+            stats.compressedUp += reply.wireBytesUp
+            stats.compressedDown += reply.wireBytesDown
             let response = try SyncResponse(binary: reply.body)
             for op in pushed where response.accepted.contains(where: { $0.segment == op.segment && $0.contains(op.dot) }) {
                 stats.accepted.append((op.segment, op.dot))

@@ -22,18 +22,36 @@ struct SQLiteSyncBackend {
         self.userID = userID
     }
 
-    static func segmentRow(_ db: Database, _ segment: SegmentKey) throws -> Row? {
-        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM segments WHERE household = ? AND purpose = ?"),
-                         arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
+    /// A segment's row, read by column position (name lookups cost more than the query).
+    struct SegmentRow {
+        var id: Int64
+        var epoch: UInt32
+        var context: CausalContext
+        var contextMeta: ElementMeta
+        var createdSeq: UInt64
+        /// The stored sum of element hashes (nil in rows from before it was kept).
+        var digest: ContentHash128?
     }
 
+    static func segmentRow(_ db: Database, _ segment: SegmentKey) throws -> SegmentRow? {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
+            SELECT id, epoch, context, context_seq, context_writer, context_other_seq, created_seq, digest
+            FROM segments WHERE household = ? AND purpose = ?
+            """), arguments: [Data(segment.household.bytes), segment.purpose.rawValue]) else { return nil }
+        return SegmentRow(id: row[0], epoch: UInt32(row[1] as Int64), context: try CausalContext(storageBytes: Array(row[2] as Data)),
+                          contextMeta: ElementMeta(seq: UInt64(row[3] as Int64), writer: ReplicaID(UInt32(row[4] as Int64)),
+                                                   otherSeq: UInt64(row[5] as Int64)),
+                          createdSeq: UInt64(row[6] as Int64), digest: digest(row[7] as Data))
+    }
+
+    /// An element row's metadata from `seq, writer, other_seq` at positions 0–2.
     static func meta(_ row: Row) -> ElementMeta {
-        ElementMeta(seq: UInt64(row["seq"] as Int64), writer: ReplicaID(UInt32(row["writer"] as Int64)), otherSeq: UInt64(row["other_seq"] as Int64))
+        ElementMeta(seq: UInt64(row[0] as Int64), writer: ReplicaID(UInt32(row[1] as Int64)), otherSeq: UInt64(row[2] as Int64))
     }
 
-    static func digest(_ row: Row) -> ContentHash128? {
-        let bytes = Array(row["digest"] as Data)
-        guard bytes.count == 16 else { return nil }
+    static func digest(_ data: Data) -> ContentHash128? {
+        guard data.count == 16 else { return nil }
+        let bytes = Array(data)
         let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return ContentHash128(high: high, low: low)
@@ -42,27 +60,22 @@ struct SQLiteSyncBackend {
     /// Loads a segment; with `only`, just those elements (plus the row's context and digest).
     static func load(_ db: Database, _ segment: SegmentKey, only: Set<ElementKey>? = nil) throws -> ServerSegment? {
         guard let row = try segmentRow(db, segment) else { return nil }
-        let id: Int64 = row["id"]
-        let context = try CausalContext(storageBytes: Array(row["context"] as Data))
-        let contextMeta = ElementMeta(seq: UInt64(row["context_seq"] as Int64), writer: ReplicaID(UInt32(row["context_writer"] as Int64)),
-                                      otherSeq: UInt64(row["context_other_seq"] as Int64))
-        let digest = Self.digest(row)
         var rows: [(SegmentElement, ElementMeta)] = []
-        if let only, digest != nil {
+        if let only, row.digest != nil {
             let statement = try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ? AND key = ?")
             for key in only {
-                guard let element = try Row.fetchOne(statement, arguments: [id, Data(key.storageKey)]) else { continue }
-                rows.append((try SegmentElement.decodeRow(Array(element["data"] as Data)), meta(element)))
+                guard let element = try Row.fetchOne(statement, arguments: [row.id, Data(key.storageKey)]) else { continue }
+                rows.append((try SegmentElement.decodeRow(Array(element[3] as Data)), meta(element)))
             }
         } else {
             let cursor = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ?"),
-                                             arguments: [id])
+                                             arguments: [row.id])
             while let element = try cursor.next() {
-                rows.append((try SegmentElement.decodeRow(Array(element["data"] as Data)), meta(element)))
+                rows.append((try SegmentElement.decodeRow(Array(element[3] as Data)), meta(element)))
             }
         }
-        return ServerSegment.restore(key: segment, epoch: UInt32(row["epoch"] as Int64), context: context,
-                                     contextMeta: contextMeta, createdSeq: UInt64(row["created_seq"] as Int64), digest: digest, rows: rows)
+        return ServerSegment.restore(key: segment, epoch: row.epoch, context: row.context, contextMeta: row.contextMeta,
+                                     createdSeq: row.createdSeq, digest: row.digest, rows: rows)
     }
 
     static func currentEpoch(_ db: Database, _ segment: SegmentKey) throws -> UInt32? {
@@ -76,18 +89,18 @@ struct SQLiteSyncBackend {
     static func save(_ db: Database, _ segment: ServerSegment, changed: Set<ElementKey>, schema: Schema, now: UInt64) throws {
         let key = segment.state.key
         let householdData = Data(key.household.bytes)
-        try db.cachedStatement(sql: """
+        let upsertSegment = try db.cachedStatement(sql: """
             INSERT INTO segments (household, purpose, epoch, context, context_seq, context_writer, context_other_seq, last_seq, created_seq, digest)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(household, purpose) DO UPDATE SET epoch = excluded.epoch, context = excluded.context,
                 context_seq = excluded.context_seq, context_writer = excluded.context_writer,
                 context_other_seq = excluded.context_other_seq, last_seq = excluded.last_seq, digest = excluded.digest
-            """).execute(arguments: [householdData, key.purpose.rawValue, Int64(segment.state.epoch), Data(segment.state.context.storageBytes),
+            RETURNING id
+            """)
+        guard let id = try Int64.fetchOne(upsertSegment, arguments: [householdData, key.purpose.rawValue, Int64(segment.state.epoch), Data(segment.state.context.storageBytes),
                                      Int64(segment.contextMeta.seq), Int64(segment.contextMeta.writer.rawValue),
                                      Int64(segment.contextMeta.otherSeq), Int64(segment.lastSeq), Int64(segment.createdSeq),
-                                     Data(segment.state.elementDigest.bytes)])
-        guard let id = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT id FROM segments WHERE household = ? AND purpose = ?"),
-                                          arguments: [householdData, key.purpose.rawValue]) else { return }
+                                     Data(segment.state.elementDigest.bytes)]) else { return }
         guard !changed.isEmpty else { return }
         let upsert = try db.cachedStatement(sql: """
             INSERT INTO elements (segment_id, key, seq, writer, other_seq, data) VALUES (?, ?, ?, ?, ?, ?)
@@ -109,13 +122,14 @@ struct SQLiteSyncBackend {
             default: continue
             }
             if let conflict = conflicts.first(where: { $0.name == name && ($0.item?.description ?? "") == item }) {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO conflicts (segment_id, name, item, kind, value_ids, detected_at) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT(segment_id, name, item) DO UPDATE SET kind = excluded.kind, value_ids = excluded.value_ids
-                    """, arguments: [id, name, item, conflict.kind.rawValue,
+                    """).execute(arguments: [id, name, item, conflict.kind.rawValue,
                                      conflict.values.map(\.id.description).joined(separator: ","), Int64(now)])
             } else {
-                try db.execute(sql: "DELETE FROM conflicts WHERE segment_id = ? AND name = ? AND item = ?", arguments: [id, name, item])
+                try db.cachedStatement(sql: "DELETE FROM conflicts WHERE segment_id = ? AND name = ? AND item = ?")
+                    .execute(arguments: [id, name, item])
             }
         }
     }
@@ -154,9 +168,9 @@ extension SQLiteSyncBackend: PushBackend {
         if let rejection {
             // Ops of an erased segment are never kept anywhere (DESIGN §4).
             if rejection != .erased {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO quarantine (seq, household, purpose, device_id, user, reason, op, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [seq, Data(op.segment.household.bytes), op.segment.purpose.rawValue, device.deviceID, device.user,
+                    """).execute(arguments: [seq, Data(op.segment.household.bytes), op.segment.purpose.rawValue, device.deviceID, device.user,
                                      rejection.rawValue, Data(op.encodedBytes()), Int64(now)])
             }
             audit.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "reject",
@@ -201,8 +215,8 @@ extension SQLiteSyncBackend: PullBackend {
         var result: [HeldSegment] = []
         for household in households {
             for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT purpose, epoch FROM segments WHERE household = ?"), arguments: [Data(household.bytes)]) {
-                result.append(HeldSegment(segment: SegmentKey(household: household, purpose: Purpose(row["purpose"] as String)),
-                                          epoch: UInt32(row["epoch"] as Int64)))
+                result.append(HeldSegment(segment: SegmentKey(household: household, purpose: Purpose(row[0] as String)),
+                                          epoch: UInt32(row[1] as Int64)))
             }
         }
         return result
@@ -213,54 +227,50 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey] {
-        guard !among.isEmpty else { return [] }
-        let changed = try Row.fetchAll(db, sql: "SELECT household, purpose FROM segments WHERE last_seq > ?", arguments: [Int64(seq)])
-            .compactMap { row -> SegmentKey? in
-                guard let id = HouseholdID(bytes: Array(row["household"] as Data)) else { return nil }
-                return SegmentKey(household: id, purpose: Purpose(row["purpose"] as String))
+        // Per household of the device (indexed), so the cost follows what the
+        // device holds, not how much the whole server changed since its cursor.
+        let statement = try db.cachedStatement(sql: "SELECT purpose FROM segments WHERE household = ? AND last_seq > ?")
+        var changed: [SegmentKey] = []
+        for household in Set(among.map(\.household)) {
+            for row in try Row.fetchAll(statement, arguments: [Data(household.bytes), Int64(seq)]) {
+                let segment = SegmentKey(household: household, purpose: Purpose(row[0] as String))
+                if among.contains(segment), resumeAfter.map({ segment > $0 }) ?? true { changed.append(segment) }
             }
-        return changed.filter { segment in among.contains(segment) && (resumeAfter.map { segment > $0 } ?? true) }.sorted()
+        }
+        return changed.sorted()
     }
 
     func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
         guard let row = try Self.segmentRow(db, segment) else { return nil }
-        let id: Int64 = row["id"]
-        let context = try CausalContext(storageBytes: Array(row["context"] as Data))
-        let contextMeta = ElementMeta(seq: UInt64(row["context_seq"] as Int64), writer: ReplicaID(UInt32(row["context_writer"] as Int64)),
-                                      otherSeq: UInt64(row["context_other_seq"] as Int64))
         // Only what another replica changed after the cursor.
         let statement = try db.cachedStatement(sql: """
             SELECT data FROM elements WHERE segment_id = ? AND ((writer != ? AND seq > ?) OR (writer = ? AND other_seq > ?))
             """)
         let r = Int64(replica.rawValue)
         var elements: [SegmentElement] = []
-        for element in try Row.fetchAll(statement, arguments: [id, r, Int64(cursor), r, Int64(cursor)]) {
-            elements.append(ServerSegment.strip(try SegmentElement.decodeRow(Array(element["data"] as Data)), of: replica))
+        for element in try Row.fetchAll(statement, arguments: [row.id, r, Int64(cursor), r, Int64(cursor)]) {
+            elements.append(ServerSegment.strip(try SegmentElement.decodeRow(Array(element[0] as Data)), of: replica))
         }
-        guard !elements.isEmpty || contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
-        return SegmentPatch(segment: segment, epoch: UInt32(row["epoch"] as Int64), context: context, elements: elements)
+        guard !elements.isEmpty || row.contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
+        return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
     }
 
     func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
         guard let row = try Self.segmentRow(db, segment) else { return nil }
-        let id: Int64 = row["id"]
         var elements: [SegmentElement] = []
-        for element in try Row.fetchAll(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [id]) {
-            elements.append(try SegmentElement.decodeRow(Array(element["data"] as Data)))
+        for element in try Row.fetchAll(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [row.id]) {
+            elements.append(try SegmentElement.decodeRow(Array(element[0] as Data)))
         }
-        return SegmentPatch(segment: segment, epoch: UInt32(row["epoch"] as Int64),
-                            context: try CausalContext(storageBytes: Array(row["context"] as Data)), elements: elements)
+        return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
     }
 
     func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
         guard let row = try Self.segmentRow(db, segment) else { return nil }
-        let epoch = UInt32(row["epoch"] as Int64)
-        let context = try CausalContext(storageBytes: Array(row["context"] as Data))
-        guard let digest = Self.digest(row) else {
-            return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: epoch, hash: Digest($0.state.stateHash())) }
+        guard let digest = row.digest else {
+            return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: row.epoch, hash: Digest($0.state.stateHash())) }
         }
-        return SegmentHash(segment: segment, epoch: epoch,
-                           hash: Digest(SegmentState.stateHash(key: segment, epoch: epoch, context: context, elementDigest: digest)))
+        return SegmentHash(segment: segment, epoch: row.epoch,
+                           hash: Digest(SegmentState.stateHash(key: segment, epoch: row.epoch, context: row.context, elementDigest: digest)))
     }
 
     func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
@@ -279,10 +289,11 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func raisedEpochs(of households: [HouseholdID]) throws -> [HeldSegment] {
-        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM epochs)") == true else { return [] }
+        guard try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM epochs)")) == true else { return [] }
         var result: [HeldSegment] = []
+        let statement = try db.cachedStatement(sql: "SELECT purpose, epoch FROM epochs WHERE household = ?")
         for household in households {
-            for row in try Row.fetchAll(db, sql: "SELECT purpose, epoch FROM epochs WHERE household = ?", arguments: [Data(household.bytes)]) {
+            for row in try Row.fetchAll(statement, arguments: [Data(household.bytes)]) {
                 result.append(HeldSegment(segment: SegmentKey(household: household, purpose: Purpose(row["purpose"] as String)),
                                           epoch: UInt32(row["epoch"] as Int64)))
             }
@@ -291,6 +302,6 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func maxSeq() throws -> UInt64 {
-        UInt64(try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'ops'") ?? 0)
+        UInt64(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'ops'")) ?? 0)
     }
 }

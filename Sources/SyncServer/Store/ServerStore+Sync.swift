@@ -15,11 +15,11 @@ extension ServerStore {
         let identity = device.identity
         let userID = device.user.id
 
-        let push = try await committer.write { db -> PushResult in
+        let (push, committedPolicy) = try await committer.write { db -> (PushResult, CachedPolicy?) in
             guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
             let revoked = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT revoked_at FROM devices WHERE id = ?"), arguments: [identity.deviceID])
             guard revoked == nil else { throw Self.revokedError() }
-            let policy = try self.policyContext(db, user: user, now: now)
+            let (policy, cacheAfterCommit) = try self.policyContext(db, user: user, now: now)
             var backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
             let result = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
                                                    backend: &backend)
@@ -30,8 +30,9 @@ extension ServerStore {
                 try db.cachedStatement(sql: "UPDATE devices SET clock_skew = clock_skew + ? WHERE id = ?")
                     .execute(arguments: [skewed, identity.deviceID])
             }
-            return result
+            return (result, cacheAfterCommit)
         }
+        cache(committedPolicy)
         metrics.recordPush(push)
 
         let pull = try await pool.read { db in

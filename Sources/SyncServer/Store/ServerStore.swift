@@ -24,27 +24,38 @@ final class ServerStore: Sendable {
     /// Authenticated devices by token hash (see authenticateDevice).
     let deviceCache = Mutex([Data: DeviceRecord]())
 
-    struct CachedPolicy {
+    struct CachedPolicy: Sendable {
+        var userID: Int64
         var version: Int64
         var builtAt: UInt64
         var context: PolicyContext
     }
 
-    /// The user's policy context, from the cache when still valid.
-    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> PolicyContext {
+    /// The user's policy context, from the cache when still valid. A context
+    /// built inside a write transaction comes back as `cacheAfterCommit`: a
+    /// writer may be inside a group-commit batch whose policy change can still
+    /// roll back (and its version number be reused), so only the caller, once
+    /// that transaction has committed, may cache it (`cache(_:)`).
+    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> (context: PolicyContext, cacheAfterCommit: CachedPolicy?) {
         let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
         if let cached = policyCache.withLock({ $0[user.id] }), cached.version == version, now >= cached.builtAt, now - cached.builtAt < 60_000 {
             var context = cached.context
             context.serverTime = now
-            return context
+            return (context, nil)
         }
         let context = try policyStore.context(db, user: user, now: now)
-        // Only committed state is cached: a writer may be inside a group-commit
-        // batch whose policy change can still roll back (and its version be reused).
+        let entry = CachedPolicy(userID: user.id, version: version, builtAt: now, context: context)
         if db.configuration.readonly {
-            policyCache.withLock { $0[user.id] = CachedPolicy(version: version, builtAt: now, context: context) }
+            cache(entry)
+            return (context, nil)
         }
-        return context
+        return (context, entry)
+    }
+
+    /// Caches a policy context read from committed state.
+    func cache(_ entry: CachedPolicy?) {
+        guard let entry else { return }
+        policyCache.withLock { $0[entry.userID] = entry }
     }
     var schema: Schema { configuration.schema }
     var now: UInt64 { configuration.clock() }
