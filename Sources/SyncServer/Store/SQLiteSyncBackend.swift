@@ -13,13 +13,30 @@ struct SQLiteSyncBackend {
     let userID: Int64
     /// Audit rows for what this push did, written by the caller in the same transaction.
     var audit: [AuditRecord] = []
+    /// In a pull's read snapshot rows cannot change, so delta, hash and epoch
+    /// lookups of one segment share one read. Nil in write transactions.
+    private let snapshotRows: SnapshotRows?
 
-    init(db: Database, device: DeviceIdentity, now: UInt64, policyStore: PolicyStore, userID: Int64) {
+    private final class SnapshotRows {
+        var rows: [SegmentKey: SegmentRow?] = [:]
+    }
+
+    init(db: Database, device: DeviceIdentity, now: UInt64, policyStore: PolicyStore, userID: Int64, readSnapshot: Bool = false) {
         self.db = db
         self.device = device
         self.now = now
         self.policyStore = policyStore
         self.userID = userID
+        snapshotRows = readSnapshot ? SnapshotRows() : nil
+    }
+
+    /// A segment's row, once per read snapshot.
+    func row(_ segment: SegmentKey) throws -> SegmentRow? {
+        guard let cache = snapshotRows else { return try Self.segmentRow(db, segment) }
+        if let hit = cache.rows[segment] { return hit }
+        let row = try Self.segmentRow(db, segment)
+        cache.rows[segment] = row
+        return row
     }
 
     /// A segment's row, read by column position (name lookups cost more than the query).
@@ -223,7 +240,10 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func currentEpoch(of segment: SegmentKey) throws -> UInt32? {
-        try Self.currentEpoch(db, segment)
+        let epoch = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT epoch FROM epochs WHERE household = ? AND purpose = ?"),
+                                       arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
+        if let epoch { return UInt32(epoch) }
+        return try self.row(segment) != nil ? 0 : nil
     }
 
     func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey] {
@@ -241,7 +261,7 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
-        guard let row = try Self.segmentRow(db, segment) else { return nil }
+        guard let row = try self.row(segment) else { return nil }
         // Only what another replica changed after the cursor.
         let statement = try db.cachedStatement(sql: """
             SELECT data FROM elements WHERE segment_id = ? AND ((writer != ? AND seq > ?) OR (writer = ? AND other_seq > ?))
@@ -256,7 +276,7 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
-        guard let row = try Self.segmentRow(db, segment) else { return nil }
+        guard let row = try self.row(segment) else { return nil }
         var elements: [SegmentElement] = []
         for element in try Row.fetchAll(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [row.id]) {
             elements.append(try SegmentElement.decodeRow(Array(element[0] as Data)))
@@ -265,7 +285,7 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
-        guard let row = try Self.segmentRow(db, segment) else { return nil }
+        guard let row = try self.row(segment) else { return nil }
         guard let digest = row.digest else {
             return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: row.epoch, hash: Digest($0.state.stateHash())) }
         }

@@ -36,7 +36,8 @@ extension ServerStore {
         metrics.recordPush(push)
 
         let pull = try await pool.read { db in
-            let backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
+            let backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
+                                            readSnapshot: true)
             return try PullBuilder.build(request, device: identity, policy: push.policy, schema: schema, now: now,
                                          push: push, backend: backend)
         }
