@@ -127,5 +127,36 @@ struct PassphraseTests {
         let listed = await world.cli("cas", ["households"], environment: first)
         #expect(listed.code == 0 && listed.out.contains("Fam. Onderbroken"))
         #expect(!FileManager.default.fileExists(atPath: oldURL.path))
+
+        // Crash while writing the new file: a readable `.tmp` with key bytes is left beside the live key.
+        let tmpURL = home.appendingPathComponent("device.key.tmp")
+        try Data(repeating: 9, count: 32).write(to: tmpURL)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tmpURL.path)
+        #expect(await world.cli("cas", ["households"], environment: first).code == 0)
+        #expect(!FileManager.default.fileExists(atPath: tmpURL.path), "the unrenamed key copy was scrubbed")
+
+        // A leftover `.tmp` with a loose mode never lends it to the next key file.
+        try Data(repeating: 9, count: 32).write(to: tmpURL)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tmpURL.path)
+        let change = await world.cli("cas", ["passphrase", "set"],
+                                     environment: first.merging(["FIELDCLI_NEW_PASSPHRASE": "een ander lang geheim"]) { $1 })
+        #expect(change.code == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: keyURL.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(!FileManager.default.fileExists(atPath: tmpURL.path))
+    }
+
+    /// A key file left without a store (an interrupted wipe) is replaced at enrollment, not reused.
+    @Test func enrollingOverALeftoverKeyStartsAFreshOne() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        let home = world.home("dirk")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let leftover = Data("FSK1".utf8) + Data(repeating: 1, count: 60)
+        try leftover.write(to: home.appendingPathComponent("device.key"))
+        try await world.enroll("dirk", role: "buurtcoach")
+        #expect(try keyFile(world, "dirk") != leftover)
+        #expect(try keyFile(world, "dirk").count == 32)
+        #expect(await world.cli("dirk", ["households"]).code == 0)
     }
 }

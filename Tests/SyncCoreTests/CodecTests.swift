@@ -75,6 +75,24 @@ struct CodecTests {
         #expect(throws: SyncCoreError.self) { try bad.household() }
     }
 
+    /// A counter beyond Dot.maxCounter is malformed at decode time, before
+    /// anything adds to it (a dense op after UInt64.max used to trap).
+    @Test func countersBeyondTheBoundAreMalformed() throws {
+        for counter in [Dot.maxCounter + 1, UInt64.max] {
+            let op = SyncOperation(dot: Dot(replica: ReplicaID(12), counter: counter), segment: segment, epoch: 0,
+                                   stamp: HLCTimestamp(milliseconds: Fixture.t0, logical: 0), author: "wendy",
+                                   context: VersionVector(), payload: .set(field: "wmo_request", value: "x", resolves: []))
+            let request = SyncRequest(cursor: .start, schemaHash: Fixture.schema.contentHash,
+                                      held: HeldSet(segments: [], includeList: false), ops: [op, op])
+            #expect(throws: SyncCoreError.self) { try SyncRequest(binary: request.binaryEncoded()) }
+            let rejected = SyncResponse(rejected: [RejectedOp(segment: segment, epoch: 0, dot: op.dot, reason: .invalid)],
+                                        policy: nil, cursor: .start, serverTime: Fixture.t0, maxBody: 1 << 20)
+            #expect(throws: SyncCoreError.self) { try SyncResponse(binary: rejected.binaryEncoded()) }
+        }
+        let edge = writes(2, value: { "v\($0)" }, field: { _ in "wmo_request" })
+        #expect(try SyncRequest(binary: edge.binaryEncoded()) == edge)
+    }
+
     /// Field writes in one message, as a device pushes them after a visit.
     func writes(_ count: Int, value: (Int) -> String, field: (Int) -> String) -> SyncRequest {
         var ops: [SyncOperation] = []
@@ -173,6 +191,20 @@ struct CodecTests {
         do {
             _ = try SyncRequest(binary: request.binaryEncoded())
             Issue.record("accepted a newer version")
+        } catch {
+            #expect(error.code == .unsupportedVersion)
+            #expect(error.message.contains("Upgrade"))
+        }
+    }
+
+    /// Version 1 wrote household references differently: reading one as
+    /// version 2 would put ops into the wrong households.
+    @Test func olderProtocolVersionIsRefusedClearly() {
+        var request = SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true))
+        request.version = 1
+        do {
+            _ = try SyncRequest(binary: request.binaryEncoded())
+            Issue.record("accepted a version-1 message")
         } catch {
             #expect(error.code == .unsupportedVersion)
             #expect(error.message.contains("Upgrade"))

@@ -69,6 +69,28 @@ struct ErasureEpochTests {
         #expect(world.replica("wmo").rejected.map(\.op.segment.purpose) == [.wgs])
     }
 
+    /// Offline work for an erased segment that policy no longer lets the
+    /// worker write again stays visible as rejected; nothing is dropped.
+    @Test func offlineWorkThatCannotBeRebasedIsKeptAsRejected() throws {
+        var world = try ReplicaTests().seededWorld()
+        grantCoachWMO(&world)
+        try world.edit("coach") { r, wall in
+            let goal = try r.insertItem(household: h, purpose: .wmo, text: "Zelf boodschappen doen", wall: wall)
+            try r.editItem(household: h, purpose: .wmo, item: goal.dot, field: .status, value: "done", wall: wall)
+            try r.appendLog(household: h, purpose: .wmo, kind: "huisbezoek", occurredAt: nil, text: "Eerste bezoek", wall: wall)
+        }
+        world.server.erase(wmo)
+        // The grant becomes read-only on the server before the coach's device hears of it.
+        world.server.policies["bas"]!.grants = [Grant(purpose: .wmo, access: .read)]
+        let written = world.replica("coach").pending.count
+        try world.sync("coach")
+        let coach = world.replica("coach")
+        #expect(coach.pending.isEmpty)
+        #expect(coach.purgedRejectedCount == 0, "nothing was dropped")
+        #expect(coach.rejected.count == written, "every offline op is listed as rejected")
+        #expect(Set(coach.rejected.map(\.reason)).isSubset(of: [.readOnly, .dependsOnRejected]), "\(coach.rejected.map(\.reason))")
+    }
+
     @Test func offlineGoalWorkForAnErasedSegmentIsRebasedWithItsEdits() throws {
         var world = try ReplicaTests().seededWorld()
         world.server.erase(wmo)

@@ -72,8 +72,10 @@ enum Enrollment {
         let client = try HTTPClient(server: server, token: nil)
         let response: EnrollResponse = try await client.json("POST", "v1/enroll", body: EnrollRequest(code: code, name: name),
                                                              action: "Enrollment")
-        // Only now that the server took the code is the old enrollment replaced.
-        if enrolled { try LocalStore.wipe(home: context.home) }
+        // Only now that the server took the code is the old enrollment replaced;
+        // a key file left without a store (an interrupted wipe) goes too, so
+        // the new store always gets a fresh key under the passphrase asked for.
+        try LocalStore.wipe(home: context.home)
         let store = try LocalStore(home: context.home, create: true, newPassphrase: passphrase)
         let identity = DeviceIdentityRecord(server: server, deviceID: response.deviceID, replica: response.replica, user: response.user,
                                             role: response.role, name: name, enrolledAt: response.serverTime, maxBody: response.maxBody)

@@ -78,12 +78,21 @@ enum DeviceKeyFile {
     static func replace(_ url: URL, with data: Data) throws {
         let old = url.appendingPathExtension("old")
         scrub(old)
-        if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.linkItem(at: url, to: old) }
+        if FileManager.default.fileExists(atPath: url.path) {
+            try FileManager.default.linkItem(at: url, to: old)
+            FileSecurity.syncDirectory(of: url)
+        }
+        // Renames the new file into place and syncs the directory: only then is the old one scrubbed.
         try FileSecurity.writePrivate(data, to: url)
         scrub(old)
     }
 
-    static func scrubLeftovers(_ url: URL) { scrub(url.appendingPathExtension("old")) }
+    /// Scrubs what an interrupted rewrite can leave: the old key (`.old`) and
+    /// a new one that never got renamed into place (`.tmp`).
+    static func scrubLeftovers(_ url: URL) {
+        scrub(url.appendingPathExtension("old"))
+        scrub(url.appendingPathExtension("tmp"))
+    }
 
     private static func scrub(_ url: URL) {
         guard FileManager.default.fileExists(atPath: url.path) else { return }

@@ -201,7 +201,7 @@ final class LocalStore: Sendable {
 
     /// Deletes everything this device holds: a revoked device, or `enroll --force`.
     static func wipe(home: URL) throws {
-        for name in [databaseName, databaseName + "-wal", databaseName + "-shm", keyFileName, keyFileName + ".old"] {
+        for name in [databaseName, databaseName + "-wal", databaseName + "-shm", keyFileName, keyFileName + ".old", keyFileName + ".tmp"] {
             let url = home.appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: url.path) {
                 // Overwrite before unlinking, so the blocks do not keep old content.

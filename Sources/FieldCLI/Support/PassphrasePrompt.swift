@@ -35,19 +35,45 @@ extension CLIContext {
     }
 }
 
+/// The terminal settings to put back if a signal ends the process while
+/// echo is off. Written before the handlers are installed and only read in
+/// them, so the handlers never see it half written.
+nonisolated(unsafe) private var terminalBeforePrompt = termios()
+
+private let promptSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
 enum PassphrasePrompt {
-    /// Reads one line from the terminal with echo off (restored even on error).
+    /// Reads one line from the terminal with echo off, restored on return,
+    /// on error and when Ctrl-C (or another terminating signal) ends the process.
     static func read(_ prompt: String, output: OutputSink) throws -> String {
         output.err(prompt, newline: false)
         var saved = termios()
         let hasTerminal = tcgetattr(STDIN_FILENO, &saved) == 0
+        var previousHandlers: [Int32: sigaction] = [:]
         if hasTerminal {
+            terminalBeforePrompt = saved
+            for signal in promptSignals {
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = { signal in
+                    // Only async-signal-safe calls: restore the terminal, then die of the signal as before.
+                    _ = tcsetattr(STDIN_FILENO, TCSANOW, &terminalBeforePrompt)
+                    Glibc.signal(signal, SIG_DFL)
+                    raise(signal)
+                }
+                sigemptyset(&action.sa_mask)
+                var previous = sigaction()
+                sigaction(signal, &action, &previous)
+                previousHandlers[signal] = previous
+            }
             var silent = saved
             silent.c_lflag &= ~tcflag_t(ECHO)
             _ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
         }
         defer {
-            if hasTerminal { _ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved) }
+            if hasTerminal {
+                _ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
+                for (signal, var previous) in previousHandlers { sigaction(signal, &previous, nil) }
+            }
             output.err("")
         }
         guard let line = readLine(strippingNewline: true), !line.isEmpty else {

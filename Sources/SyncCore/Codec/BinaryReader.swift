@@ -163,14 +163,14 @@ public struct BinaryReader {
     public mutating func dot() throws(SyncCoreError) -> Dot {
         let replica = try uint32()
         let counter = try varint()
-        guard counter > 0 else { throw Self.malformed("zero counter") }
+        guard counter > 0, counter <= Dot.maxCounter else { throw Self.malformed("counter out of range") }
         return Dot(replica: ReplicaID(replica), counter: counter)
     }
 
     public mutating func vector() throws(SyncCoreError) -> VersionVector {
         try vector { (_, reader: inout BinaryReader) throws(SyncCoreError) in
             let value = try reader.varint()
-            guard value > 0 else { throw Self.malformed("zero counter in vector") }
+            guard value > 0, value <= Dot.maxCounter else { throw Self.malformed("counter out of range") }
             return value
         }
     }
@@ -179,7 +179,7 @@ public struct BinaryReader {
         try vector { (replica, reader: inout BinaryReader) throws(SyncCoreError) in
             let distance = try reader.signed()
             let counter = base[replica] &- UInt64(bitPattern: distance)
-            guard counter > 0, counter < (1 << 62) else { throw Self.malformed("counter out of range") }
+            guard counter > 0, counter <= Dot.maxCounter else { throw Self.malformed("counter out of range") }
             return counter
         }
     }

@@ -72,6 +72,10 @@ enum MessageFraming {
                                 "The message uses protocol version \(version); this side speaks \(syncProtocolVersion). Upgrade FieldSync.")
         }
         guard version >= 1 else { throw BinaryReader.malformed("bad protocol version") }
+        guard version >= oldestSyncProtocolVersion else {
+            throw SyncCoreError(.unsupportedVersion,
+                                "The message uses protocol version \(version), which this side no longer reads (it speaks \(syncProtocolVersion)). Upgrade FieldSync on the older side.")
+        }
     }
 
     static func missing(_ what: String) -> SyncCoreError {

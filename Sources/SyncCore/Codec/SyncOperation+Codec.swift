@@ -38,7 +38,7 @@ enum OperationListCodec {
                 var flags = tag(of: op.payload)
                 var expected = VersionVector()
                 if let previous {
-                    if op.dot.counter == previous.dot.counter + 1 { flags |= denseCounter }
+                    if op.dot.counter == previous.dot.counter &+ 1 { flags |= denseCounter }
                     expected = previous.context
                     expected.raise(previous.dot.replica, to: previous.dot.counter)
                     if op.context == expected { flags |= expectedContext }
@@ -84,11 +84,12 @@ enum OperationListCodec {
                 let counter: UInt64
                 if flags & denseCounter != 0 {
                     guard let previous else { throw BinaryReader.malformed("dense counter without a previous op") }
-                    counter = previous.dot.counter + 1
+                    counter = previous.dot.counter &+ 1
                 } else {
                     counter = try reader.varint()
                 }
-                guard counter > 0 else { throw BinaryReader.malformed("zero counter") }
+                // Bounded here, before any arithmetic on it (the validator refuses the same range).
+                guard counter > 0, counter <= Dot.maxCounter else { throw BinaryReader.malformed("counter out of range") }
                 let context: VersionVector
                 if flags & expectedContext != 0 {
                     guard previous != nil else { throw BinaryReader.malformed("implied context without a previous op") }

@@ -1,8 +1,13 @@
 /// The messages of one sync round trip (DESIGN §5): `POST /v1/sync` carries a
 /// `SyncRequest` and returns a `SyncResponse`, in binary or JSON.
 
-/// The protocol version this build speaks.
-public let syncProtocolVersion = 1
+/// The protocol version this build speaks. Version 2 made household
+/// references self-describing and gave rejections their epoch; a version-1
+/// message would decode into the wrong households, so it is refused.
+public let syncProtocolVersion = 2
+
+/// The oldest protocol version this build reads.
+public let oldestSyncProtocolVersion = 2
 
 /// A segment the device holds, at the epoch it holds it.
 public struct HeldSegment: Hashable, Sendable, Codable, Comparable {

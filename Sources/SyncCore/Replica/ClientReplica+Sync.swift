@@ -210,12 +210,19 @@ extension ClientReplica {
         rebuildOverlays(for: touched)
         var rebased: [OpIdentity: Dot] = [:]
         for op in rebase {
-            let payload = Self.payload(of: op) { rebased[OpIdentity(op.segment, op.epoch, $0)] }
-            guard let payload, let written = try? write(segment: op.segment, payload: payload, wall: wall) else {
-                purgedRejectedCount += 1
+            // An op that cannot be written again (its parent failed, or policy
+            // now refuses it) is the worker's own text: keep it where
+            // `fieldcli rejected` shows it, never drop it silently.
+            guard let payload = Self.payload(of: op, mappingDots: { rebased[OpIdentity(op.segment, op.epoch, $0)] }) else {
+                rejected.append(RejectedRecord(op: op, reason: .dependsOnRejected, at: wall))
                 continue
             }
-            rebased[OpIdentity(op.segment, op.epoch, op.dot)] = written.dot
+            do {
+                let written = try write(segment: op.segment, payload: payload, wall: wall)
+                rebased[OpIdentity(op.segment, op.epoch, op.dot)] = written.dot
+            } catch {
+                rejected.append(RejectedRecord(op: op, reason: error.refusal ?? .invalid, at: wall))
+            }
         }
         outcome.newConflicts = conflictKeys(in: responseSegments).subtracting(conflictsBefore).count
         clockSkewCount += outcome.skewedStamps

@@ -50,6 +50,10 @@ struct SyncRoutes {
             throw ServerError(.unsupportedVersion, "The request uses protocol version \(request.version); this server speaks \(syncProtocolVersion). Upgrade FieldSync.",
                               status: .badRequest)
         }
+        guard request.version >= oldestSyncProtocolVersion else {
+            throw ServerError(.unsupportedVersion, "The request uses protocol version \(request.version), which this server no longer reads (it speaks \(syncProtocolVersion)). Upgrade fieldcli on this device.",
+                              status: .badRequest)
+        }
         guard request.limit > 0 else { throw ServerError.badRequest("limit must be a positive number of bytes.") }
         guard request.ops.count <= 100_000, request.auditEvents.count <= 100_000 else {
             throw ServerError(.tooLarge, "Too many ops in one request; send at most 100000.", status: .contentTooLarge)

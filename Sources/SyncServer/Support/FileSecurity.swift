@@ -18,19 +18,41 @@ public enum FileSecurity {
     /// Writes a file atomically with mode 0600 and fsyncs it.
     public static func writePrivate(_ data: Data, to url: URL) throws {
         let temporary = url.appendingPathExtension("tmp")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // A leftover temporary from a crash may have another mode: start afresh, exclusively.
+        unlink(temporary.path)
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: url.path]) }
-        try data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { close(fd); throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
-                offset += written
-            }
+        func fail() -> CocoaError {
+            close(fd)
+            unlink(temporary.path)
+            return CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
         }
+        guard fchmod(fd, 0o600) == 0 else { throw fail() }
+        var offset = 0
+        while offset < data.count {
+            let written = data.withUnsafeBytes { buffer in Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+            if written <= 0 { throw fail() }
+            offset += written
+        }
+        guard fsync(fd) == 0 else { throw fail() }
+        guard close(fd) == 0 else {
+            unlink(temporary.path)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        guard rename(temporary.path, url.path) == 0 else {
+            unlink(temporary.path)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        // The rename itself must reach the disk before callers act on it (say, scrub the old file).
+        syncDirectory(of: url)
+    }
+
+    /// Flushes a directory entry change (create, rename, link) to disk.
+    public static func syncDirectory(of url: URL) {
+        let fd = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
         fsync(fd)
         close(fd)
-        guard rename(temporary.path, url.path) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path]) }
     }
 
     /// Appends to a file with mode 0600 and fsyncs it.
