@@ -71,6 +71,10 @@ let package = Package(
             dependencies: [
                 "SyncCore", "SyncServer", "FieldCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // A lean keep-alive HTTP client for the load generator (BenchConnection).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "SyncCoreTests", dependencies: ["SyncCore"]),

@@ -2,6 +2,9 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import SyncCore
 import SyncServer
 
@@ -14,6 +17,8 @@ final class LiveServer: @unchecked Sendable {
     let dataDirectory: URL
     private let process: Process
     let session: URLSession
+    /// The I/O thread of the devices' sync connections (see BenchConnection).
+    let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     init(maxConnections: Int = 256) throws {
         dataDirectory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fieldbench-\(UUID().uuidString.prefix(8))")
@@ -51,6 +56,7 @@ final class LiveServer: @unchecked Sendable {
     }
 
     func stop() {
+        eventLoops.shutdownGracefully { _ in }
         process.interrupt()  // SIGINT: graceful shutdown
         process.waitUntilExit()
         try? FileManager.default.removeItem(at: dataDirectory)
@@ -88,6 +94,23 @@ final class LiveServer: @unchecked Sendable {
             received = Gzip.compress(bytes).count  // the client library already inflated it
         }
         return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: bytes, wireBytesUp: sent, wireBytesDown: received)
+    }
+
+    /// One sync request over a device's keep-alive connection, gzipped as the CLI sends it.
+    func sync(_ body: [UInt8], token: String, over connection: BenchConnection) async throws -> Reply {
+        var headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/x-fieldsync"), ("Accept-Encoding", "gzip")]
+        var sent = body
+        if body.count > Gzip.threshold {
+            headers.append(("Content-Encoding", "gzip"))
+            sent = Gzip.compress(body)
+        }
+        let response = try await connection.send(method: .POST, path: "/v1/sync", headers: headers, body: sent)
+        let bytes = response.gzipped ? try Gzip.decompress(response.body, limit: 1 << 30) : response.body
+        return Reply(status: response.status, body: bytes, wireBytesUp: sent.count, wireBytesDown: response.body.count)
+    }
+
+    func connect() async throws -> BenchConnection {
+        try await BenchConnection.connect(group: eventLoops, port: port)
     }
 
     func get(_ path: String, token: String) async throws -> Reply {
@@ -132,6 +155,8 @@ struct BenchDevice: Sendable {
     var token: String
     var replica: ClientReplica
     var households: [HouseholdID] = []
+    /// Opened at the first sync; dropped after a failure so the next sync reconnects.
+    var connection: BenchConnection?
 
     init(token: String, replica: ClientReplica) {
         self.token = token
@@ -157,7 +182,15 @@ struct BenchDevice: Sendable {
             let body = request.binaryEncoded()
             stats.bytesUp += body.count
             let pushed = request.ops
-            let reply = try await server.post("/v1/sync", token: token, body: body, contentType: "application/x-fieldsync")
+            if connection == nil { connection = try await server.connect() }
+            let reply: LiveServer.Reply
+            do {
+                reply = try await server.sync(body, token: token, over: connection!)
+            } catch {
+                await connection?.close()
+                connection = nil
+                throw error
+            }
             guard reply.status == 200 else {
                 stats.failed = true
                 return stats

@@ -219,3 +219,32 @@ struct CodecTests {
         #expect(decoded == request)
     }
 }
+
+/// Household IDs are written and parsed by hand (they name every audit row);
+/// both must agree with Foundation's UUID text form exactly.
+struct HouseholdIDTextTests {
+    @Test func textFormMatchesFoundation() {
+        var generator = SplitMix64(seed: 99)
+        for _ in 0..<2_000 {
+            let id = HouseholdID.random(using: &generator)
+            #expect(id.description == id.uuid.uuidString.lowercased())
+            #expect(HouseholdID(id.description) == id)
+            #expect(HouseholdID(id.uuid.uuidString) == id, "uppercase parses too")
+        }
+        #expect(HouseholdID("00000000-0000-0000-0000-000000000000")?.description == "00000000-0000-0000-0000-000000000000")
+        #expect(HouseholdID("ffffffff-ffff-ffff-ffff-ffffffffffff")?.description == "ffffffff-ffff-ffff-ffff-ffffffffffff")
+    }
+
+    @Test func malformedTextIsRefusedLikeFoundation() {
+        let samples = ["", "x", "0123456789abcdef0123456789abcdef", "01234567-89ab-cdef-0123-456789abcdef0",
+                       "01234567-89ab-cdef-0123-456789abcde", "01234567_89ab-cdef-0123-456789abcdef",
+                       "0123456-789ab-cdef-0123-456789abcdef", "g1234567-89ab-cdef-0123-456789abcdef",
+                       "01234567-89ab-cdef-0123-456789abcdéf",
+                       "{01234567-89ab-cdef-0123-456789abcdef}", "01234567-89ab-cdef-0123-456789abcdef"]
+        for text in samples {
+            #expect((HouseholdID(text) == nil) == (UUID(uuidString: text) == nil), "\(text)")
+        }
+        // Stricter than Foundation on Linux, whose scanner skips leading blanks.
+        #expect(HouseholdID(" 1234567-89ab-cdef-0123-456789abcdef") == nil)
+    }
+}

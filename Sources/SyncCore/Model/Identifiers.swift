@@ -14,10 +14,30 @@ public struct HouseholdID: Hashable, Comparable, Sendable, Codable, CustomString
         low = [u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    /// Parses the canonical lowercase or uppercase UUID text form.
+    /// Parses the canonical UUID text form (8-4-4-4-12 hex digits, either case).
     public init?(_ text: String) {
-        guard let uuid = UUID(uuidString: text) else { return nil }
-        self.init(uuid)
+        var words: (UInt64, UInt64) = (0, 0)
+        var digits = 0
+        var length = 0
+        for (index, byte) in text.utf8.enumerated() {
+            length += 1
+            guard length <= 36 else { return nil }
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            if digits < 16 { words.0 = words.0 << 4 | UInt64(value) } else { words.1 = words.1 << 4 | UInt64(value) }
+            digits += 1
+        }
+        guard length == 36, digits == 32 else { return nil }
+        self.init(high: words.0, low: words.1)
     }
 
     /// A fresh random household ID drawn from an injected generator.
@@ -56,7 +76,21 @@ public struct HouseholdID: Hashable, Comparable, Sendable, Codable, CustomString
         return out
     }
 
-    public var description: String { uuid.uuidString.lowercased() }
+    /// The lowercase 8-4-4-4-12 UUID form, written directly (it names every
+    /// household in audit rows and output, so no formatter round trip).
+    public var description: String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (index, word) in [high, low].enumerated() {
+            for nibble in 0..<16 {
+                let position = index * 16 + nibble
+                if position == 8 || position == 12 || position == 16 || position == 20 { out.append(UInt8(ascii: "-")) }
+                out.append(hex[Int((word >> UInt64(60 - 4 * nibble)) & 0xF)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     public static func < (lhs: HouseholdID, rhs: HouseholdID) -> Bool {
         lhs.high != rhs.high ? lhs.high < rhs.high : lhs.low < rhs.low

@@ -46,6 +46,9 @@ public struct AuditVerification: Sendable, Codable {
 /// shutdown, so truncation after an anchored head is detectable.
 final class AuditLog: Sendable {
     private let key: SymmetricKey
+    /// HMAC with the key already absorbed; each row copies it (a value) instead
+    /// of hashing the key pads again.
+    private let keyedMAC: HMAC<SHA256>
     private let anchorsURL: URL
     private let logger: Logger
 
@@ -58,11 +61,13 @@ final class AuditLog: Sendable {
                 throw ServerError(.internalError, "audit.key in the data directory is damaged (expected 32 bytes). Restore it from backup.", status: .internalServerError)
             }
             key = SymmetricKey(data: existing)
+            keyedMAC = HMAC<SHA256>(key: key)
         } else {
             let fresh = SymmetricKey(size: .bits256)
             let bytes = fresh.withUnsafeBytes { Data($0) }
             try FileSecurity.writePrivate(bytes, to: keyURL)
             key = fresh
+            keyedMAC = HMAC<SHA256>(key: fresh)
         }
     }
 
@@ -75,7 +80,7 @@ final class AuditLog: Sendable {
         for var record in records {
             seq += 1
             record.seq = seq
-            let mac = Self.mac(record, previous: previous, key: key)
+            let mac = Self.mac(record, previous: previous, keyed: keyedMAC)
             try db.cachedStatement(sql: """
                 INSERT INTO audit (seq, at, actor, device, action, household, purpose, count, detail, mac)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -86,7 +91,7 @@ final class AuditLog: Sendable {
         }
     }
 
-    static func mac(_ record: AuditRecord, previous: Data, key: SymmetricKey) -> Data {
+    static func mac(_ record: AuditRecord, previous: Data, keyed: HMAC<SHA256>) -> Data {
         // One buffer, one update: the same bytes as field-by-field updates, so old chains still verify.
         var message = [UInt8]()
         message.reserveCapacity(previous.count + 96 + record.detail.utf8.count)
@@ -96,7 +101,9 @@ final class AuditLog: Sendable {
             message.append(contentsOf: field.utf8)
             message.append(0x1F)
         }
-        return Data(HMAC<SHA256>.authenticationCode(for: message, using: key))
+        var hmac = keyed
+        hmac.update(data: message)
+        return Data(hmac.finalize())
     }
 
     /// Writes the chain head to the anchors file (fsynced) and the log.
@@ -144,7 +151,7 @@ final class AuditLog: Sendable {
                                          problem: "audit row \(expected) is missing (next row is \(record.seq))")
             }
             let stored: Data = row["mac"]
-            guard Self.mac(record, previous: previous, key: key) == stored else {
+            guard Self.mac(record, previous: previous, keyed: keyedMAC) == stored else {
                 return AuditVerification(ok: false, rows: expected - 1, anchorsChecked: 0,
                                          problem: "audit row \(record.seq) was altered (its HMAC does not match the chain)")
             }

@@ -99,7 +99,9 @@ struct SQLiteSyncBackend {
         let epoch = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT epoch FROM epochs WHERE household = ? AND purpose = ?"),
                                        arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
         if let epoch { return UInt32(epoch) }
-        return try segmentRow(db, segment) != nil ? 0 : nil
+        let exists = try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM segments WHERE household = ? AND purpose = ?)"),
+                                       arguments: [Data(segment.household.bytes), segment.purpose.rawValue]) ?? false
+        return exists ? 0 : nil
     }
 
     /// Writes a segment's row and the given elements' rows, and refreshes its conflicts.
