@@ -42,14 +42,24 @@ final class BenchConnection: Sendable {
         self.host = host
     }
 
-    /// Sends one request and waits for its whole response.
-    func send(method: HTTPMethod, path: String, headers extra: [(String, String)], body: [UInt8]) async throws -> Response {
+    /// Whether the server still has this connection open (it may close an idle one).
+    var isActive: Bool { channel.isActive }
+
+    /// Sends one request and waits for its whole response, at most `timeout` seconds.
+    func send(method: HTTPMethod, path: String, headers extra: [(String, String)], body: [UInt8],
+              timeout: Int64 = 60) async throws -> Response {
         let promise = channel.eventLoop.makePromise(of: Response.self)
         let channel = self.channel
         let collector = self.collector
         let host = self.host
         channel.eventLoop.execute {
             guard collector.expect(promise) else { return }
+            // A server that accepts but never answers fails the sync instead of hanging the run.
+            let deadline = channel.eventLoop.scheduleTask(in: .seconds(timeout)) {
+                collector.timeOut()
+                channel.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in deadline.cancel() }
             var headers = HTTPHeaders([("Host", host), ("Content-Length", String(body.count))])
             for (name, value) in extra { headers.add(name: name, value: value) }
             channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
@@ -109,6 +119,8 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
         fail(BenchError("the connection to fieldsyncd closed"))
         context.fireChannelInactive()
     }
+
+    func timeOut() { fail(BenchError("fieldsyncd did not answer within the timeout")) }
 
     private func fail(_ error: any Error) {
         closed = true

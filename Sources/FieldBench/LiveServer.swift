@@ -182,7 +182,7 @@ struct BenchDevice: Sendable {
             let body = request.binaryEncoded()
             stats.bytesUp += body.count
             let pushed = request.ops
-            if connection == nil { connection = try await server.connect() }
+            if connection?.isActive != true { connection = try await server.connect() }
             let reply: LiveServer.Reply
             do {
                 reply = try await server.sync(body, token: token, over: connection!)

@@ -8,7 +8,7 @@ import SyncServer
 /// (DESIGN §9, TRACE.md). Every sync is a SyncRequest/SyncResponse pair per
 /// replica, encoded and decoded as on the wire.
 public enum Replay {
-    public struct Result: Encodable, Sendable {
+    public struct Result: Codable, Sendable {
         public var engine = "fieldsync"
         public var trace = ""
         public var events = 0

@@ -34,12 +34,21 @@ extension ServerStore {
         }
         cache(committedPolicy)
         metrics.recordPush(push)
+        await configuration.afterPushCommitted?()
 
-        let pull = try await pool.read { db in
+        let (pull, policy) = try await pool.read { db -> (PullResult, PolicyContext) in
+            // What may be disclosed is decided in the snapshot the data is read
+            // from: a revocation that committed since the push must already hold.
+            var policy = push.policy
+            let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
+            if UInt64(version) != policy.version {
+                guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
+                policy = try self.policyContext(db, user: user, now: now).context
+            }
             let backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
                                             readSnapshot: true)
-            return try PullBuilder.build(request, device: identity, policy: push.policy, schema: schema, now: now,
-                                         push: push, backend: backend)
+            return (try PullBuilder.build(request, device: identity, policy: policy, schema: schema, now: now,
+                                          push: push, backend: backend), policy)
         }
 
         let auditAck = try await committer.write { db -> UInt64 in
@@ -63,11 +72,11 @@ extension ServerStore {
             return ack
         }
 
-        var policy = push.policy
-        policy.serverTime = now
+        var current = policy
+        current.serverTime = now
         return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected, deltas: pull.deltas,
                             snapshots: pull.snapshots, purge: pull.purge,
-                            policy: request.policyDigest == policy.digest ? nil : policy,
+                            policy: request.policyDigest == current.digest ? nil : current,
                             schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor, more: pull.more,
                             needHeld: pull.needHeld, segmentHashes: pull.segmentHashes, auditAck: auditAck, serverTime: now,
                             maxBody: configuration.maxBody, epochs: pull.epochs)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HTTPTypes
 import Logging
 import SyncCore
 import Synchronization
@@ -74,6 +75,7 @@ final class ServerStore: Sendable {
         }
         let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
         pool = try DatabasePool(path: path, configuration: config)
+        try Self.checkSQLiteVersion(pool)
         try Migrations.migrator().migrate(pool)
         for suffix in ["", "-wal", "-shm"] {
             let file = path + suffix
@@ -84,6 +86,17 @@ final class ServerStore: Sendable {
         committer = GroupCommitter(pool: pool)
         audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger)
         policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
+    }
+
+    /// The store uses `RETURNING` (SQLite 3.35); GRDB links the system library, so say so clearly.
+    static func checkSQLiteVersion(_ pool: DatabasePool) throws {
+        let text = try pool.read { try String.fetchOne($0, sql: "SELECT sqlite_version()") } ?? "0"
+        let parts = text.split(separator: ".").map { Int($0) ?? 0 }
+        let (major, minor) = (parts.first ?? 0, parts.count > 1 ? parts[1] : 0)
+        guard major > 3 || (major == 3 && minor >= 35) else {
+            throw ServerError(.internalError, "fieldsyncd needs SQLite 3.35 or newer; this system has \(text). Install a newer libsqlite3 (Debian 12 and Ubuntu 22.04 have one).",
+                              status: .internalServerError)
+        }
     }
 
     /// On first start: creates the first admin (`admin`), writes its token to
