@@ -8,7 +8,11 @@ public enum Gzip {
 
     public static func compress(_ input: [UInt8], level: Int32 = 6) -> [UInt8] {
         var stream = z_stream()
-        guard deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+        // A window (and hash table) no larger than the body: a typical 4 KiB sync
+        // response then sets up ≈ 20 KiB of state instead of ≈ 256 KiB, with the
+        // same output size, since the whole body still fits in the window.
+        let (windowBits, memoryLevel) = windowSize(for: input.count)
+        guard deflateInit2_(&stream, level, Z_DEFLATED, windowBits + 16, memoryLevel, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
                             Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return input }
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 32)
@@ -24,6 +28,13 @@ public enum Gzip {
             }
         }
         return Array(output.prefix(produced))
+    }
+
+    /// deflate's window bits (9–15) covering `count` bytes plus its lookahead, and a matching memory level.
+    static func windowSize(for count: Int) -> (Int32, Int32) {
+        var bits: Int32 = 9
+        while bits < 15, (1 << bits) < count + 262 { bits += 1 }
+        return (bits, max(2, min(8, bits - 6)))
     }
 
     public struct DecompressionError: Error, Sendable {
