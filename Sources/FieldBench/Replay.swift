@@ -217,7 +217,7 @@ public enum Replay {
         var lines: [String] = []
         for (d, h) in households.enumerated() {
             guard let state = server.segments[SegmentKey(household: h, purpose: .regie)]?.state else { continue }
-            for entry in state.logs["contactlog"]?.entries.values ?? [:].values {
+            for entry in state.logs["contactlog"]?.entries ?? [] {
                 lines.append([String(format: "h%06d", d), TraceTime.format(entry.body.occurredAt), entry.author, entry.body.kind, entry.body.text]
                     .joined(separator: "\t"))
             }

@@ -21,21 +21,45 @@ public struct LogEntry: Hashable, Sendable, Codable {
 }
 
 /// An append-only log: a grow-only set of entries keyed by dot.
+///
+/// Kept as an array sorted by dot rather than a dictionary: a log is the
+/// bulk of a plan (every contact note), and a dictionary's buckets cost
+/// about twice the entries they hold. Lookups are a binary search.
 public struct AppendLog: Hashable, Sendable {
-    public private(set) var entries: [Dot: LogEntry] = [:]
+    /// Every entry, sorted by dot.
+    public private(set) var entries: [LogEntry] = []
 
     public init() {}
 
     /// Adds an entry; returns false if it was already there.
     @discardableResult
     public mutating func add(_ entry: LogEntry) -> Bool {
-        guard entries[entry.dot] == nil else { return false }
-        entries[entry.dot] = entry
+        let index = position(of: entry.dot)
+        if index < entries.count, entries[index].dot == entry.dot { return false }
+        entries.insert(entry, at: index)
         return true
     }
 
+    /// The entry with this dot, if the log has it.
+    public subscript(dot dot: Dot) -> LogEntry? {
+        let index = position(of: dot)
+        return index < entries.count && entries[index].dot == dot ? entries[index] : nil
+    }
+
+    /// Where `dot` is or would go. Entries mostly arrive in dot order, so the end is tried first.
+    private func position(of dot: Dot) -> Int {
+        if let last = entries.last, last.dot < dot { return entries.count }
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].dot < dot { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
     /// Entries in log order.
-    public var ordered: [LogEntry] { entries.values.sorted(by: LogEntry.precedes) }
+    public var ordered: [LogEntry] { entries.sorted(by: LogEntry.precedes) }
 
     public var count: Int { entries.count }
 }

@@ -152,7 +152,7 @@ extension SegmentState {
         case .field(let name):
             return fields[name].map { .field(name: name, register: $0) }
         case .logEntry(let log, let dot):
-            return logs[log]?.entries[dot].map { .logEntry(log: log, entry: $0) }
+            return logs[log]?[dot: dot].map { .logEntry(log: log, entry: $0) }
         case .item(let collection, let id):
             return collections[collection]?[id].map { .item(collection: collection, item: $0) }
         }
@@ -164,8 +164,8 @@ extension SegmentState {
         if let creation { result.append(.creation(creation)) }
         for name in fields.keys.sorted() { result.append(.field(name: name, register: fields[name]!)) }
         for log in logs.keys.sorted() {
-            for dot in logs[log]!.entries.keys.sorted() {
-                result.append(.logEntry(log: log, entry: logs[log]!.entries[dot]!))
+            for entry in logs[log]!.entries {
+                result.append(.logEntry(log: log, entry: entry))
             }
         }
         for collection in collections.keys.sorted() {

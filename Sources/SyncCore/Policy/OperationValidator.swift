@@ -110,7 +110,7 @@ public struct OperationValidator: Sendable {
             return target.householdExists ? .invalid : nil
         case .append(let name, let body):
             guard let original = body.correctionOf else { return nil }
-            if target.state?.logs[name]?.entries[original] != nil { return nil }
+            if target.state?.logs[name]?[dot: original] != nil { return nil }
             return target.state?.context.contains(original) ?? false ? .dependsOnRejected : .invalid
         case .edit(let name, let item, _, _), .move(let name, let item, _), .remove(let name, let item):
             if target.state?.collections[name]?[item]?.basePosition != nil { return nil }

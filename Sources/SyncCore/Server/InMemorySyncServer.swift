@@ -10,16 +10,43 @@ public struct InMemorySyncServer: Sendable {
     /// Policy context per user name; assignments are kept here.
     public var policies: [String: PolicyContext] = [:]
     public var maxBody = 8 << 20
-    private var verdicts: [VerdictKey: StoredVerdict] = [:]
+    /// The verdict of every op, by segment. The replay's server holds one per
+    /// op (≈ 200 000 on the default trace), so a verdict is kept as its 16-byte
+    /// fingerprint inline, and a refusal reason only for the few refused ops.
+    private var verdicts: [SegmentKey: [VerdictKey: CompactFingerprint]] = [:]
+    private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
     private var lastSeqBySegment: [SegmentKey: UInt64] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
     private var segmentsByHousehold: [HouseholdID: Set<SegmentKey>] = [:]
 
     struct VerdictKey: Hashable, Sendable {
-        var segment: SegmentKey
         var epoch: UInt32
         var dot: Dot
+    }
+
+    /// A fingerprint without a heap array: two words for the usual 16 bytes,
+    /// the bytes themselves otherwise.
+    enum CompactFingerprint: Hashable, Sendable {
+        case words(UInt64, UInt64)
+        case bytes([UInt8])
+
+        init(_ digest: Digest) {
+            let b = digest.bytes
+            if b.count == 16 {
+                self = .words(b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, b[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
+            } else {
+                self = .bytes(b)
+            }
+        }
+
+        var digest: Digest {
+            switch self {
+            case .bytes(let b): return Digest(b)
+            case .words(let high, let low):
+                return Digest((0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> UInt64(56 - 8 * (i % 8))) })
+            }
+        }
     }
 
     public init(schema: Schema) { self.schema = schema }
@@ -66,14 +93,17 @@ public struct InMemorySyncServer: Sendable {
         epochs[segment] = epoch
         segments[segment] = nil
         segmentsByHousehold[segment.household]?.remove(segment)
-        verdicts = verdicts.filter { $0.key.segment != segment }
+        verdicts[segment] = nil
+        refusals[segment] = nil
         seq += 1
     }
 }
 
 extension InMemorySyncServer: PushBackend {
     public func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
-        verdicts[VerdictKey(segment: segment, epoch: epoch, dot: dot)]
+        let key = VerdictKey(epoch: epoch, dot: dot)
+        guard let fingerprint = verdicts[segment]?[key] else { return nil }
+        return StoredVerdict(fingerprint: fingerprint.digest, rejection: refusals[segment]?[key])
     }
 
     public func currentEpoch(of segment: SegmentKey) throws -> UInt32 { epochs[segment] ?? 0 }
@@ -93,8 +123,9 @@ extension InMemorySyncServer: PushBackend {
 
     public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
         seq += 1
-        verdicts[VerdictKey(segment: op.segment, epoch: op.epoch, dot: op.dot)] =
-            StoredVerdict(fingerprint: fingerprint, rejection: rejection)
+        let key = VerdictKey(epoch: op.epoch, dot: op.dot)
+        verdicts[op.segment, default: [:]][key] = CompactFingerprint(fingerprint)
+        if let rejection { refusals[op.segment, default: [:]][key] = rejection }
         return seq
     }
 
