@@ -76,7 +76,7 @@ enum BootstrapBench {
         for register in state.fields.values { total += register.values.reduce(0) { $0 + $1.value.utf8.count } }
         for log in state.logs.values { total += log.entries.reduce(0) { $0 + $1.body.text.utf8.count } }
         for collection in state.collections.values {
-            for item in collection.items.values { total += item.text.values.reduce(0) { $0 + $1.value.utf8.count } }
+            for item in collection.items { total += item.text.values.reduce(0) { $0 + $1.value.utf8.count } }
         }
         return total
     }

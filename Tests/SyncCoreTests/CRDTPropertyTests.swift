@@ -62,7 +62,7 @@ struct CRDTPropertyTests {
                 emit(r, .append(log: "contactlog", entry: LogEntryBody(kind: "huisbezoek", occurredAt: UInt64.random(in: 0...3, using: &rng), text: pick(["a", "b"]))))
             case .collection:
                 let live = replicas[r].state.collections["doelen"]?.liveItems ?? []
-                let all = Array(replicas[r].state.collections["doelen"]?.items.values ?? [:].values)
+                let all = replicas[r].state.collections["doelen"]?.items ?? []
                 let action = Int.random(in: 0..<10, using: &rng)
                 if live.isEmpty || action < 4 {
                     let index = Int.random(in: 0...live.count, using: &rng)

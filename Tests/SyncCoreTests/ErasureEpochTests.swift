@@ -111,7 +111,7 @@ struct ErasureEpochTests {
         #expect(coach.purgedRejectedCount == 0, "nothing was dropped")
         let server = try #require(world.server.segments[wmo]?.state)
         #expect(server.epoch == 1)
-        let goals = server.collections["doelen"]?.items.values.filter(\.isLive) ?? []
+        let goals = server.collections["doelen"]?.items.filter(\.isLive) ?? []
         #expect(goals.map { $0.text.winner?.value } == ["Zelf boodschappen doen"])
         #expect(goals.first?.status.winner?.value == "done", "the edit followed its rebased goal")
         let entries = server.logs["contactlog"]?.ordered ?? []

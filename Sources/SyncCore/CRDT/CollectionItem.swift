@@ -111,20 +111,46 @@ public struct CollectionItem: Hashable, Sendable, Codable {
 
 /// A collection: items keyed by ID, shown in position order.
 public struct ItemCollection: Hashable, Sendable {
-    public private(set) var items: [Dot: CollectionItem] = [:]
+    /// Every item, live or removed, sorted by ID: an array rather than a
+    /// dictionary, whose buckets would cost about twice the items they hold.
+    public private(set) var items: [CollectionItem] = []
 
     public init() {}
 
     /// How many items are live.
-    public var liveCount: Int { items.values.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
+    public var liveCount: Int { items.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
 
     /// Live items in position order.
     public var liveItems: [CollectionItem] {
-        items.values.filter(\.isLive).sorted { PositionKey.precedes($0.sortKey, $1.sortKey) }
+        items.filter(\.isLive).sorted { PositionKey.precedes($0.sortKey, $1.sortKey) }
     }
 
     public internal(set) subscript(id: Dot) -> CollectionItem? {
-        get { items[id] }
-        set { items[id] = newValue }
+        get {
+            let index = position(of: id)
+            return index < items.count && items[index].id == id ? items[index] : nil
+        }
+        set {
+            let index = position(of: id)
+            let present = index < items.count && items[index].id == id
+            switch (newValue, present) {
+            case (let item?, true): items[index] = item
+            case (let item?, false): items.insert(item, at: index)
+            case (nil, true): items.remove(at: index)
+            case (nil, false): break
+            }
+        }
+    }
+
+    /// Where `id` is or would go (new items mostly come last).
+    private func position(of id: Dot) -> Int {
+        if let last = items.last, last.id < id { return items.count }
+        var low = 0
+        var high = items.count
+        while low < high {
+            let middle = (low + high) / 2
+            if items[middle].id < id { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 }

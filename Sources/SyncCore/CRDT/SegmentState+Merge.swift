@@ -169,8 +169,7 @@ extension SegmentState {
             }
         }
         for collection in collections.keys.sorted() {
-            let items = collections[collection]!.items
-            for id in items.keys.sorted() { result.append(.item(collection: collection, item: items[id]!)) }
+            for item in collections[collection]!.items { result.append(.item(collection: collection, item: item)) }
         }
         return result
     }

@@ -76,7 +76,7 @@ extension ClientReplica {
             guard let state = view(segment) else { continue }
             for (name, register) in state.fields where register.isConflict { keys.insert(ConflictKey(segment: segment, name: name)) }
             for (name, collection) in state.collections {
-                for item in collection.items.values where item.isLive && (item.isFlagged || item.text.isConflict) {
+                for item in collection.items where item.isLive && (item.isFlagged || item.text.isConflict) {
                     keys.insert(ConflictKey(segment: segment, name: name, item: item.id))
                 }
             }

@@ -13,16 +13,58 @@ public struct InMemorySyncServer: Sendable {
     /// The verdict of every op, by segment. The replay's server holds one per
     /// op (≈ 200 000 on the default trace), so a verdict is kept as its 16-byte
     /// fingerprint inline, and a refusal reason only for the few refused ops.
-    private var verdicts: [SegmentKey: [VerdictKey: CompactFingerprint]] = [:]
+    private var verdicts: [SegmentKey: VerdictList] = [:]
     private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
     private var lastSeqBySegment: [SegmentKey: UInt64] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
     private var segmentsByHousehold: [HouseholdID: Set<SegmentKey>] = [:]
 
-    struct VerdictKey: Hashable, Sendable {
+    struct VerdictKey: Hashable, Comparable, Sendable {
         var epoch: UInt32
         var dot: Dot
+        static func < (lhs: VerdictKey, rhs: VerdictKey) -> Bool {
+            lhs.epoch != rhs.epoch ? lhs.epoch < rhs.epoch : lhs.dot < rhs.dot
+        }
+    }
+
+    /// One segment's verdicts, sorted by key (an array: no dictionary buckets).
+    struct VerdictList: Sendable {
+        private var keys: [VerdictKey] = []
+        private var fingerprints: [CompactFingerprint] = []
+
+        subscript(key: VerdictKey) -> CompactFingerprint? {
+            get {
+                let index = position(of: key)
+                return index < keys.count && keys[index] == key ? fingerprints[index] : nil
+            }
+            set {
+                let index = position(of: key)
+                let present = index < keys.count && keys[index] == key
+                switch (newValue, present) {
+                case (let value?, true): fingerprints[index] = value
+                case (let value?, false):
+                    keys.insert(key, at: index)
+                    fingerprints.insert(value, at: index)
+                case (nil, true):
+                    keys.remove(at: index)
+                    fingerprints.remove(at: index)
+                case (nil, false): break
+                }
+            }
+        }
+
+        /// Where `key` is or would go (ops mostly arrive in order).
+        private func position(of key: VerdictKey) -> Int {
+            if let last = keys.last, last < key { return keys.count }
+            var low = 0
+            var high = keys.count
+            while low < high {
+                let middle = (low + high) / 2
+                if keys[middle] < key { low = middle + 1 } else { high = middle }
+            }
+            return low
+        }
     }
 
     /// A fingerprint without a heap array: two words for the usual 16 bytes,
@@ -124,7 +166,7 @@ extension InMemorySyncServer: PushBackend {
     public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
         seq += 1
         let key = VerdictKey(epoch: op.epoch, dot: op.dot)
-        verdicts[op.segment, default: [:]][key] = CompactFingerprint(fingerprint)
+        verdicts[op.segment, default: VerdictList()][key] = CompactFingerprint(fingerprint)
         if let rejection { refusals[op.segment, default: [:]][key] = rejection }
         return seq
     }
