@@ -43,6 +43,28 @@ struct SyncHTTPTests {
         }
     }
 
+    /// Element rows are stored by an encoded key whose byte order is not dot
+    /// order (counters past 127); a snapshot must still list elements in element
+    /// order, so a device builds a long contact log in one pass.
+    @Test("a snapshot of a long contact log arrives in element order")
+    func snapshotOfALongLogIsInElementOrder() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            for i in 0..<300 {
+                try s.wendy.replica.appendLog(household: s.household, purpose: .regie, kind: "telefoon", occurredAt: nil,
+                                              text: "Belafspraak \(i)", wall: server.clock.now)
+            }
+            try await s.wendy.sync(server)
+            var fresh = try await server.device("sam", initialSync: false)
+            let rounds = try await fresh.sync(server)
+            let regie = try #require(rounds.flatMap(\.response.snapshots).first { $0.segment == s.segment(.regie) })
+            let keys = regie.elements.map(\.key)
+            #expect(keys.count > 300)
+            #expect(zip(keys, keys.dropFirst()).allSatisfy { $0 < $1 }, "snapshot elements in element order")
+            #expect(fresh.logTexts(s.household, .regie).count == s.wendy.logTexts(s.household, .regie).count)
+        }
+    }
+
     @Test("a WMO field and WMO log written by a wmo-consulent are never disclosed to a schuldhulp device",
           arguments: WireEncoding.allCases)
     func wmoDataNeverReachesSchuldhulpDevice(encoding: WireEncoding) async throws {

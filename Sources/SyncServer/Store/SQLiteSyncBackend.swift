@@ -91,6 +91,9 @@ struct SQLiteSyncBackend {
                 rows.append((try SegmentElement.decodeRow(Array(element[3] as Data)), meta(element)))
             }
         }
+        // Rows come in storage-key order (varint bytes), not element order; joining
+        // them sorted keeps building a large log or goal list linear.
+        rows.sort { $0.0.key < $1.0.key }
         return ServerSegment.restore(key: segment, epoch: row.epoch, context: row.context, contextMeta: row.contextMeta,
                                      createdSeq: row.createdSeq, digest: row.digest, rows: rows)
     }
@@ -283,6 +286,8 @@ extension SQLiteSyncBackend: PullBackend {
         for element in try Row.fetchAll(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [row.id]) {
             elements.append(try SegmentElement.decodeRow(Array(element[0] as Data)))
         }
+        // In element order, as deltas are: a device then joins a whole log in one pass.
+        elements.sort { $0.key < $1.key }
         return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
     }
 
