@@ -102,14 +102,7 @@ enum DeviceKeyFile {
             try? FileManager.default.removeItem(at: url)
             return
         }
-        if let handle = try? FileHandle(forWritingTo: url) {
-            let size = (try? handle.seekToEnd()) ?? 0
-            try? handle.seek(toOffset: 0)
-            if size > 0 { handle.write(Data(count: Int(size))) }
-            try? handle.synchronize()
-            try? handle.close()
-        }
-        try? FileManager.default.removeItem(at: url)
+        try? FileSecurity.overwriteAndRemove(url)
     }
 
     private static func inode(_ url: URL) -> UInt64? {

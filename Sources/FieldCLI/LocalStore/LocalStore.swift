@@ -202,18 +202,7 @@ final class LocalStore: Sendable {
     /// Deletes everything this device holds: a revoked device, or `enroll --force`.
     static func wipe(home: URL) throws {
         for name in [databaseName, databaseName + "-wal", databaseName + "-shm", keyFileName, keyFileName + ".old", keyFileName + ".tmp"] {
-            let url = home.appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: url.path) {
-                // Overwrite before unlinking, so the blocks do not keep old content.
-                if let handle = try? FileHandle(forWritingTo: url) {
-                    let size = (try? handle.seekToEnd()) ?? 0
-                    try? handle.seek(toOffset: 0)
-                    if size > 0 { handle.write(Data(count: Int(size))) }
-                    try? handle.synchronize()
-                    try? handle.close()
-                }
-                try FileManager.default.removeItem(at: url)
-            }
+            try FileSecurity.overwriteAndRemove(home.appendingPathComponent(name))
         }
     }
 }

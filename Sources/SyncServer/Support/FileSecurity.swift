@@ -47,6 +47,20 @@ public enum FileSecurity {
         syncDirectory(of: url)
     }
 
+    /// Overwrites a file's bytes with zeros (synced), then removes it, so its
+    /// blocks do not keep the old content. Nothing to do if it is not there.
+    public static func overwriteAndRemove(_ url: URL) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        if let handle = try? FileHandle(forWritingTo: url) {
+            let size = (try? handle.seekToEnd()) ?? 0
+            try? handle.seek(toOffset: 0)
+            if size > 0 { handle.write(Data(count: Int(size))) }
+            try? handle.synchronize()
+            try? handle.close()
+        }
+        try FileManager.default.removeItem(at: url)
+    }
+
     /// Flushes a directory entry change (create, rename, link) to disk.
     public static func syncDirectory(of url: URL) {
         let fd = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY)
