@@ -33,7 +33,8 @@ struct PolicyStore: Sendable {
     let policy: PolicyFile
     let schema: Schema
 
-    func context(_ db: Database, user: UserRow, now: UInt64) throws -> PolicyContext {
+    /// `version`: the policy version if the caller already read it in this transaction.
+    func context(_ db: Database, user: UserRow, now: UInt64, version knownVersion: UInt64? = nil) throws -> PolicyContext {
         let assignments = try Row.fetchAll(try db.cachedStatement(sql: "SELECT household, until FROM assignments WHERE user_id = ?"), arguments: [user.id])
             .compactMap { row -> Assignment? in
                 guard let id = HouseholdID(bytes: Array(row["household"] as Data)) else { return nil }
@@ -47,10 +48,10 @@ struct PolicyStore: Sendable {
             let purpose: String? = row["purpose"]
             return ConsentBlock(household: id, purpose: purpose.map(Purpose.init(_:)))
         }
-        let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
+        let version = try knownVersion ?? Self.version(db)
         var context = PolicyContext(user: user.name, role: user.role, rolePurposes: user.disabled ? [:] : policy.purposes(of: user.role),
                                     assignments: user.disabled ? [] : assignments, grants: user.disabled ? [] : grants,
-                                    consentBlocks: blocks, version: UInt64(version), serverTime: now,
+                                    consentBlocks: blocks, version: version, serverTime: now,
                                     requiresDevicePassphrase: policy.requireDevicePassphrase)
         if !user.disabled {
             for assignment in assignments where assignment.until.map({ now < $0 }) ?? true {
@@ -98,6 +99,11 @@ struct PolicyStore: Sendable {
                                       purposes: restricted ? [] : purposes.sorted(), contact: row["contact"], restricted: restricted))
         }
         return result
+    }
+
+    /// The policy version: every change to users, assignments, grants, consent or erasures bumps it.
+    static func version(_ db: Database) throws -> UInt64 {
+        UInt64(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0)
     }
 
     static func bumpVersion(_ db: Database) throws {

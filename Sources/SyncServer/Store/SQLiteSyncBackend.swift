@@ -245,10 +245,7 @@ extension SQLiteSyncBackend: PullBackend {
     }
 
     func currentEpoch(of segment: SegmentKey) throws -> UInt32? {
-        let epoch = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT epoch FROM epochs WHERE household = ? AND purpose = ?"),
-                                       arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
-        if let epoch { return UInt32(epoch) }
-        return try self.row(segment) != nil ? 0 : nil
+        try Self.currentEpoch(db, segment)
     }
 
     func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey] {

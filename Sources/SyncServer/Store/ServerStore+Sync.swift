@@ -40,10 +40,10 @@ extension ServerStore {
             // What may be disclosed is decided in the snapshot the data is read
             // from: a revocation that committed since the push must already hold.
             var policy = push.policy
-            let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
-            if UInt64(version) != policy.version {
+            let version = try PolicyStore.version(db)
+            if version != policy.version {
                 guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
-                policy = try self.policyContext(db, user: user, now: now).context
+                policy = try self.policyContext(db, user: user, now: now, version: version).context
             }
             let backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
                                             readSnapshot: true)

@@ -27,7 +27,7 @@ final class ServerStore: Sendable {
 
     struct CachedPolicy: Sendable {
         var userID: Int64
-        var version: Int64
+        var version: UInt64
         var builtAt: UInt64
         var context: PolicyContext
     }
@@ -37,14 +37,15 @@ final class ServerStore: Sendable {
     /// writer may be inside a group-commit batch whose policy change can still
     /// roll back (and its version number be reused), so only the caller, once
     /// that transaction has committed, may cache it (`cache(_:)`).
-    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> (context: PolicyContext, cacheAfterCommit: CachedPolicy?) {
-        let version = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'policyVersion'")) ?? 0
+    func policyContext(_ db: Database, user: UserRow, now: UInt64,
+                       version knownVersion: UInt64? = nil) throws -> (context: PolicyContext, cacheAfterCommit: CachedPolicy?) {
+        let version = try knownVersion ?? PolicyStore.version(db)
         if let cached = policyCache.withLock({ $0[user.id] }), cached.version == version, now >= cached.builtAt, now - cached.builtAt < 60_000 {
             var context = cached.context
             context.serverTime = now
             return (context, nil)
         }
-        let context = try policyStore.context(db, user: user, now: now)
+        let context = try policyStore.context(db, user: user, now: now, version: version)
         let entry = CachedPolicy(userID: user.id, version: version, builtAt: now, context: context)
         if db.configuration.readonly {
             cache(entry)
