@@ -16,7 +16,8 @@ struct CodecTests {
         var replica = ClientReplica(replica: ReplicaID(10), user: "wendy", schema: Fixture.schema, policy: server.policies["wendy"]!)
         let wall = Fixture.t0
         _ = try replica.createHousehold(id: h, label: "Fam. Test", wall: wall)
-        try replica.set(household: h, field: "wmo_request", value: "Hulp bij het huishouden", wall: wall + 1)
+        try replica.set(household: h, field: "wmo_request", value: "Hulp bij de was", wall: wall + 1)
+        try replica.set(household: h, field: "wmo_request", value: "Hulp bij het huishouden", wall: wall + 1)  // absorbs the first
         try replica.appendLog(household: h, purpose: .wmo, kind: "huisbezoek", occurredAt: wall - 3600_000, text: "Gesprek aan de keukentafel.", wall: wall + 2)
         let goal = try replica.insertItem(household: h, purpose: .wmo, text: "Zelfstandig boodschappen doen", wall: wall + 3)
         try replica.editItem(household: h, purpose: .wmo, item: goal.dot, field: .status, value: "done", wall: wall + 4)
@@ -52,6 +53,25 @@ struct CodecTests {
     /// A paged pull's cursor names a segment whose household nothing else in
     /// the message mentions: it must still round trip (it did not once, and
     /// the saved cursor then broke every later sync).
+    @Test func absorbedWritesRoundTripAndBadDistancesAreMalformed() throws {
+        let (request, _) = try sampleMessages()
+        let writer = try #require(request.ops.first { $0.absorbs != nil }, "the second write absorbs the first")
+        #expect(writer.absorbs?.count == 1)
+        #expect(!request.ops.contains { if case .set(_, "Hulp bij de was", _) = $0.payload { return true } else { return false } })
+        #expect(try SyncRequest(binary: request.binaryEncoded()) == request)
+        #expect(try MessageJSON.decode(SyncRequest.self, from: MessageJSON.encode(request)) == request)
+        // An absorbed counter at or above the op's own is malformed, not a crash.
+        for bad in [writer.dot.counter, writer.dot.counter + 1] {
+            var hostile = request
+            hostile.ops = request.ops.map { op in
+                var op = op
+                if op.absorbs != nil { op.absorbs = [bad] }
+                return op
+            }
+            #expect(throws: SyncCoreError.self) { _ = try SyncRequest(binary: hostile.binaryEncoded()) }
+        }
+    }
+
     @Test func pagedCursorAloneRoundTrips() throws {
         let cursor = SyncCursor(seq: 77, resumeAfter: SegmentKey(household: Fixture.otherHousehold, purpose: .jw), resumeSeq: 90)
         let request = SyncRequest(cursor: cursor, schemaHash: Fixture.schema.contentHash,
@@ -198,13 +218,14 @@ struct CodecTests {
     }
 
     /// Version 1 wrote household references differently: reading one as
-    /// version 2 would put ops into the wrong households.
-    @Test func olderProtocolVersionIsRefusedClearly() {
+    /// version 2 would put ops into the wrong households. A version-2 device
+    /// would apply its own writes onto snapshots that leave them out.
+    @Test(arguments: [1, 2]) func olderProtocolVersionIsRefusedClearly(version: Int) {
         var request = SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true))
-        request.version = 1
+        request.version = version
         do {
             _ = try SyncRequest(binary: request.binaryEncoded())
-            Issue.record("accepted a version-1 message")
+            Issue.record("accepted a version-\(version) message")
         } catch {
             #expect(error.code == .unsupportedVersion)
             #expect(error.message.contains("Upgrade"))

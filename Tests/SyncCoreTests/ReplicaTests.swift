@@ -85,6 +85,76 @@ struct ReplicaTests {
         #expect(world.replica("wmo").pending.isEmpty)
     }
 
+    @Test func aFieldWrittenTwiceOfflineLeavesTheDeviceOnce() throws {
+        var world = try seededWorld()
+        let segment = SegmentKey(household: h, purpose: .wmo)
+        try world.edit("wmo") { replica, wall in
+            try replica.set(household: h, field: "wmo_request", value: "Concept: hulp bij de was", wall: wall)
+            try replica.set(household: h, field: "wmo_request", value: "Hulp bij het huishouden en de was", wall: wall + 1)
+        }
+        let drafts = world.replica("wmo").pending
+        let request = world.replica("wmo").makeRequest()
+        #expect(request.ops.count == 1, "the draft travels as a counter in the later write")
+        #expect(request.ops.first?.absorbs == [drafts[0].dot.counter])
+        #expect(!Data(request.binaryEncoded()).containsBytes("Concept"))
+        let outcomes = try world.sync("wmo")
+        #expect(outcomes.first?.accepted == 2, "both writes are acknowledged")
+        #expect(world.replica("wmo").pending.isEmpty)
+        #expect(outcomes.allSatisfy { $0.resnapshots.isEmpty })
+        do { let same = world.identical("wmo"); #expect(same) }
+        #expect(world.server.segments[segment]?.state.value(of: "wmo_request") == "Hulp bij het huishouden en de was")
+
+        // The draft pushed whole later (a lost response, other chunks) gets the absorbed verdict, not dotReuse.
+        let (_, device) = world.devices["wmo"]!
+        let again = try world.server.sync(SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true),
+                                                      ops: [drafts[0]]), device: device, now: world.clock + 1)
+        #expect(again.rejected.isEmpty)
+        #expect(again.accepted.contains { $0.contains(drafts[0].dot) })
+    }
+
+    @Test func anAbsorbedDraftSharesTheVerdictOfTheWriteThatAbsorbedIt() throws {
+        var world = try seededWorld()
+        world.server.policies["wendy"]!.rolePurposes[.wmo] = .read
+        try world.edit("wmo") { replica, wall in
+            try replica.set(household: h, field: "wmo_request", value: "Concept: iets anders", wall: wall)
+            try replica.set(household: h, field: "wmo_request", value: "Iets anders", wall: wall + 1)
+        }
+        let outcomes = try world.sync("wmo")
+        #expect(outcomes.first?.rejected.map(\.reason) == [.readOnly, .readOnly])
+        let replica = world.replica("wmo")
+        // Both stay with the worker, where `fieldcli rejected` shows them.
+        #expect(Set(replica.rejected.compactMap { record -> String? in
+            if case .set(_, let value, _) = record.op.payload { return value }
+            return nil
+        }) == ["Concept: iets anders", "Iets anders"])
+        #expect(replica.view(SegmentKey(household: h, purpose: .wmo))?.value(of: "wmo_request") == "Hulp bij het huishouden")
+    }
+
+    @Test func aSnapshotForAPushIntoAnUnheldSegmentLeavesOutTheDevicesOwnWrites() throws {
+        var world = try seededWorld()
+        let regie = SegmentKey(household: h, purpose: .regie)
+        // The coach's device lost its copy of the plan (a damaged store) but still writes to it.
+        world.devices["coach"]!.0.confirmed[regie] = nil
+        world.devices["coach"]!.0.sendFullHeld = true
+        try world.edit("coach") { replica, wall in
+            try replica.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil,
+                                  text: "Eigen notitie van de buurtcoach", wall: wall)
+            try replica.set(household: h, field: "area", value: "Eigen wijk", wall: wall + 1)
+        }
+        var (replica, device) = world.devices["coach"]!
+        let request = replica.makeRequest()
+        let response = try SyncResponse(binary: world.server.sync(request, device: device, now: world.clock + 1).binaryEncoded())
+        let snapshot = try #require(response.snapshots.first { $0.segment == regie })
+        #expect(!Data(response.binaryEncoded()).containsBytes("Eigen notitie"), "the device's own text is not echoed")
+        #expect(!Data(response.binaryEncoded()).containsBytes("Eigen wijk"))
+        #expect(snapshot.elements.contains { $0.key == .field("label") }, "the rest of the plan comes whole")
+        let outcome = replica.apply(response, wall: world.clock + 1)
+        #expect(outcome.resnapshots.isEmpty, "the state check matches")
+        #expect(replica.confirmed[regie]?.canonicalBytes() == world.server.segments[regie]?.state.canonicalBytes())
+        #expect(replica.view(regie)?.value(of: "area") == "Eigen wijk")
+        world.devices["coach"] = (replica, device)
+    }
+
     @Test func rejectedPendingWriteDisappearsAndConfirmedValueReturns() throws {
         var world = try seededWorld()
         let segment = SegmentKey(household: h, purpose: .wmo)

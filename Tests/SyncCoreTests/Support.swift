@@ -20,3 +20,8 @@ enum Fixture {
 extension Array {
     func shuffled(seed: inout SplitMix64) -> [Element] { shuffled(using: &seed) }
 }
+
+extension Data {
+    /// Whether `needle` occurs in these bytes.
+    func containsBytes(_ needle: String) -> Bool { range(of: Data(needle.utf8)) != nil }
+}

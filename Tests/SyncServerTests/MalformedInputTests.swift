@@ -187,7 +187,8 @@ struct MalformedInputTests {
             if binary { add(label + " (binary)", request.binaryEncoded(), json: false, status: nil) }
             add(label + " (JSON)", Array(MessageJSON.encode(request)), json: true, status: nil)
         }
-        variant("protocol version 2") { $0.version = 2 }
+        variant("protocol version 2 (retired)") { $0.version = 2 }
+        variant("protocol version 4 (newer)") { $0.version = 4 }
         variant("protocol version 0") { $0.version = 0 }
         variant("limit 0") { $0.limit = 0 }
         // The binary form has no negative numbers.

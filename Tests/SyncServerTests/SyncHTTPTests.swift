@@ -22,7 +22,7 @@ struct SyncHTTPTests {
             }
             #expect(first.response.rejected.isEmpty)
             #expect(s.wendy.replica.pending.isEmpty)
-            #expect(!first.response.segmentHashes.isEmpty, "every response carries the hashes of touched segments")
+            #expect(first.response.stateCheck != nil, "every response that touches a segment carries the state check")
             #expect(first.response.policy?.assignments.contains { $0.household == s.household } == true, "the creator is assigned: a changed policy is sent")
 
             // Acknowledged means committed: another connection to the file sees every op.
@@ -182,6 +182,28 @@ struct SyncHTTPTests {
             try await s.sam.sync(server)
             #expect(s.sam.segment(s.household, .regie)?.value(of: "urgent_flag") == "true")
             #expect(try await server.rejects().count == 5)
+        }
+    }
+
+    @Test("a field rewritten offline leaves the device once: the draft is on no disk of the server, both writes are acknowledged",
+          arguments: WireEncoding.allCases)
+    func draftsOfAFieldNeverReachTheServer(encoding: WireEncoding) async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server, encoding: encoding)
+            let draft = "Concept: bellen op maandag (nog afstemmen)"
+            let final = "Afspraak: elke dinsdag bellen"
+            let first = try s.wendy.replica.set(household: s.household, field: "agreements", value: draft, wall: server.clock.now)
+            server.clock.advance(1000)
+            let second = try s.wendy.replica.set(household: s.household, field: "agreements", value: final, wall: server.clock.now)
+            let rounds = try await s.wendy.sync(server)
+            let response = try #require(rounds.first?.response)
+            #expect(response.acceptedContains(first) && response.acceptedContains(second))
+            #expect(s.wendy.replica.pending.isEmpty)
+            #expect(rounds.allSatisfy { $0.outcome.resnapshots.isEmpty })
+            #expect(!StoreFile.bytesOnDisk(server.databaseURL).containsBytes(draft), "the draft is in no database or WAL page")
+            try await s.sam.sync(server)
+            #expect(s.sam.segment(s.household, .regie)?.value(of: "agreements") == final)
+            #expect(s.sam.segment(s.household, .regie)?.canonicalBytes() == s.wendy.segment(s.household, .regie)?.canonicalBytes())
         }
     }
 

@@ -44,6 +44,19 @@ public struct CollectionItem: Hashable, Sendable, Codable {
         normalize()
     }
 
+    /// The item without the register values written by `dots` (for a device
+    /// that applies those ops itself, see ServerSegment.leavingOut).
+    func leavingOut(_ dots: Set<Dot>) -> CollectionItem {
+        func without<V>(_ register: MultiValueRegister<V>) -> MultiValueRegister<V> {
+            MultiValueRegister(covered: register.covered, values: register.values.filter { !dots.contains($0.dot) })
+        }
+        var item = self
+        item.text = without(text)
+        item.status = without(status)
+        item.position = without(position)
+        return item
+    }
+
     public var isLive: Bool { !writes.isEmpty }
     /// Live, but a remove exists that the surviving edits had not seen.
     public var isFlagged: Bool { isLive && !removes.isEmpty }

@@ -400,13 +400,14 @@ extension SyncResponse: BinaryCodable {
         MessageFraming.section(9, into: &writer) { cursor.encode(to: &$0) }
         if more { MessageFraming.section(10, into: &writer) { $0.bool(true) } }
         if needHeld { MessageFraming.section(11, into: &writer) { $0.bool(true) } }
-        if !segmentHashes.isEmpty {
-            MessageFraming.section(12, into: &writer) { w in
-                w.varint(segmentHashes.count)
-                for hash in segmentHashes {
-                    hash.segment.encode(to: &w)
-                    w.varint(UInt64(hash.epoch))
-                    w.data(hash.hash.bytes)
+        // Section 12 held one hash per segment (until December 2026); a reader skips it.
+        if let stateCheck {
+            MessageFraming.section(17, into: &writer) { w in
+                w.data(stateCheck.digest.bytes)
+                w.varint(stateCheck.alsoCovers.count)
+                for held in stateCheck.alsoCovers {
+                    held.segment.encode(to: &w)
+                    w.varint(UInt64(held.epoch))
                 }
             }
         }
@@ -471,12 +472,14 @@ extension SyncResponse: BinaryCodable {
                 sawCursor = true
             case 10: response.more = try r.bool()
             case 11: response.needHeld = try r.bool()
-            case 12:
-                for _ in 0..<(try r.count(minimumSize: 4)) {
+            case 17:
+                let digest = Digest(try r.data())
+                var covers: [HeldSegment] = []
+                for _ in 0..<(try r.count(minimumSize: 3)) {
                     let segment = try SegmentKey.decode(from: &r)
-                    let epoch = try r.uint32()
-                    response.segmentHashes.append(SegmentHash(segment: segment, epoch: epoch, hash: Digest(try r.data())))
+                    covers.append(HeldSegment(segment: segment, epoch: try r.uint32()))
                 }
+                response.stateCheck = StateCheck(alsoCovers: covers, digest: digest)
             case 13: response.auditAck = try r.varint()
             case 14: response.serverTime = try r.varint()
             case 15: response.maxBody = try r.int()
@@ -546,7 +549,7 @@ extension SyncResponse {
         result += deltas.map(\.segment.household)
         result += snapshots.map(\.segment.household)
         result += purge.map(\.segment.household)
-        result += segmentHashes.map(\.segment.household)
+        result += stateCheck?.alsoCovers.map(\.segment.household) ?? []
         result += epochs.map(\.segment.household)
         if let policy {
             result += policy.assignments.map(\.household)

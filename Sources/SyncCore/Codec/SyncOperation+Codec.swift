@@ -6,6 +6,7 @@
 enum OperationListCodec {
     private static let denseCounter: UInt8 = 1 << 3
     private static let expectedContext: UInt8 = 1 << 4
+    private static let hasAbsorbs: UInt8 = 1 << 5
 
     static func encode(_ ops: [SyncOperation], to writer: inout BinaryWriter) {
         var index = 0
@@ -43,11 +44,17 @@ enum OperationListCodec {
                     expected.raise(previous.dot.replica, to: previous.dot.counter)
                     if op.context == expected { flags |= expectedContext }
                 }
+                if op.absorbs != nil { flags |= hasAbsorbs }
                 writer.byte(flags)
                 if flags & denseCounter == 0 { writer.varint(op.dot.counter) }
                 if flags & expectedContext == 0 { writer.vector(op.context, relativeTo: expected) }
                 writer.stamp(op.stamp)
                 encodePayload(op.payload, stampMilliseconds: op.stamp.milliseconds, to: &writer)
+                if let absorbs = op.absorbs {
+                    // Distances below the op's own counter: usually one byte each.
+                    writer.varint(absorbs.count)
+                    for counter in absorbs { writer.varint(op.dot.counter &- counter) }
+                }
                 previous = op
             }
         }
@@ -99,9 +106,18 @@ enum OperationListCodec {
                 }
                 let stamp = try reader.stamp()
                 let payload = try decodePayload(tag: flags & 0x07, stampMilliseconds: stamp.milliseconds, from: &reader)
-                let op = SyncOperation(dot: Dot(replica: replica, counter: counter),
+                var op = SyncOperation(dot: Dot(replica: replica, counter: counter),
                                    segment: SegmentKey(household: household, purpose: purpose),
                                    epoch: epoch, stamp: stamp, author: author, context: context, payload: payload)
+                if flags & hasAbsorbs != 0 {
+                    var absorbs: [UInt64] = []
+                    for _ in 0..<(try reader.count(minimumSize: 1)) {
+                        let distance = try reader.varint()
+                        guard distance > 0, distance < counter else { throw BinaryReader.malformed("bad absorbed counter") }
+                        absorbs.append(counter - distance)
+                    }
+                    op.absorbs = absorbs
+                }
                 ops.append(op)
                 previous = op
             }

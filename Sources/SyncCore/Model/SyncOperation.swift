@@ -11,6 +11,11 @@ public struct SyncOperation: Hashable, Sendable, Codable {
     /// The author's causal context of the segment when writing (not including `dot`).
     public var context: VersionVector
     public var payload: OperationPayload
+    /// Counters of the author's own earlier writes to the same field that this
+    /// write supersedes and that were left out of the request (set ops only;
+    /// see `ClientReplica.absorbingSupersededWrites`). They share this op's
+    /// verdict and are recorded as seen; their drafts never leave the device.
+    public var absorbs: [UInt64]?
 
     public init(dot: Dot, segment: SegmentKey, epoch: UInt32, stamp: HLCTimestamp, author: String,
                 context: VersionVector, payload: OperationPayload) {

@@ -57,6 +57,11 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
     }
 
     /// Pointwise maximum.
+    /// Whether every dot of `other` is in this vector.
+    public func includes(_ other: VersionVector) -> Bool {
+        other.entries.allSatisfy { $0.counter <= self[$0.replica] }
+    }
+
     public mutating func join(_ other: VersionVector) {
         if other.entries.isEmpty { return }
         if entries.isEmpty { entries = other.entries; return }

@@ -44,6 +44,11 @@ public struct OperationValidator: Sendable {
     func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
         guard op.dot.replica == replica, op.author == user else { return .invalid }
         guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter, op.dot.counter <= Dot.maxCounter else { return .invalid }
+        if let absorbs = op.absorbs {
+            // Only a field write absorbs, and only its author's own earlier dots it had seen.
+            guard case .set = op.payload, !absorbs.isEmpty, absorbs.count <= 1024, Set(absorbs).count == absorbs.count,
+                  absorbs.allSatisfy({ $0 > 0 && op.context.contains(Dot(replica: replica, counter: $0)) }) else { return .invalid }
+        }
         if op.epoch < target.epoch { return .erased }
         guard op.epoch == target.epoch else { return .invalid }
         // A dot the segment has seen without a stored verdict for it: merging

@@ -4,10 +4,14 @@
 /// The protocol version this build speaks. Version 2 made household
 /// references self-describing and gave rejections their epoch; a version-1
 /// message would decode into the wrong households, so it is refused.
-public let syncProtocolVersion = 2
+/// Version 3 lets a write absorb the drafts it superseded, leaves a device's
+/// own accepted writes out of its snapshots and checks state with one digest
+/// per response: a version-2 device would lose its own values from its copy,
+/// so it is refused too (docs/decisions.md, 31).
+public let syncProtocolVersion = 3
 
 /// The oldest protocol version this build reads.
-public let oldestSyncProtocolVersion = 2
+public let oldestSyncProtocolVersion = 3
 
 /// A segment the device holds, at the epoch it holds it.
 public struct HeldSegment: Hashable, Sendable, Codable, Comparable {
@@ -152,11 +156,18 @@ public struct AcceptedRange: Hashable, Sendable, Codable {
 
     public func contains(_ dot: Dot) -> Bool { dot.replica == replica && dot.counter >= first && dot.counter <= last }
 
-    /// Groups accepted dots into ranges (order-preserving per segment).
+    /// Groups accepted dots into ranges: segments in order of first
+    /// appearance, dots sorted within each (absorbed dots come after the write
+    /// that absorbed them, see PushProcessor).
     public static func ranges(of accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
+        var order: [SegmentKey: Int] = [:]
+        for (segment, _) in accepted where order[segment] == nil { order[segment] = order.count }
+        let sorted = accepted.sorted { a, b in
+            a.0 == b.0 ? a.1 < b.1 : order[a.0]! < order[b.0]!
+        }
         var result: [AcceptedRange] = []
         var open: [SegmentKey: Int] = [:]
-        for (segment, dot) in accepted {
+        for (segment, dot) in sorted {
             if let index = open[segment], result[index].replica == dot.replica, result[index].last + 1 == dot.counter {
                 result[index].last = dot.counter
             } else {
@@ -228,6 +239,50 @@ public struct SegmentHash: Hashable, Sendable, Codable {
     }
 }
 
+/// A check that the device's copies equal the server's after a response: the
+/// wrapping sum of the 8-byte state hashes of every segment the response sent
+/// a delta or snapshot of, plus `alsoCovers` (segments the device pushed into).
+/// Eight bytes per response rather than a hash per segment; a mismatch, which
+/// only a bug or a damaged store can cause, makes the device fetch all of them again.
+public struct StateCheck: Hashable, Sendable, Codable {
+    public var alsoCovers: [HeldSegment]
+    public var digest: Digest
+
+    public init(alsoCovers: [HeldSegment], digest: Digest) {
+        self.alsoCovers = alsoCovers
+        self.digest = digest
+    }
+
+    /// The check over `hashes` for a response carrying `patches`.
+    public init(hashes: [SegmentHash], patches: [SegmentPatch]) {
+        let sent = Set(patches.map(\.segment))
+        alsoCovers = hashes.filter { !sent.contains($0.segment) }.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) }
+        digest = Self.sum(hashes.map(\.hash.bytes))
+    }
+
+    /// The segments covered, given the response's patches (first occurrence wins).
+    public func segments(patches: [SegmentPatch]) -> [HeldSegment] {
+        var seen = Set<SegmentKey>()
+        var result: [HeldSegment] = []
+        for held in patches.map({ HeldSegment(segment: $0.segment, epoch: $0.epoch) }) + alsoCovers
+        where seen.insert(held.segment).inserted {
+            result.append(held)
+        }
+        return result
+    }
+
+    /// Order-independent combination of state hashes (little-endian, wrapping).
+    public static func sum(_ hashes: [[UInt8]]) -> Digest {
+        var total: UInt64 = 0
+        for hash in hashes {
+            var value: UInt64 = 0
+            for (index, byte) in hash.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(index)) }
+            total &+= value
+        }
+        return Digest((0..<8).map { UInt8(truncatingIfNeeded: total >> (8 * UInt64($0))) })
+    }
+}
+
 public struct SyncResponse: Hashable, Sendable, Codable {
     public var version: Int
     public var accepted: [AcceptedRange]
@@ -245,8 +300,8 @@ public struct SyncResponse: Hashable, Sendable, Codable {
     public var more: Bool
     /// The held digest did not match: send the full list next time.
     public var needHeld: Bool
-    /// Canonical-state hashes of every segment this response touched.
-    public var segmentHashes: [SegmentHash]
+    /// Checks the device's copies of the segments this response touched.
+    public var stateCheck: StateCheck?
     /// The highest device audit sequence the server has stored contiguously.
     public var auditAck: UInt64
     public var serverTime: UInt64
@@ -259,7 +314,7 @@ public struct SyncResponse: Hashable, Sendable, Codable {
     public init(version: Int = syncProtocolVersion, accepted: [AcceptedRange] = [], rejected: [RejectedOp] = [],
                 deltas: [SegmentPatch] = [], snapshots: [SegmentPatch] = [], purge: [PurgeInstruction] = [],
                 policy: PolicyContext?, schema: Schema? = nil, cursor: SyncCursor, more: Bool = false,
-                needHeld: Bool = false, segmentHashes: [SegmentHash] = [], auditAck: UInt64 = 0,
+                needHeld: Bool = false, stateCheck: StateCheck? = nil, auditAck: UInt64 = 0,
                 serverTime: UInt64, maxBody: Int, epochs: [HeldSegment] = []) {
         self.version = version
         self.accepted = accepted
@@ -272,7 +327,7 @@ public struct SyncResponse: Hashable, Sendable, Codable {
         self.cursor = cursor
         self.more = more
         self.needHeld = needHeld
-        self.segmentHashes = segmentHashes
+        self.stateCheck = stateCheck
         self.auditAck = auditAck
         self.serverTime = serverTime
         self.maxBody = maxBody

@@ -24,27 +24,72 @@ extension ClientReplica {
     public func makeRequest(from start: Int = 0, maxOps: Int = .max, limit: Int = 4 << 20) -> SyncRequest {
         let end = start + min(maxOps, max(0, pending.count - start))
         let chunk = start < pending.count ? Array(pending[start..<end]) : []
-        let ops = Self.groupedByHousehold(chunk)
+        let ops = Self.absorbingSupersededWrites(Self.groupedByHousehold(chunk))
         let held = heldSegments
         return SyncRequest(cursor: cursor, schemaHash: schema.shortHash,
                            held: HeldSet(segments: held, includeList: sendFullHeld),
                            ops: ops, auditEvents: auditQueue, limit: limit, policyDigest: policy.digest)
     }
 
-    /// Stable sort by household: order within a household (hence within a
-    /// segment, and createHousehold before the rest) is kept.
+    /// Leaves out of a request each field write that a later write of the
+    /// same request supersedes (same field, segment and epoch, and a context
+    /// that holds the earlier write and everything it had seen), naming it in
+    /// the later write's `absorbs` instead. Merging both leaves the same state
+    /// as merging the later alone (the earlier value is covered), so only the
+    /// last draft of a field leaves the device: less to send on a slow line,
+    /// and nothing on the server that the worker had already replaced.
+    /// The ops stay pending whole until the server's verdict comes back.
+    static func absorbingSupersededWrites(_ ops: [SyncOperation]) -> [SyncOperation] {
+        struct FieldKey: Hashable {
+            var segment: SegmentKey
+            var epoch: UInt32
+            var field: String
+        }
+        var last: [FieldKey: Int] = [:]
+        for (index, op) in ops.enumerated() {
+            if case .set(let field, _, _) = op.payload { last[FieldKey(segment: op.segment, epoch: op.epoch, field: field)] = index }
+        }
+        guard last.count < ops.count else { return ops }
+        var result = ops
+        var dropped = Set<Int>()
+        for (index, op) in ops.enumerated() {
+            guard case .set(let field, _, _) = op.payload,
+                  let later = last[FieldKey(segment: op.segment, epoch: op.epoch, field: field)], later != index else { continue }
+            let successor = ops[later]
+            guard successor.dot.replica == op.dot.replica, successor.context.contains(op.dot),
+                  successor.context.includes(op.context) else { continue }
+            result[later].absorbs = (result[later].absorbs ?? []) + [op.dot.counter]
+            dropped.insert(index)
+        }
+        guard !dropped.isEmpty else { return ops }
+        return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+    }
+
+    /// Stable grouping by household, then by segment within it, each in order
+    /// of first appearance, so the codec writes one group header per segment.
+    /// Order within a segment is kept, and a household's first op (its
+    /// createHousehold, in REGIE) still comes before the rest of it.
     static func groupedByHousehold(_ ops: [SyncOperation]) -> [SyncOperation] {
-        var order: [HouseholdID: Int] = [:]
-        var buckets: [[SyncOperation]] = []
+        var households: [HouseholdID: Int] = [:]
+        var segments: [SegmentKey: Int] = [:]
+        var buckets: [[[SyncOperation]]] = []
         for op in ops {
-            if let index = order[op.segment.household] {
-                buckets[index].append(op)
+            let household: Int
+            if let index = households[op.segment.household] {
+                household = index
             } else {
-                order[op.segment.household] = buckets.count
-                buckets.append([op])
+                household = buckets.count
+                households[op.segment.household] = household
+                buckets.append([])
+            }
+            if let index = segments[op.segment] {
+                buckets[household][index].append(op)
+            } else {
+                segments[op.segment] = buckets[household].count
+                buckets[household].append([op])
             }
         }
-        return buckets.flatMap { $0 }
+        return buckets.flatMap { $0.flatMap { $0 } }
     }
 
     /// Applies a sync response. `wall` is the device clock (ms).
@@ -155,17 +200,26 @@ extension ClientReplica {
             for range in response.accepted { ranges[range.segment, default: []].append(range) }
             var kept: [SyncOperation] = []
             kept.reserveCapacity(pending.count)
+            let snapshotted = Set(response.snapshots.map(\.segment))
+            var rebuilt: [SegmentKey: SegmentState] = [:]
             // Pending ops come in runs of one segment: take its state out once per run.
             var current: (key: SegmentKey, state: SegmentState)?
             for op in pending {
                 // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
                 // an older-epoch op with the same dot is not the accepted one.
                 if op.epoch >= (epochs[op.segment] ?? 0), ranges[op.segment]?.contains(where: { $0.contains(op.dot) }) == true {
-                    if current?.key != op.segment {
-                        if let (key, state) = current { confirmed[key] = state }
-                        current = (op.segment, confirmed.removeValue(forKey: op.segment) ?? SegmentState(key: op.segment, epoch: op.epoch))
+                    if snapshotted.contains(op.segment) {
+                        // The snapshot's context already has the dot (so `apply` would skip it) but not
+                        // always its content (a snapshot leaves out what the device's accepted ops put
+                        // there): apply it to a state of its own and join that in.
+                        rebuilt[op.segment, default: SegmentState(key: op.segment, epoch: op.epoch)].apply(op)
+                    } else {
+                        if current?.key != op.segment {
+                            if let (key, state) = current { confirmed[key] = state }
+                            current = (op.segment, confirmed.removeValue(forKey: op.segment) ?? SegmentState(key: op.segment, epoch: op.epoch))
+                        }
+                        if current!.state.epoch == op.epoch { current!.state.apply(op) }
                     }
-                    if current!.state.epoch == op.epoch { current!.state.apply(op) }
                     if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                     touched.insert(op.segment)
                     outcome.accepted += 1
@@ -174,6 +228,7 @@ extension ClientReplica {
                 }
             }
             if let (key, state) = current { confirmed[key] = state }
+            for (key, own) in rebuilt where confirmed[key]?.epoch == own.epoch { confirmed[key]!.join(own) }
             pending = kept
         }
 
@@ -189,14 +244,22 @@ extension ClientReplica {
             outcome.pulledElements += patch.elements.count
         }
 
-        // 6. Segment hashes: a mismatch drops the confirmed copy (pending ops
-        // stay), so the next request asks for a fresh snapshot.
-        for hash in response.segmentHashes {
-            guard let state = confirmed[hash.segment], state.epoch == hash.epoch else { continue }
-            if state.stateHash() != hash.hash.bytes {
-                confirmed[hash.segment] = nil
-                outcome.resnapshots.append(hash.segment)
-                touched.insert(hash.segment)
+        // 6. The state check: a mismatch drops the confirmed copies it covers
+        // (pending ops stay), so the next request asks for fresh snapshots.
+        if let check = response.stateCheck {
+            let covered = check.segments(patches: response.deltas + response.snapshots)
+            var hashes: [[UInt8]] = []
+            hashes.reserveCapacity(covered.count)
+            for held in covered {
+                guard let state = confirmed[held.segment], state.epoch == held.epoch else { break }
+                hashes.append(state.stateHash())
+            }
+            if hashes.count != covered.count || StateCheck.sum(hashes) != check.digest {
+                for held in covered where confirmed[held.segment] != nil {
+                    confirmed[held.segment] = nil
+                    outcome.resnapshots.append(held.segment)
+                    touched.insert(held.segment)
+                }
             }
         }
 

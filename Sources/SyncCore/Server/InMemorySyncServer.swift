@@ -124,7 +124,7 @@ public struct InMemorySyncServer: Sendable {
                             deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge,
                             policy: request.policyDigest == context.digest ? nil : context,
                             schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor,
-                            more: pull.more, needHeld: pull.needHeld, segmentHashes: pull.segmentHashes,
+                            more: pull.more, needHeld: pull.needHeld, stateCheck: pull.stateCheck,
                             auditAck: request.auditEvents.map(\.deviceSeq).max() ?? 0, serverTime: now, maxBody: maxBody,
                             epochs: pull.epochs)
     }

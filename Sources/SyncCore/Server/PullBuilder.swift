@@ -31,6 +31,10 @@ public struct PullResult: Sendable {
     public var more = false
     public var needHeld = false
     public var segmentHashes: [SegmentHash] = []
+    /// The check of every touched segment (nil when none).
+    public var stateCheck: StateCheck? {
+        segmentHashes.isEmpty ? nil : StateCheck(hashes: segmentHashes, patches: deltas + snapshots)
+    }
     /// The segments the device holds after this response (for the server's record).
     public var heldAfter: [HeldSegment] = []
     /// Raised epochs of the user's segments (see `SyncResponse.epochs`).
@@ -106,8 +110,12 @@ public enum PullBuilder {
         var snapshotKeys = readable.filter { !heldSet.contains($0) }.map(\.segment).sorted()
         let urgent = snapshotKeys.filter { pushedSegments.contains($0) }
         snapshotKeys.removeAll { pushedSegments.contains($0) }
+        var ownAccepted: [SegmentKey: Set<Dot>] = [:]
+        for (segment, dot) in push?.accepted ?? [] { ownAccepted[segment, default: []].insert(dot) }
         for key in urgent {
-            guard let patch = try backend.snapshot(of: key) else { continue }
+            guard var patch = try backend.snapshot(of: key) else { continue }
+            // The device applies its accepted ops on top (ClientReplica.apply, step 4): leave them out.
+            if let own = ownAccepted[key] { patch.elements = patch.elements.compactMap { ServerSegment.leavingOut(own, from: $0) } }
             result.snapshots.append(patch)
             spend(patch)
         }

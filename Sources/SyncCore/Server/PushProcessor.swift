@@ -107,8 +107,11 @@ public enum PushProcessor {
                 work = Work(epoch: epoch, segment: loaded, existedBefore: loaded != nil, changed: nil)
             }
             for op in ops[start..<end] {
-                try process(op, work: &work, households: &households, device: device, validator: validator, now: now,
-                            result: &result, backend: &backend)
+                let verdict = try process(op, work: &work, households: &households, device: device, validator: validator,
+                                          now: now, result: &result, backend: &backend)
+                if let absorbs = op.absorbs {
+                    try absorb(absorbs, into: op, verdict: verdict, work: &work, result: &result, backend: &backend)
+                }
             }
             works[key] = work
             start = end
@@ -128,19 +131,23 @@ public enum PushProcessor {
         return result
     }
 
+    /// Processes one op and returns its verdict (nil: accepted).
     private static func process<Backend: PushBackend>(_ op: SyncOperation, work: inout Work, households: inout [HouseholdID: Bool],
                                                       device: DeviceIdentity, validator: OperationValidator, now: UInt64,
-                                                      result: inout PushResult, backend: inout Backend) throws {
+                                                      result: inout PushResult, backend: inout Backend) throws -> RefusalReason? {
         let fingerprint = Self.fingerprint(op)
         if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
-            if stored.fingerprint != fingerprint {
+            // An absorbed dot's content never came, so any content for it matches.
+            if stored.fingerprint != fingerprint && stored.fingerprint != absorbedFingerprint {
                 result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: .dotReuse))
+                return .dotReuse
             } else if let reason = stored.rejection {
                 result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: reason))
+                return reason
             } else {
                 result.accepted.append((op.segment, op.dot))
+                return nil
             }
-            return
         }
         let exists: Bool
         if let known = households[op.segment.household] {
@@ -165,7 +172,7 @@ public enum PushProcessor {
             }
             result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: verdict))
             result.newlyRejected.append((op, verdict))
-            return
+            return verdict
         }
         if work.segment == nil { work.segment = ServerSegment(key: op.segment, epoch: work.epoch) }
         if work.changed == nil { work.changed = [] }
@@ -176,7 +183,45 @@ public enum PushProcessor {
             households[op.segment.household] = true
             result.policy = try backend.householdCreated(op.segment.household, by: op, policy: result.policy)
         }
+        return nil
     }
+
+    /// The author's earlier writes that `op` superseded before they were sent
+    /// (SyncOperation.absorbs): they share its verdict, and an accepted one is
+    /// recorded as seen and empty, which is what merging it would have left.
+    private static func absorb<Backend: PushBackend>(_ counters: [UInt64], into op: SyncOperation, verdict: RefusalReason?,
+                                                     work: inout Work, result: inout PushResult, backend: inout Backend) throws {
+        for counter in counters {
+            let dot = Dot(replica: op.dot.replica, counter: counter)
+            if let stored = try backend.storedVerdict(for: dot, segment: op.segment, epoch: op.epoch) {
+                // Pushed before (whole, or absorbed by another write): its verdict stands.
+                if let reason = stored.rejection {
+                    result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: dot, reason: reason))
+                } else {
+                    result.accepted.append((op.segment, dot))
+                }
+                continue
+            }
+            // Stored under the superseding write's content: a requeue from quarantine lands that.
+            var absorbed = op
+            absorbed.dot = dot
+            absorbed.absorbs = nil
+            let seq = try backend.record(absorbed, fingerprint: absorbedFingerprint, rejection: verdict)
+            if work.segment != nil, op.epoch == work.epoch {
+                work.segment!.reject(dot, seq: seq)
+                if work.changed == nil { work.changed = [] }
+            }
+            if let verdict {
+                result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: dot, reason: verdict))
+                result.newlyRejected.append((absorbed, verdict))
+            } else {
+                result.accepted.append((op.segment, dot))
+            }
+        }
+    }
+
+    /// The fingerprint stored for an absorbed dot, whose own content the server never saw.
+    static let absorbedFingerprint = Digest([UInt8](repeating: 0xAB, count: 16))
 
     /// A digest of an op's full content: the same dot with other content is `dotReuse`.
     public static func fingerprint(_ op: SyncOperation) -> Digest {

@@ -97,6 +97,35 @@ public struct ServerSegment: Sendable {
                                                                values: register.values.filter { $0.dot.replica != replica }))
     }
 
+    /// An element of a snapshot for a device that is about to apply `ops` (its
+    /// own, accepted in the same round trip) on top of it: without what those
+    /// ops put there, which the device rebuilds itself. Nil when nothing else
+    /// is left. A snapshot must never echo the device's own text any more than
+    /// a delta does.
+    public static func leavingOut(_ own: Set<Dot>, from element: SegmentElement) -> SegmentElement? {
+        switch element {
+        case .creation(let record):
+            return own.contains(record.dot) ? nil : element
+        case .logEntry(_, let entry):
+            return own.contains(entry.dot) ? nil : element
+        case .field(let name, let register):
+            guard register.values.contains(where: { own.contains($0.dot) }) else { return element }
+            // The cover stays: it may hold other replicas' overwritten writes.
+            return .field(name: name, register: MultiValueRegister(covered: register.covered,
+                                                                   values: register.values.filter { !own.contains($0.dot) }))
+        case .item(let collection, let item):
+            // An item made only by these ops is rebuilt whole by them; otherwise
+            // only their values are left out.
+            let values = item.text.values.map(\.dot) + item.status.values.map(\.dot) + item.position.values.map(\.dot)
+            guard own.contains(item.id) || values.contains(where: own.contains) else { return element }
+            if own.contains(item.id), item.writes.allSatisfy(own.contains), item.removes.isEmpty, item.removeCover.isEmpty,
+               values.allSatisfy(own.contains) {
+                return nil
+            }
+            return .item(collection: collection, item: item.leavingOut(own))
+        }
+    }
+
     /// Rebuilds a server segment from stored element rows.
     ///
     /// - Parameter digest: the stored sum of element hashes. With it, `rows`

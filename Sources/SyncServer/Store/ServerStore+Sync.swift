@@ -78,7 +78,7 @@ extension ServerStore {
                             snapshots: pull.snapshots, purge: pull.purge,
                             policy: request.policyDigest == current.digest ? nil : current,
                             schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor, more: pull.more,
-                            needHeld: pull.needHeld, segmentHashes: pull.segmentHashes, auditAck: auditAck, serverTime: now,
+                            needHeld: pull.needHeld, stateCheck: pull.stateCheck, auditAck: auditAck, serverTime: now,
                             maxBody: configuration.maxBody, epochs: pull.epochs)
     }
 
