@@ -160,19 +160,24 @@ public struct AcceptedRange: Hashable, Sendable, Codable {
     /// appearance, dots sorted within each (absorbed dots come after the write
     /// that absorbed them, see PushProcessor).
     public static func ranges(of accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
-        var order: [SegmentKey: Int] = [:]
-        for (segment, _) in accepted where order[segment] == nil { order[segment] = order.count }
-        let sorted = accepted.sorted { a, b in
-            a.0 == b.0 ? a.1 < b.1 : order[a.0]! < order[b.0]!
+        var order: [SegmentKey] = []
+        var dots: [SegmentKey: [Dot]] = [:]
+        for (segment, dot) in accepted {
+            if dots[segment] == nil { order.append(segment) }
+            dots[segment, default: []].append(dot)
         }
         var result: [AcceptedRange] = []
-        var open: [SegmentKey: Int] = [:]
-        for (segment, dot) in sorted {
-            if let index = open[segment], result[index].replica == dot.replica, result[index].last + 1 == dot.counter {
-                result[index].last = dot.counter
-            } else {
-                open[segment] = result.count
-                result.append(AcceptedRange(segment: segment, replica: dot.replica, first: dot.counter, last: dot.counter))
+        result.reserveCapacity(order.count)
+        for segment in order {
+            var list = dots[segment]!
+            // Already in order unless the push absorbed drafts.
+            if zip(list, list.dropFirst()).contains(where: { $0 > $1 }) { list.sort() }
+            for dot in list {
+                if let last = result.last, last.segment == segment, last.replica == dot.replica, last.last + 1 == dot.counter {
+                    result[result.count - 1].last = dot.counter
+                } else {
+                    result.append(AcceptedRange(segment: segment, replica: dot.replica, first: dot.counter, last: dot.counter))
+                }
             }
         }
         return result

@@ -40,29 +40,37 @@ extension ClientReplica {
     /// and nothing on the server that the worker had already replaced.
     /// The ops stay pending whole until the server's verdict comes back.
     static func absorbingSupersededWrites(_ ops: [SyncOperation]) -> [SyncOperation] {
-        struct FieldKey: Hashable {
-            var segment: SegmentKey
-            var epoch: UInt32
-            var field: String
-        }
-        var last: [FieldKey: Int] = [:]
-        for (index, op) in ops.enumerated() {
-            if case .set(let field, _, _) = op.payload { last[FieldKey(segment: op.segment, epoch: op.epoch, field: field)] = index }
-        }
-        guard last.count < ops.count else { return ops }
-        var result = ops
-        var dropped = Set<Int>()
-        for (index, op) in ops.enumerated() {
-            guard case .set(let field, _, _) = op.payload,
-                  let later = last[FieldKey(segment: op.segment, epoch: op.epoch, field: field)], later != index else { continue }
-            let successor = ops[later]
-            guard successor.dot.replica == op.dot.replica, successor.context.contains(op.dot),
-                  successor.context.includes(op.context) else { continue }
-            result[later].absorbs = (result[later].absorbs ?? []) + [op.dot.counter]
-            dropped.insert(index)
+        // Ops arrive grouped by segment (groupedByHousehold): look within each run only.
+        var result: [SyncOperation] = []
+        var dropped: [Int] = []
+        var start = 0
+        while start < ops.count {
+            var end = start + 1
+            while end < ops.count, ops[end].segment == ops[start].segment, ops[end].epoch == ops[start].epoch { end += 1 }
+            if end - start > 1 { absorb(in: ops, start..<end, into: &result, dropped: &dropped) }
+            start = end
         }
         guard !dropped.isEmpty else { return ops }
-        return result.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+        if result.isEmpty { result = ops }
+        let gone = Set(dropped)
+        return result.indices.filter { !gone.contains($0) }.map { result[$0] }
+    }
+
+    /// One segment's run: each set op whose field is written again later in
+    /// the run is absorbed by the last such write, when that write's context
+    /// holds it and everything it had seen.
+    private static func absorb(in ops: [SyncOperation], _ run: Range<Int>, into result: inout [SyncOperation], dropped: inout [Int]) {
+        var last: [String: Int] = [:]
+        for index in run { if case .set(let field, _, _) = ops[index].payload { last[field] = index } }
+        for index in run {
+            guard case .set(let field, _, _) = ops[index].payload, let later = last[field], later != index else { continue }
+            let successor = ops[later]
+            guard successor.dot.replica == ops[index].dot.replica, successor.context.contains(ops[index].dot),
+                  successor.context.includes(ops[index].context) else { continue }
+            if result.isEmpty { result = ops }
+            result[later].absorbs = (result[later].absorbs ?? []) + [ops[index].dot.counter]
+            dropped.append(index)
+        }
     }
 
     /// Stable grouping by household, then by segment within it, each in order
@@ -70,26 +78,38 @@ extension ClientReplica {
     /// Order within a segment is kept, and a household's first op (its
     /// createHousehold, in REGIE) still comes before the rest of it.
     static func groupedByHousehold(_ ops: [SyncOperation]) -> [SyncOperation] {
-        var households: [HouseholdID: Int] = [:]
-        var segments: [SegmentKey: Int] = [:]
-        var buckets: [[[SyncOperation]]] = []
-        for op in ops {
-            let household: Int
-            if let index = households[op.segment.household] {
-                household = index
-            } else {
-                household = buckets.count
-                households[op.segment.household] = household
-                buckets.append([])
+        var householdRank: [HouseholdID: Int] = [:]
+        var segmentRank: [SegmentKey: Int] = [:]
+        var keys: [(household: Int, segment: Int, index: Int)] = []
+        keys.reserveCapacity(ops.count)
+        var previous: (segment: SegmentKey, household: Int, rank: Int)?
+        var sorted = true
+        for (index, op) in ops.enumerated() {
+            // Pending ops come in runs of one segment: look each run up once.
+            if previous?.segment != op.segment {
+                let household: Int
+                if let known = householdRank[op.segment.household] {
+                    household = known
+                } else {
+                    household = householdRank.count
+                    householdRank[op.segment.household] = household
+                }
+                let rank: Int
+                if let known = segmentRank[op.segment] {
+                    rank = known
+                } else {
+                    rank = segmentRank.count
+                    segmentRank[op.segment] = rank
+                }
+                previous = (op.segment, household, rank)
             }
-            if let index = segments[op.segment] {
-                buckets[household][index].append(op)
-            } else {
-                segments[op.segment] = buckets[household].count
-                buckets[household].append([op])
-            }
+            let key = (household: previous!.household, segment: previous!.rank, index: index)
+            if let last = keys.last, (last.household, last.segment) > (key.household, key.segment) { sorted = false }
+            keys.append(key)
         }
-        return buckets.flatMap { $0.flatMap { $0 } }
+        guard !sorted else { return ops }
+        keys.sort { ($0.household, $0.segment, $0.index) < ($1.household, $1.segment, $1.index) }
+        return keys.map { ops[$0.index] }
     }
 
     /// Applies a sync response. `wall` is the device clock (ms).

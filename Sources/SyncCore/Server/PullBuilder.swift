@@ -111,7 +111,10 @@ public enum PullBuilder {
         let urgent = snapshotKeys.filter { pushedSegments.contains($0) }
         snapshotKeys.removeAll { pushedSegments.contains($0) }
         var ownAccepted: [SegmentKey: Set<Dot>] = [:]
-        for (segment, dot) in push?.accepted ?? [] { ownAccepted[segment, default: []].insert(dot) }
+        if !urgent.isEmpty {
+            let wanted = Set(urgent)
+            for (segment, dot) in push?.accepted ?? [] where wanted.contains(segment) { ownAccepted[segment, default: []].insert(dot) }
+        }
         for key in urgent {
             guard var patch = try backend.snapshot(of: key) else { continue }
             // The device applies its accepted ops on top (ClientReplica.apply, step 4): leave them out.
