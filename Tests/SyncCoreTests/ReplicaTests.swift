@@ -112,7 +112,34 @@ struct ReplicaTests {
         #expect(again.accepted.contains { $0.contains(drafts[0].dot) })
     }
 
-    @Test func anAbsorbedDraftSharesTheVerdictOfTheWriteThatAbsorbedIt() throws {
+    @Test func draftsOfARefusedWriteComeWholeNextRoundAndAreJudgedOnTheirOwn() throws {
+        var world = try seededWorld()
+        let regie = SegmentKey(household: h, purpose: .regie)
+        try world.edit("coach") { replica, wall in
+            try replica.set(household: h, field: "next_evaluation_date", value: "2027-03-01", wall: wall)
+            try replica.set(household: h, field: "next_evaluation_date", value: "2027-04-01", wall: wall + 1)
+        }
+        var (replica, device) = world.devices["coach"]!
+        let draft = replica.pending[0]
+        // The last write reaches the server with a value its schema refuses (as after a schema change).
+        var request = replica.makeRequest()
+        #expect(request.ops.count == 1)
+        request.ops[0].payload = .set(field: "next_evaluation_date", value: "geen datum", resolves: [])
+        let response = try world.server.sync(request, device: device, now: world.clock + 1)
+        #expect(response.rejected.map(\.reason) == [.invalid])
+        #expect(!response.accepted.contains { $0.contains(draft.dot) }, "the draft gets no verdict of its own yet")
+        replica.apply(response, wall: world.clock + 1)
+        #expect(replica.pending.map(\.dot) == [draft.dot], "the draft stays pending")
+        world.devices["coach"] = (replica, device)
+        // Next round it goes whole, and its own value is fine.
+        let outcomes = try world.sync("coach")
+        #expect(outcomes.first?.accepted == 1)
+        #expect(world.server.segments[regie]?.state.value(of: "next_evaluation_date") == "2027-03-01")
+        #expect(world.replica("coach").rejected.count == 1)
+        do { let same = world.identical("coach"); #expect(same) }
+    }
+
+    @Test func aRefusedWriteAndItsDraftsAreAllKeptAsRejected() throws {
         var world = try seededWorld()
         world.server.policies["wendy"]!.rolePurposes[.wmo] = .read
         try world.edit("wmo") { replica, wall in
@@ -120,14 +147,57 @@ struct ReplicaTests {
             try replica.set(household: h, field: "wmo_request", value: "Iets anders", wall: wall + 1)
         }
         let outcomes = try world.sync("wmo")
-        #expect(outcomes.first?.rejected.map(\.reason) == [.readOnly, .readOnly])
+        #expect(outcomes.flatMap { $0.rejected.map(\.reason) } == [.readOnly, .readOnly])
         let replica = world.replica("wmo")
+        #expect(replica.pending.isEmpty)
         // Both stay with the worker, where `fieldcli rejected` shows them.
         #expect(Set(replica.rejected.compactMap { record -> String? in
             if case .set(_, let value, _) = record.op.payload { return value }
             return nil
         }) == ["Concept: iets anders", "Iets anders"])
         #expect(replica.view(SegmentKey(household: h, purpose: .wmo))?.value(of: "wmo_request") == "Hulp bij het huishouden")
+    }
+
+    @Test func absorbsNamingAnotherReplicasDotsPoisonNothing() throws {
+        var world = try seededWorld()
+        let (_, attacker) = world.devices["wmo"]!
+        let victim = world.replica("coach").replica
+        let regie = SegmentKey(household: h, purpose: .regie)
+        var context = VersionVector()
+        context.raise(victim, to: 50)
+        var op = SyncOperation(dot: Dot(replica: victim, counter: 60), segment: regie, epoch: 0,
+                               stamp: HLCTimestamp(milliseconds: world.clock, logical: 0), author: "wendy", context: context,
+                               payload: .set(field: "area", value: "Vals", resolves: []))
+        op.absorbs = Array(1...50)
+        let request = SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true), ops: [op])
+        for _ in 0..<2 {  // and again, as a re-push
+            let response = try world.server.sync(request, device: attacker, now: world.clock + 1)
+            #expect(response.rejected.map(\.reason) == [.invalid])
+            #expect(response.accepted.isEmpty)
+        }
+        // The victim's next writes, at counters the op named, land.
+        try world.edit("coach") { replica, wall in
+            try replica.set(household: h, field: "area", value: "Echte wijk", wall: wall)
+        }
+        let outcomes = try world.sync("coach")
+        #expect(outcomes.flatMap(\.rejected).isEmpty)
+        #expect(world.server.segments[regie]?.state.value(of: "area") == "Echte wijk")
+    }
+
+    @Test func aWriteAbsorbsAtMostTheLimitOfDrafts() throws {
+        var world = try seededWorld()
+        try world.edit("coach") { replica, wall in
+            for i in 0...(OperationValidator.maxAbsorbed + 2) {
+                try replica.set(household: h, field: "area", value: "Wijk \(i)", wall: wall + UInt64(i))
+            }
+        }
+        let request = world.replica("coach").makeRequest()
+        #expect(request.ops.allSatisfy { ($0.absorbs?.count ?? 0) <= OperationValidator.maxAbsorbed })
+        #expect(request.ops.count == 3, "the first drafts beyond the limit go whole")
+        let outcomes = try world.sync("coach")
+        #expect(outcomes.first?.accepted == OperationValidator.maxAbsorbed + 3)
+        #expect(world.server.segments[SegmentKey(household: h, purpose: .regie)]?.state.value(of: "area") == "Wijk \(OperationValidator.maxAbsorbed + 2)")
+        do { let same = world.identical("coach"); #expect(same) }
     }
 
     @Test func aSnapshotForAPushIntoAnUnheldSegmentLeavesOutTheDevicesOwnWrites() throws {

@@ -51,7 +51,7 @@ struct MalformedInputTests {
         let big = UInt64(Int64.max)
         guard request.version == syncProtocolVersion, request.limit > 0 else { return false }
         guard request.cursor.seq <= big, (request.cursor.resumeSeq ?? 0) <= big else { return false }
-        guard request.ops.allSatisfy({ $0.dot.counter <= big }) else { return false }
+        guard request.ops.allSatisfy({ $0.dot.counter <= big && ($0.absorbs ?? []).allSatisfy { $0 <= big } }) else { return false }
         return request.auditEvents.allSatisfy { $0.deviceSeq <= big }
     }
 
@@ -197,6 +197,8 @@ struct MalformedInputTests {
         variant("resume cursor beyond Int64") { $0.cursor = SyncCursor(seq: 1, resumeAfter: base.ops.first?.segment, resumeSeq: .max) }
         variant("op counter beyond Int64") { $0.ops[0].dot.counter = UInt64(Int64.max) + 1 }
         variant("op counter UInt64.max") { $0.ops[$0.ops.count - 1].dot.counter = .max }
+        variant("absorbed counter UInt64.max", binary: false) { $0.ops[0].absorbs = [.max] }
+        variant("absorbed counters of another op", binary: false) { $0.ops[0].absorbs = [1, 2, 3] }
         variant("audit event sequence beyond Int64") {
             $0.auditEvents = [AuditEvent(deviceSeq: .max, prevHash: Digest([UInt8](repeating: 0, count: 16)),
                                          household: base.ops[0].segment.household, purpose: .regie, action: "show", at: 1, count: 1)]

@@ -37,15 +37,18 @@ struct SyncSession {
             var request = workspace.replica.makeRequest(maxOps: maxOps)
             var body = request.binaryEncoded()
             // Chunk pushes under the server's limit (leave room for headers and growth).
-            while body.count > maxBody * 9 / 10, request.ops.count > 1 {
-                maxOps = max(1, request.ops.count / 2)
+            // Halve the pending ops taken (drafts absorbed on the wire count too).
+            var taken = min(maxOps, workspace.replica.pending.count)
+            while body.count > maxBody * 9 / 10, taken > 1 {
+                maxOps = max(1, taken / 2)
+                taken = maxOps
                 request = workspace.replica.makeRequest(maxOps: maxOps)
                 body = request.binaryEncoded()
             }
             let wire = body.count > Gzip.threshold ? Gzip.compress(body).count : body.count
             summary.bytesUp += wire
             if progress {
-                workspace.context.output.err("\rsync: round \(summary.rounds), pushing \(request.ops.count) of \(workspace.replica.pending.count) pending, pulled \(summary.pulled)…", newline: false)
+                workspace.context.output.err("\rsync: round \(summary.rounds), pushing \(taken) of \(workspace.replica.pending.count) pending, pulled \(summary.pulled)…", newline: false)
             }
             let reply = try await client.send("POST", "v1/sync", body: body, contentType: "application/x-fieldsync")
             summary.bytesDown += reply.body.count
@@ -55,7 +58,7 @@ struct SyncSession {
                 return summary
             }
             guard reply.status == 200 else {
-                if reply.status == 413 { maxBody = max(4096, maxBody / 2); maxOps = max(1, request.ops.count / 2); continue }
+                if reply.status == 413 { maxBody = max(4096, maxBody / 2); maxOps = max(1, taken / 2); continue }
                 throw HTTPClient.failure(reply, action: "Sync")
             }
             let response: SyncResponse
@@ -69,7 +72,7 @@ struct SyncSession {
             let auditBefore = workspace.replica.auditQueue.count
             let outcome = workspace.replica.apply(response, wall: workspace.now)
             try workspace.save()
-            summary.pushed += request.ops.count
+            summary.pushed += taken
             summary.accepted += outcome.accepted
             summary.rejected += outcome.rejected.count
             for record in outcome.rejected { summary.rejectedReasons[record.reason.rawValue, default: 0] += 1 }

@@ -56,12 +56,12 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
         entries.insert(Entry(replica: replica, counter: counter), at: index)
     }
 
-    /// Pointwise maximum.
     /// Whether every dot of `other` is in this vector.
     public func includes(_ other: VersionVector) -> Bool {
         other.entries.allSatisfy { $0.counter <= self[$0.replica] }
     }
 
+    /// Pointwise maximum.
     public mutating func join(_ other: VersionVector) {
         if other.entries.isEmpty { return }
         if entries.isEmpty { entries = other.entries; return }

@@ -44,11 +44,7 @@ public struct OperationValidator: Sendable {
     func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
         guard op.dot.replica == replica, op.author == user else { return .invalid }
         guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter, op.dot.counter <= Dot.maxCounter else { return .invalid }
-        if let absorbs = op.absorbs {
-            // Only a field write absorbs, and only its author's own earlier dots it had seen.
-            guard case .set = op.payload, !absorbs.isEmpty, absorbs.count <= 1024, Set(absorbs).count == absorbs.count,
-                  absorbs.allSatisfy({ $0 > 0 && op.context.contains(Dot(replica: replica, counter: $0)) }) else { return .invalid }
-        }
+        if op.absorbs != nil, !Self.absorbsAreWellFormed(op, replica: replica) { return .invalid }
         if op.epoch < target.epoch { return .erased }
         guard op.epoch == target.epoch else { return .invalid }
         // A dot the segment has seen without a stored verdict for it: merging
@@ -68,6 +64,21 @@ public struct OperationValidator: Sendable {
             }
         }
         return nil
+    }
+
+    /// The most drafts one write may absorb (the client starts a new write after that).
+    public static let maxAbsorbed = 1024
+
+    /// Only a field write by `replica` absorbs, and only that replica's own
+    /// earlier dots it had seen: at most `maxAbsorbed`, each once, each below
+    /// the write's own counter.
+    public static func absorbsAreWellFormed(_ op: SyncOperation, replica: ReplicaID) -> Bool {
+        guard let absorbs = op.absorbs else { return true }
+        guard case .set = op.payload, op.dot.replica == replica, !absorbs.isEmpty, absorbs.count <= maxAbsorbed else { return false }
+        guard absorbs.allSatisfy({ $0 > 0 && $0 < op.dot.counter && op.context.contains(Dot(replica: replica, counter: $0)) }) else {
+            return false
+        }
+        return Set(absorbs).count == absorbs.count
     }
 
     /// Schema checks alone (names, purposes, types), for writes the server makes itself.

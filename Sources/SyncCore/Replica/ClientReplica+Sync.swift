@@ -65,7 +65,8 @@ extension ClientReplica {
         for index in run {
             guard case .set(let field, _, _) = ops[index].payload, let later = last[field], later != index else { continue }
             let successor = ops[later]
-            guard successor.dot.replica == ops[index].dot.replica, successor.context.contains(ops[index].dot),
+            guard (result.isEmpty ? 0 : result[later].absorbs?.count ?? 0) < OperationValidator.maxAbsorbed,
+                  successor.dot.replica == ops[index].dot.replica, successor.context.contains(ops[index].dot),
                   successor.context.includes(ops[index].context) else { continue }
             if result.isEmpty { result = ops }
             result[later].absorbs = (result[later].absorbs ?? []) + [ops[index].dot.counter]

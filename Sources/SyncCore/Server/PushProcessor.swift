@@ -109,8 +109,11 @@ public enum PushProcessor {
             for op in ops[start..<end] {
                 let verdict = try process(op, work: &work, households: &households, device: device, validator: validator,
                                           now: now, result: &result, backend: &backend)
-                if let absorbs = op.absorbs {
-                    try absorb(absorbs, into: op, verdict: verdict, work: &work, result: &result, backend: &backend)
+                // Drafts share only an acceptance: when the write that absorbed them is refused
+                // they get no verdict, stay pending on the device and come whole next round,
+                // where each is judged on its own (its value may be fine where the last was not).
+                if verdict == nil, let absorbs = op.absorbs, OperationValidator.absorbsAreWellFormed(op, replica: device.replica) {
+                    try absorb(absorbs, into: op, work: &work, result: &result, backend: &backend)
                 }
             }
             works[key] = work
@@ -186,10 +189,10 @@ public enum PushProcessor {
         return nil
     }
 
-    /// The author's earlier writes that `op` superseded before they were sent
-    /// (SyncOperation.absorbs): they share its verdict, and an accepted one is
-    /// recorded as seen and empty, which is what merging it would have left.
-    private static func absorb<Backend: PushBackend>(_ counters: [UInt64], into op: SyncOperation, verdict: RefusalReason?,
+    /// The author's earlier writes that the accepted `op` superseded before
+    /// they were sent (SyncOperation.absorbs): recorded as seen and empty,
+    /// which is what merging them would have left.
+    private static func absorb<Backend: PushBackend>(_ counters: [UInt64], into op: SyncOperation,
                                                      work: inout Work, result: inout PushResult, backend: inout Backend) throws {
         for counter in counters {
             let dot = Dot(replica: op.dot.replica, counter: counter)
@@ -202,21 +205,15 @@ public enum PushProcessor {
                 }
                 continue
             }
-            // Stored under the superseding write's content: a requeue from quarantine lands that.
             var absorbed = op
             absorbed.dot = dot
             absorbed.absorbs = nil
-            let seq = try backend.record(absorbed, fingerprint: absorbedFingerprint, rejection: verdict)
+            let seq = try backend.record(absorbed, fingerprint: absorbedFingerprint, rejection: nil)
             if work.segment != nil, op.epoch == work.epoch {
                 work.segment!.reject(dot, seq: seq)
                 if work.changed == nil { work.changed = [] }
             }
-            if let verdict {
-                result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: dot, reason: verdict))
-                result.newlyRejected.append((absorbed, verdict))
-            } else {
-                result.accepted.append((op.segment, dot))
-            }
+            result.accepted.append((op.segment, dot))
         }
     }
 

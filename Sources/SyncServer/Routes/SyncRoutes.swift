@@ -67,7 +67,7 @@ struct SyncRoutes {
         guard request.cursor.seq <= storable, (request.cursor.resumeSeq ?? 0) <= storable else {
             throw ServerError.badRequest("The cursor is out of range; sync again from cursor 0.")
         }
-        guard request.ops.allSatisfy({ $0.dot.counter <= storable }) else {
+        guard request.ops.allSatisfy({ $0.dot.counter <= storable && ($0.absorbs ?? []).allSatisfy { $0 <= storable } }) else {
             throw ServerError.badRequest("An op counter is out of range (at most \(storable)).")
         }
         guard request.auditEvents.allSatisfy({ $0.deviceSeq <= storable }) else {
