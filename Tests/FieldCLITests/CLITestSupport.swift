@@ -15,20 +15,23 @@ final class CLIWorld: @unchecked Sendable {
     var port: Int
 
     let policy: PolicyFile?
+    let maxBody: Int
 
-    init(policy: PolicyFile? = nil) async throws {
+    init(policy: PolicyFile? = nil, maxBody: Int = 8 << 20) async throws {
         root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fieldcli-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         self.policy = policy
-        server = try await FieldSyncServer.start(Self.configuration(root: root, port: 0, policy: policy))
+        self.maxBody = maxBody
+        server = try await FieldSyncServer.start(Self.configuration(root: root, port: 0, policy: policy, maxBody: maxBody))
         adminToken = server.adminToken!
         port = server.port
     }
 
-    static func configuration(root: URL, port: Int, policy: PolicyFile? = nil) -> ServerConfiguration {
+    static func configuration(root: URL, port: Int, policy: PolicyFile? = nil, maxBody: Int = 8 << 20) -> ServerConfiguration {
         var logger = Logger(label: "test-server")
         logger.logLevel = .critical
-        return ServerConfiguration(dataDirectory: root.appendingPathComponent("server"), port: port, policy: policy, logger: logger)
+        return ServerConfiguration(dataDirectory: root.appendingPathComponent("server"), port: port, maxBody: maxBody, policy: policy,
+                                   logger: logger)
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -36,7 +39,7 @@ final class CLIWorld: @unchecked Sendable {
     func stopServer() async { await server.stop() }
 
     func restartServer() async throws {
-        server = try await FieldSyncServer.start(Self.configuration(root: root, port: port, policy: policy))
+        server = try await FieldSyncServer.start(Self.configuration(root: root, port: port, policy: policy, maxBody: maxBody))
     }
 
     func home(_ name: String) -> URL { root.appendingPathComponent("home-\(name)") }

@@ -119,6 +119,34 @@ struct CLIWorkflowTests {
         #expect(try world.json(AdminAPI.EraseResult.self, again).devicesStillHolding.isEmpty == false)
     }
 
+    @Test func aLongOfflineDaySyncsInChunksUnderTheServersBodyLimit() async throws {
+        let world = try await CLIWorld(maxBody: 16 << 10)
+        defer { Task { await world.finish() } }
+        try await world.enroll("bas", role: "buurtcoach")
+        let h = try await world.household(on: "bas", label: "Fam. Stapel (fictief)")
+        let visit = String(repeating: "Keukentafelgesprek over de planning en de afspraken (fictief). ", count: 8)
+        for i in 0..<60 {
+            #expect(await world.cli("bas", ["log", "add", h, "--purpose", "REGIE", "--kind", "huisbezoek", "Bezoek \(i): \(visit)"]).code == 0)
+        }
+        for value in ["Concept-wijk (fictief)", "Proefdorp-Oost"] {
+            #expect(await world.cli("bas", ["set", h, "area", value]).code == 0)
+        }
+        let sync = await world.cli("bas", ["--json", "sync"])
+        #expect(sync.code == 0, "sync: \(sync.err)")
+        struct Summary: Decodable { var rounds: Int; var pushed: Int; var accepted: Int; var pendingLeft: Int }
+        let summary = try world.json(Summary.self, sync)
+        #expect(summary.rounds > 2, "60 visits of ~500 bytes do not fit in one 16 KiB body")
+        #expect(summary.pushed == 62 && summary.accepted == 62 && summary.pendingLeft == 0)
+        // A colleague's fresh device gets all of it, and only the last value of the field.
+        try await world.enroll("noor", role: "buurtcoach")
+        #expect(await world.admin(["assign", "noor", h]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        let shown = await world.cli("noor", ["show", h])
+        #expect(shown.out.contains("Proefdorp-Oost"))
+        let logs = await world.cli("noor", ["--json", "log", "list", h])
+        #expect(logs.out.components(separatedBy: "Bezoek ").count - 1 == 60)
+    }
+
     @Test func revokedDeviceWipesItsStoreAtTheNextSync() async throws {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }
