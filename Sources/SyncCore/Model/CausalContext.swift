@@ -32,6 +32,14 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
         }
     }
 
+    /// This context without any dot of `replica`.
+    public func without(_ replica: ReplicaID) -> CausalContext {
+        var copy = self
+        copy.vector = VersionVector(sortedEntries: vector.entries.filter { $0.replica != replica })
+        copy.cloud.removeAll { $0.replica == replica }
+        return copy
+    }
+
     public mutating func join(_ other: CausalContext) {
         vector.join(other.vector)
         for dot in other.cloud where !vector.contains(dot) && !cloud.contains(dot) {

@@ -258,7 +258,11 @@ extension ClientReplica {
             guard var state = confirmed.removeValue(forKey: patch.segment) else { continue }
             defer { confirmed[patch.segment] = state }
             guard state.epoch == patch.epoch else { continue }
-            state.join(context: patch.context)
+            // A delta leaves out the device's own writes but its context has their dots, also of
+            // writes still pending here (a push whose answer was lost): taken from the context,
+            // they would make the overlay and the later acknowledgement skip those writes as seen.
+            // The device's own dots enter its copy only through its own verdicts.
+            state.join(context: patch.context.without(replica))
             for element in patch.elements { state.join(element) }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
             touched.insert(patch.segment)
@@ -267,6 +271,10 @@ extension ClientReplica {
 
         // 6. The state check: a mismatch drops the confirmed copies it covers
         // (pending ops stay), so the next request asks for fresh snapshots.
+        // (A push repeated in a smaller chunk than the one whose answer was
+        // lost fails it too, since the server then holds writes this copy
+        // gets only when they are acknowledged; it heals the same way. The
+        // CLI starts every sync with all pending ops, so it is rare.)
         if let check = response.stateCheck {
             let covered = check.segments(patches: response.deltas + response.snapshots)
             var hashes: [[UInt8]] = []
