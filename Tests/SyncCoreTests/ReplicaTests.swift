@@ -158,6 +158,32 @@ struct ReplicaTests {
         #expect(replica.view(SegmentKey(household: h, purpose: .wmo))?.value(of: "wmo_request") == "Hulp bij het huishouden")
     }
 
+    @Test func aPendingWriteStaysVisibleAfterAPullWhoseContextHoldsIt() throws {
+        var world = try seededWorld()
+        let regie = SegmentKey(household: h, purpose: .regie)
+        try world.edit("coach") { replica, wall in
+            try replica.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Gebeld (fictief)", wall: wall)
+            try replica.set(household: h, field: "area", value: "Oost", wall: wall + 1)
+        }
+        // The push lands but its answer is lost; a colleague writes; the coach pulls without pushing.
+        var (coach, device) = world.devices["coach"]!
+        _ = try world.server.sync(coach.makeRequest(), device: device, now: world.clock + 1)
+        try world.edit("wmo") { replica, wall in
+            try replica.set(household: h, field: "agreements", value: "Elke dinsdag bellen", wall: wall)
+        }
+        try world.sync("wmo")
+        let response = try SyncResponse(binary: world.server.sync(coach.makeRequest(maxOps: 0), device: device,
+                                                                 now: world.clock + 2).binaryEncoded())
+        #expect(response.deltas.contains { $0.segment == regie && $0.context.contains(coach.pending[0].dot) })
+        coach.apply(response, wall: world.clock + 2)
+        #expect(coach.view(regie)?.logs["contactlog"]?.entries.contains { $0.body.text == "Gebeld (fictief)" } == true)
+        #expect(coach.view(regie)?.value(of: "area") == "Oost")
+        world.devices["coach"] = (coach, device)
+        let outcomes = try world.sync("coach")
+        #expect(outcomes.allSatisfy { $0.resnapshots.isEmpty })
+        do { let same = world.identical("coach"); #expect(same) }
+    }
+
     @Test func absorbsNamingAnotherReplicasDotsPoisonNothing() throws {
         var world = try seededWorld()
         let (_, attacker) = world.devices["wmo"]!
