@@ -281,7 +281,7 @@ struct ReplicaTests {
     @Test func resnapshotKeepsPendingOps() throws {
         var world = try seededWorld()
         let segment = SegmentKey(household: h, purpose: .regie)
-        // Corrupt the device's confirmed copy: the next segment hash will not match.
+        // Corrupt the device's confirmed copy: the next state check will not match.
         // A copy that lost one element (as a damaged store would load it).
         let original = world.devices["coach"]!.0.confirmed[segment]!
         var damaged = SegmentState(key: segment, epoch: original.epoch)
