@@ -50,9 +50,6 @@ struct CodecTests {
         #expect(binaryResponse == jsonResponse)
     }
 
-    /// A paged pull's cursor names a segment whose household nothing else in
-    /// the message mentions: it must still round trip (it did not once, and
-    /// the saved cursor then broke every later sync).
     @Test func absorbedWritesRoundTripAndBadDistancesAreMalformed() throws {
         let (request, _) = try sampleMessages()
         let writer = try #require(request.ops.first { $0.absorbs != nil }, "the second write absorbs the first")
@@ -72,6 +69,9 @@ struct CodecTests {
         }
     }
 
+    /// A paged pull's cursor names a segment whose household nothing else in
+    /// the message mentions: it must still round trip (it did not once, and
+    /// the saved cursor then broke every later sync).
     @Test func pagedCursorAloneRoundTrips() throws {
         let cursor = SyncCursor(seq: 77, resumeAfter: SegmentKey(household: Fixture.otherHousehold, purpose: .jw), resumeSeq: 90)
         let request = SyncRequest(cursor: cursor, schemaHash: Fixture.schema.contentHash,

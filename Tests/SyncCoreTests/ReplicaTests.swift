@@ -158,7 +158,7 @@ struct ReplicaTests {
         #expect(replica.view(SegmentKey(household: h, purpose: .wmo))?.value(of: "wmo_request") == "Hulp bij het huishouden")
     }
 
-    @Test func aPendingWriteStaysVisibleWhenItsPushsAnswerWasLost() throws {
+    @Test func aPendingWriteStaysVisibleWhenThePushAnswerWasLost() throws {
         var world = try seededWorld()
         let regie = SegmentKey(household: h, purpose: .regie)
         try world.edit("coach") { replica, wall in
@@ -175,8 +175,16 @@ struct ReplicaTests {
         let response = try SyncResponse(binary: world.server.sync(coach.makeRequest(maxOps: 0), device: device,
                                                                  now: world.clock + 2).binaryEncoded())
         #expect(response.deltas.contains { $0.segment == regie && $0.context.contains(coach.pending[0].dot) })
-        // The server holds writes this copy gets only when they are acknowledged: the state check
-        // cannot match, and the copy is fetched again; the worker's writes stay in view throughout.
+        // The server holds writes this copy gets only when they are acknowledged, so the state
+        // check cannot match and would re-fetch the copy; without it the delta's context alone
+        // must not hide the worker's pending writes (decision 32).
+        var unchecked = response
+        unchecked.stateCheck = nil
+        var probe = coach
+        probe.apply(unchecked, wall: world.clock + 2)
+        #expect(probe.view(regie)?.logs["contactlog"]?.entries.contains { $0.body.text == "Gebeld (fictief)" } == true)
+        #expect(probe.view(regie)?.value(of: "area") == "Oost")
+        #expect(probe.confirmed[regie]?.context.contains(probe.pending[0].dot) == false, "the copy claims no write it lacks")
         let outcome = coach.apply(response, wall: world.clock + 2)
         #expect(outcome.resnapshots == [regie])
         #expect(coach.pending.count == 2)
@@ -205,6 +213,8 @@ struct ReplicaTests {
             #expect(response.rejected.map(\.reason) == [.invalid])
             #expect(response.accepted.isEmpty)
         }
+        #expect(world.server.segments[regie]?.state.context.contains(Dot(replica: victim, counter: 60)) == false,
+                "another replica's dot is never recorded as seen")
         // The victim's next writes, at counters the op named, land.
         try world.edit("coach") { replica, wall in
             try replica.set(household: h, field: "area", value: "Echte wijk", wall: wall)
@@ -223,7 +233,7 @@ struct ReplicaTests {
         }
         let request = world.replica("coach").makeRequest()
         #expect(request.ops.allSatisfy { ($0.absorbs?.count ?? 0) <= OperationValidator.maxAbsorbed })
-        #expect(request.ops.count == 3, "the first drafts beyond the limit go whole")
+        #expect(request.ops.count == 3, "the two drafts beyond the limit go whole")
         let outcomes = try world.sync("coach")
         #expect(outcomes.first?.accepted == OperationValidator.maxAbsorbed + 3)
         #expect(world.server.segments[SegmentKey(household: h, purpose: .regie)]?.state.value(of: "area") == "Wijk \(OperationValidator.maxAbsorbed + 2)")

@@ -6,8 +6,9 @@ import Testing
 /// devices edit one plan offline (fields rewritten many times, so drafts are
 /// absorbed; log entries; goals inserted and removed) and sync in every way a
 /// real one can: whole, in small chunks, with the response lost on the way
-/// back (the next push repeats it, with as many ops or more, as the CLI
-/// does, and absorbs drafts differently), and after losing their copy
+/// back (the next push repeats it with as many ops or more, absorbing drafts
+/// differently; a smaller repeat fails the state check by design, see
+/// ClientReplica.apply step 6), and after losing their copy
 /// of the plan while still writing to it (the snapshot leaves their own
 /// writes out). Every message goes through the binary codec. No state check
 /// may ever fail (a failure would heal by re-fetching, which would hide a
@@ -87,6 +88,7 @@ struct SyncProtocolPropertyTests {
                 // A damaged store: the copy is gone, the pending work is not.
                 devices[d].replica.confirmed[regie] = nil
                 devices[d].replica.sendFullHeld = true
+                devices[d].replica.rebuildOverlays(for: [regie])
             }
         }
 

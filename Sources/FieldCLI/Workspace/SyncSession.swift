@@ -58,7 +58,14 @@ struct SyncSession {
                 return summary
             }
             guard reply.status == 200 else {
-                if reply.status == 413 { maxBody = max(4096, maxBody / 2); maxOps = max(1, taken / 2); continue }
+                if reply.status == 413 {
+                    guard taken > 1 || maxBody > 4096 else {
+                        throw CLIError(.network, "The server refuses even one pending write as too large (HTTP 413). Nothing was lost; ask the administrator to raise fieldsyncd --max-body.")
+                    }
+                    maxBody = max(4096, maxBody / 2)
+                    maxOps = max(1, taken / 2)
+                    continue
+                }
                 throw HTTPClient.failure(reply, action: "Sync")
             }
             let response: SyncResponse

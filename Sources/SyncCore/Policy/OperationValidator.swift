@@ -66,7 +66,7 @@ public struct OperationValidator: Sendable {
         return nil
     }
 
-    /// The most drafts one write may absorb (the client starts a new write after that).
+    /// The most drafts one write may absorb (the client sends any further drafts whole).
     public static let maxAbsorbed = 1024
 
     /// Only a field write by `replica` absorbs, and only that replica's own

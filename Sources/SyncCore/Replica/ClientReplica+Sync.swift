@@ -273,8 +273,8 @@ extension ClientReplica {
         // (pending ops stay), so the next request asks for fresh snapshots.
         // (A push repeated in a smaller chunk than the one whose answer was
         // lost fails it too, since the server then holds writes this copy
-        // gets only when they are acknowledged; it heals the same way. The
-        // CLI starts every sync with all pending ops, so it is rare.)
+        // gets only when they are acknowledged; it heals the same way, at
+        // the cost of one snapshot.)
         if let check = response.stateCheck {
             let covered = check.segments(patches: response.deltas + response.snapshots)
             var hashes: [[UInt8]] = []

@@ -216,7 +216,8 @@ public struct ClientReplica: Sendable {
             let current = view(segment)
             let epoch = epochs[segment] ?? current?.epoch ?? 0
             var context = current?.context.vector ?? VersionVector()
-            let last = counters[segment] ?? context[replica]
+            let cloudMax = current?.context.cloud.filter { $0.replica == replica }.map(\.counter).max() ?? 0
+            let last = counters[segment] ?? max(context[replica], cloudMax)
             context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
             op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
                                stamp: clock.tick(wallMilliseconds: wall), author: user, context: context, payload: payload)

@@ -138,6 +138,12 @@ public enum PushProcessor {
     private static func process<Backend: PushBackend>(_ op: SyncOperation, work: inout Work, households: inout [HouseholdID: Bool],
                                                       device: DeviceIdentity, validator: OperationValidator, now: UInt64,
                                                       result: inout PushResult, backend: inout Backend) throws -> RefusalReason? {
+        // Another replica's dot is refused before anything is looked up or stored: recording it
+        // (or marking it seen) would make that device's own write of the dot `dotReuse`.
+        guard op.dot.replica == device.replica else {
+            result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: .invalid))
+            return .invalid
+        }
         let fingerprint = Self.fingerprint(op)
         if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
             // An absorbed dot's content never came, so any content for it matches.
