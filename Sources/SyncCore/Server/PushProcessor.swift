@@ -142,6 +142,7 @@ public enum PushProcessor {
         // (or marking it seen) would make that device's own write of the dot `dotReuse`.
         guard op.dot.replica == device.replica else {
             result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: .invalid))
+            result.newlyRejected.append((op, .invalid))  // counted in the metrics
             return .invalid
         }
         let fingerprint = Self.fingerprint(op)
