@@ -41,7 +41,7 @@ extension ClientReplica {
     /// The ops stay pending whole until the server's verdict comes back.
     static func absorbingSupersededWrites(_ ops: [SyncOperation]) -> [SyncOperation] {
         // Ops arrive grouped by segment (groupedByHousehold): look within each run only.
-        var result: [SyncOperation] = []
+        var result = ops  // copied only on the first absorb
         var dropped: [Int] = []
         var start = 0
         while start < ops.count {
@@ -51,7 +51,6 @@ extension ClientReplica {
             start = end
         }
         guard !dropped.isEmpty else { return ops }
-        if result.isEmpty { result = ops }
         let gone = Set(dropped)
         return result.indices.filter { !gone.contains($0) }.map { result[$0] }
     }
@@ -65,10 +64,9 @@ extension ClientReplica {
         for index in run {
             guard case .set(let field, _, _) = ops[index].payload, let later = last[field], later != index else { continue }
             let successor = ops[later]
-            guard (result.isEmpty ? 0 : result[later].absorbs?.count ?? 0) < OperationValidator.maxAbsorbed,
+            guard (result[later].absorbs?.count ?? 0) < OperationValidator.maxAbsorbed,
                   successor.dot.replica == ops[index].dot.replica, successor.context.contains(ops[index].dot),
                   successor.context.includes(ops[index].context) else { continue }
-            if result.isEmpty { result = ops }
             result[later].absorbs = (result[later].absorbs ?? []) + [ops[index].dot.counter]
             dropped.append(index)
         }

@@ -63,6 +63,15 @@ public struct PushResult: Sendable {
     /// The policy after the push (a createHousehold assigns its creator).
     public var policy: PolicyContext
     public init(policy: PolicyContext) { self.policy = policy }
+
+    /// Adds a verdict to the answer (nil: accepted).
+    mutating func report(_ verdict: RefusalReason?, segment: SegmentKey, epoch: UInt32, dot: Dot) {
+        if let verdict {
+            rejected.append(RejectedOp(segment: segment, epoch: epoch, dot: dot, reason: verdict))
+        } else {
+            accepted.append((segment, dot))
+        }
+    }
 }
 
 /// Validates and merges pushed ops one by one (DESIGN §5): look the dot up
@@ -141,23 +150,17 @@ public enum PushProcessor {
         // Another replica's dot is refused before anything is looked up or stored: recording it
         // (or marking it seen) would make that device's own write of the dot `dotReuse`.
         guard op.dot.replica == device.replica else {
-            result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: .invalid))
+            result.report(.invalid, segment: op.segment, epoch: op.epoch, dot: op.dot)
             result.newlyRejected.append((op, .invalid))  // counted in the metrics
             return .invalid
         }
         let fingerprint = Self.fingerprint(op)
         if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
             // An absorbed dot's content never came, so any content for it matches.
-            if stored.fingerprint != fingerprint && stored.fingerprint != absorbedFingerprint {
-                result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: .dotReuse))
-                return .dotReuse
-            } else if let reason = stored.rejection {
-                result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: reason))
-                return reason
-            } else {
-                result.accepted.append((op.segment, op.dot))
-                return nil
-            }
+            let matches = stored.fingerprint == fingerprint || stored.fingerprint == absorbedFingerprint
+            let verdict = matches ? stored.rejection : .dotReuse
+            result.report(verdict, segment: op.segment, epoch: op.epoch, dot: op.dot)
+            return verdict
         }
         let exists: Bool
         if let known = households[op.segment.household] {
@@ -180,14 +183,14 @@ public enum PushProcessor {
                 work.segment!.reject(op.dot, seq: seq)
                 if work.changed == nil { work.changed = [] }
             }
-            result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: op.dot, reason: verdict))
+            result.report(verdict, segment: op.segment, epoch: op.epoch, dot: op.dot)
             result.newlyRejected.append((op, verdict))
             return verdict
         }
         if work.segment == nil { work.segment = ServerSegment(key: op.segment, epoch: work.epoch) }
         if work.changed == nil { work.changed = [] }
         if let element = work.segment!.accept(op, seq: seq) { work.changed!.insert(element) }
-        result.accepted.append((op.segment, op.dot))
+        result.report(nil, segment: op.segment, epoch: op.epoch, dot: op.dot)
         result.newlyAccepted.append(op)
         if case .createHousehold = op.payload {
             households[op.segment.household] = true
@@ -205,11 +208,7 @@ public enum PushProcessor {
             let dot = Dot(replica: op.dot.replica, counter: counter)
             if let stored = try backend.storedVerdict(for: dot, segment: op.segment, epoch: op.epoch) {
                 // Pushed before (whole, or absorbed by another write): its verdict stands.
-                if let reason = stored.rejection {
-                    result.rejected.append(RejectedOp(segment: op.segment, epoch: op.epoch, dot: dot, reason: reason))
-                } else {
-                    result.accepted.append((op.segment, dot))
-                }
+                result.report(stored.rejection, segment: op.segment, epoch: op.epoch, dot: dot)
                 continue
             }
             var absorbed = op
@@ -220,7 +219,7 @@ public enum PushProcessor {
                 work.segment!.reject(dot, seq: seq)
                 if work.changed == nil { work.changed = [] }
             }
-            result.accepted.append((op.segment, dot))
+            result.report(nil, segment: op.segment, epoch: op.epoch, dot: dot)
         }
     }
 
