@@ -71,7 +71,8 @@ public enum Replay {
         let trace = try Trace.load(path: path)
         let afterLoad = residentMegabytes()
         if ProcessInfo.processInfo.environment["FIELDBENCH_BREAKDOWN"] != nil {
-            FileHandle.standardError.write(Data("trace load: \(loading.elapsed) s, \(trace.events.count) events, arena \(trace.arena.count) bytes\n".utf8))
+            FileHandle.standardError.write(Data("bytes per value: LogEntry \(MemoryLayout<LogEntry>.stride) CollectionItem \(MemoryLayout<CollectionItem>.stride) RegisterValue \(MemoryLayout<RegisterValue<String>>.stride) MVR \(MemoryLayout<MultiValueRegister<String>>.stride) ElementKey \(MemoryLayout<ElementKey>.stride) ElementMeta \(MemoryLayout<ElementMeta>.stride) ServerSegment \(MemoryLayout<ServerSegment>.stride) SegmentState \(MemoryLayout<SegmentState>.stride) SyncOperation \(MemoryLayout<SyncOperation>.stride) Event \(MemoryLayout<Trace.Event>.stride)\n".utf8))
+            FileHandle.standardError.write(Data("trace load: \(loading.elapsed) s, \(trace.events.count) events, \(trace.texts.count) texts\n".utf8))
         }
         var result = try run(trace)
         result.rss_after_load_mb = afterLoad
@@ -199,6 +200,8 @@ public enum Replay {
             FileHandle.standardError.write(Data("up: \(upOps) ops, \(upText) text bytes; deltas: \(deltaSegments) segments, \(deltaElements) elements, \(deltaValues) field values, \(deltaText) text bytes\n".utf8))
         }
         result.peak_rss_mb = peakResidentMegabytes()
+        // For heap profilers: the heap as the replay left it, before the checks build their own.
+        if ProcessInfo.processInfo.environment["FIELDBENCH_EXIT_AFTER_REPLAY"] != nil { exit(0) }
 
         // Checks: every replica copy equals its server copy, byte for byte.
         var diverged = 0

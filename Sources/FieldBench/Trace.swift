@@ -2,8 +2,10 @@ import Foundation
 import SyncCore
 import SyncServer
 
-/// A `gen_trace.py` workload trace (shared/bench/TRACE.md), held compactly:
-/// event texts live in one byte arena and become Strings only when replayed.
+/// A `gen_trace.py` workload trace (shared/bench/TRACE.md), held compactly.
+/// Texts become Strings once, at load: a replica takes its own writes' text by
+/// reference (Swift strings are copy-on-write), as an application hands its
+/// engine the text a user typed, so the replay holds no second copy of it.
 struct Trace {
     enum Kind: UInt8 { case set, append, insert, delete, sync }
 
@@ -15,8 +17,8 @@ struct Trace {
         var argument: Int32
         /// Seconds since 1970 of an append's `at`.
         var at: UInt32
-        var textOffset: UInt32
-        var textLength: UInt32
+        /// Index into `texts`.
+        var text: UInt32
     }
 
     var fieldNames: [String] = []
@@ -25,14 +27,16 @@ struct Trace {
     var householdCount = 0
     var assignments: [[Int]] = []
     var events: [Event] = []
-    var arena: [UInt8] = []
+    var texts: [String] = []
     var contactKinds: [String] = ["huisbezoek", "telefoon", "overleg", "signaal"]
     var stats: [String: Any] = [:]
 
-    func text(_ event: Event) -> String {
-        arena.withUnsafeBufferPointer { buffer in
-            String(decoding: UnsafeBufferPointer(rebasing: buffer[Int(event.textOffset)..<Int(event.textOffset + event.textLength)]), as: UTF8.self)
-        }
+    func text(_ event: Event) -> String { texts[Int(event.text)] }
+
+    /// Keeps a text and returns its index.
+    mutating func store(_ text: String) -> UInt32 {
+        texts.append(text)
+        return UInt32(texts.count - 1)
     }
 
     var contactlogDigest: String? { stats["contactlog_digest"] as? String }
@@ -62,6 +66,8 @@ struct Trace {
             try feed(file[...])
         }
         if !pending.isEmpty { try parser.parse(pending[...], into: &trace) }
+        trace.events = trace.events.trimmed()
+        trace.texts = trace.texts.trimmed()
         return trace
     }
 
@@ -106,16 +112,12 @@ struct Trace {
                 guard let replicaName = object["replica"] as? String, let replica = replicaIndex[replicaName] else {
                     throw BenchError("line \(lineNumber): unknown replica")
                 }
-                var event = Event(kind: .sync, replica: UInt16(replica), doc: 0, argument: 0, at: 0, textOffset: 0, textLength: 0)
+                var event = Event(kind: .sync, replica: UInt16(replica), doc: 0, argument: 0, at: 0, text: 0)
                 if kind != "sync" {
                     guard let docName = object["doc"] as? String, let doc = docIndex[docName] else { throw BenchError("line \(lineNumber): unknown doc") }
                     event.doc = UInt32(doc)
                 }
-                func store(_ text: String) {
-                    event.textOffset = UInt32(trace.arena.count)
-                    trace.arena.append(contentsOf: text.utf8)
-                    event.textLength = UInt32(trace.arena.count) - event.textOffset
-                }
+                func store(_ text: String) { event.text = trace.store(text) }
                 switch kind {
                 case "set":
                     event.kind = .set
@@ -201,16 +203,12 @@ enum EventScanner {
         }
         func text(_ bytes: ArraySlice<UInt8>?) -> String { bytes.map { String(decoding: $0, as: UTF8.self) } ?? "" }
         guard let replica = parser.replicaIndex[text(fields["replica"])] else { throw BenchError("line \(parser.lineNumber): unknown replica") }
-        var event = Trace.Event(kind: .sync, replica: UInt16(replica), doc: 0, argument: 0, at: 0, textOffset: 0, textLength: 0)
+        var event = Trace.Event(kind: .sync, replica: UInt16(replica), doc: 0, argument: 0, at: 0, text: 0)
         if kind != "sync" {
             guard let doc = parser.docIndex[text(fields["doc"])] else { throw BenchError("line \(parser.lineNumber): unknown doc") }
             event.doc = UInt32(doc)
         }
-        func store(_ bytes: ArraySlice<UInt8>?) {
-            event.textOffset = UInt32(trace.arena.count)
-            if let bytes { trace.arena.append(contentsOf: bytes) }
-            event.textLength = UInt32(trace.arena.count) - event.textOffset
-        }
+        func store(_ bytes: ArraySlice<UInt8>?) { event.text = trace.store(text(bytes)) }
         func integer(_ bytes: ArraySlice<UInt8>?) -> Int32 { Int32(text(bytes).trimmingCharacters(in: .whitespaces)) ?? 0 }
         switch kind {
         case "set":
@@ -235,6 +233,16 @@ enum EventScanner {
             event.kind = .sync
         }
         return .some(event)
+    }
+}
+
+extension Array {
+    /// A copy without the spare capacity growth left (the trace is kept for the whole run).
+    func trimmed() -> [Element] {
+        var copy: [Element] = []
+        copy.reserveCapacity(count)
+        copy.append(contentsOf: self)
+        return copy
     }
 }
 

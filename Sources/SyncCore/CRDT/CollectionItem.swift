@@ -148,7 +148,7 @@ public struct ItemCollection: Hashable, Sendable {
             let present = index < items.count && items[index].id == id
             switch (newValue, present) {
             case (let item?, true): items[index] = item
-            case (let item?, false): items.insert(item, at: index)
+            case (let item?, false): items.insertGrowingByAQuarter(item, at: index)
             case (nil, true): items.remove(at: index)
             case (nil, false): break
             }

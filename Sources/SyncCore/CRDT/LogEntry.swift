@@ -36,7 +36,7 @@ public struct AppendLog: Hashable, Sendable {
     public mutating func add(_ entry: LogEntry) -> Bool {
         let index = position(of: entry.dot)
         if index < entries.count, entries[index].dot == entry.dot { return false }
-        entries.insert(entry, at: index)
+        entries.insertGrowingByAQuarter(entry, at: index)
         return true
     }
 

@@ -65,7 +65,10 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
     public mutating func join(_ other: VersionVector) {
         if other.entries.isEmpty { return }
         if entries.isEmpty { entries = other.entries; return }
-        if entries == other.entries { return }
+        // Most joins are one-sided (a write's context covers the register's, or
+        // the other way round): keep or share a buffer instead of making one.
+        if includes(other) { return }
+        if other.includes(self) { entries = other.entries; return }
         var merged: [Entry] = []
         merged.reserveCapacity(max(entries.count, other.entries.count))
         var i = 0, j = 0

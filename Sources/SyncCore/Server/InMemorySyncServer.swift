@@ -20,32 +20,52 @@ public struct InMemorySyncServer: Sendable {
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
     private var segmentsByHousehold: [HouseholdID: Set<SegmentKey>] = [:]
 
+    /// (epoch, dot), laid out in 16 bytes (a `Dot` inside would pad it to 24).
     struct VerdictKey: Hashable, Comparable, Sendable {
+        var counter: UInt64
+        var replica: UInt32
         var epoch: UInt32
-        var dot: Dot
+
+        init(epoch: UInt32, dot: Dot) {
+            counter = dot.counter
+            replica = dot.replica.rawValue
+            self.epoch = epoch
+        }
+
         static func < (lhs: VerdictKey, rhs: VerdictKey) -> Bool {
-            lhs.epoch != rhs.epoch ? lhs.epoch < rhs.epoch : lhs.dot < rhs.dot
+            (lhs.epoch, lhs.replica, lhs.counter) < (rhs.epoch, rhs.replica, rhs.counter)
         }
     }
 
-    /// One segment's verdicts, sorted by key (an array: no dictionary buckets).
+    /// One segment's verdicts, sorted by key (arrays: no dictionary buckets).
+    /// Fingerprints are 16 bytes (`ContentHash128`) and kept as two words; a
+    /// digest of any other length goes to `otherFingerprints`.
     struct VerdictList: Sendable {
         private var keys: [VerdictKey] = []
-        private var fingerprints: [CompactFingerprint] = []
+        private var fingerprints: [Words] = []
+        private var otherFingerprints: [VerdictKey: Digest] = [:]
 
-        subscript(key: VerdictKey) -> CompactFingerprint? {
+        struct Words: Hashable, Sendable {
+            var high: UInt64
+            var low: UInt64
+        }
+
+        subscript(key: VerdictKey) -> Digest? {
             get {
                 let index = position(of: key)
-                return index < keys.count && keys[index] == key ? fingerprints[index] : nil
+                guard index < keys.count, keys[index] == key else { return nil }
+                return otherFingerprints[key] ?? Self.digest(fingerprints[index])
             }
             set {
                 let index = position(of: key)
                 let present = index < keys.count && keys[index] == key
+                let words = newValue.flatMap(Self.words)
+                otherFingerprints[key] = newValue != nil && words == nil ? newValue : nil
                 switch (newValue, present) {
-                case (let value?, true): fingerprints[index] = value
-                case (let value?, false):
-                    keys.insert(key, at: index)
-                    fingerprints.insert(value, at: index)
+                case (_?, true): fingerprints[index] = words ?? Words(high: 0, low: 0)
+                case (_?, false):
+                    keys.insertGrowingByAQuarter(key, at: index)
+                    fingerprints.insertGrowingByAQuarter(words ?? Words(high: 0, low: 0), at: index)
                 case (nil, true):
                     keys.remove(at: index)
                     fingerprints.remove(at: index)
@@ -65,29 +85,15 @@ public struct InMemorySyncServer: Sendable {
             }
             return low
         }
-    }
 
-    /// A fingerprint without a heap array: two words for the usual 16 bytes,
-    /// the bytes themselves otherwise.
-    enum CompactFingerprint: Hashable, Sendable {
-        case words(UInt64, UInt64)
-        case bytes([UInt8])
-
-        init(_ digest: Digest) {
+        private static func words(_ digest: Digest) -> Words? {
             let b = digest.bytes
-            if b.count == 16 {
-                self = .words(b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, b[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
-            } else {
-                self = .bytes(b)
-            }
+            guard b.count == 16 else { return nil }
+            return Words(high: b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: b[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
         }
 
-        var digest: Digest {
-            switch self {
-            case .bytes(let b): return Digest(b)
-            case .words(let high, let low):
-                return Digest((0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high : low) >> UInt64(56 - 8 * (i % 8))) })
-            }
+        private static func digest(_ words: Words) -> Digest {
+            Digest((0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? words.high : words.low) >> UInt64(56 - 8 * (i % 8))) })
         }
     }
 
@@ -145,7 +151,7 @@ extension InMemorySyncServer: PushBackend {
     public func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
         let key = VerdictKey(epoch: epoch, dot: dot)
         guard let fingerprint = verdicts[segment]?[key] else { return nil }
-        return StoredVerdict(fingerprint: fingerprint.digest, rejection: refusals[segment]?[key])
+        return StoredVerdict(fingerprint: fingerprint, rejection: refusals[segment]?[key])
     }
 
     public func currentEpoch(of segment: SegmentKey) throws -> UInt32 { epochs[segment] ?? 0 }
@@ -166,7 +172,7 @@ extension InMemorySyncServer: PushBackend {
     public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
         seq += 1
         let key = VerdictKey(epoch: op.epoch, dot: op.dot)
-        verdicts[op.segment, default: VerdictList()][key] = CompactFingerprint(fingerprint)
+        verdicts[op.segment, default: VerdictList()][key] = fingerprint
         if let rejection { refusals[op.segment, default: [:]][key] = rejection }
         return seq
     }
