@@ -76,8 +76,10 @@ extension ClientReplica {
             guard let state = view(segment) else { continue }
             for (name, register) in state.fields where register.isConflict { keys.insert(ConflictKey(segment: segment, name: name)) }
             for (name, collection) in state.collections {
-                for item in collection.items where item.isLive && (item.isFlagged || item.text.isConflict) {
-                    keys.insert(ConflictKey(segment: segment, name: name, item: item.id))
+                // By index: a `for item in` loop copies every item (a dozen references) to look at two of its parts.
+                let items = collection.items
+                for index in items.indices where items[index].isLive && (items[index].isFlagged || items[index].text.isConflict) {
+                    keys.insert(ConflictKey(segment: segment, name: name, item: items[index].id))
                 }
             }
         }

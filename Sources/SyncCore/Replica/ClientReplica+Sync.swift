@@ -217,8 +217,8 @@ extension ClientReplica {
         if !response.accepted.isEmpty {
             var ranges: [SegmentKey: [AcceptedRange]] = [:]
             for range in response.accepted { ranges[range.segment, default: []].append(range) }
+            // Not reserved: usually every op is accepted, and `pending` would keep the spare capacity.
             var kept: [SyncOperation] = []
-            kept.reserveCapacity(pending.count)
             let snapshotted = Set(response.snapshots.map(\.segment))
             var rebuilt: [SegmentKey: SegmentState] = [:]
             // Pending ops come in runs of one segment: take its state out once per run.
