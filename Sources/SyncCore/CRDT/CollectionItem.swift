@@ -155,15 +155,6 @@ public struct ItemCollection: Hashable, Sendable {
         }
     }
 
-    /// Where `id` is or would go (new items mostly come last).
-    private func position(of id: Dot) -> Int {
-        if let last = items.last, last.id < id { return items.count }
-        var low = 0
-        var high = items.count
-        while low < high {
-            let middle = (low + high) / 2
-            if items[middle].id < id { low = middle + 1 } else { high = middle }
-        }
-        return low
-    }
+    /// Where `id` is or would go.
+    private func position(of id: Dot) -> Int { items.sortedPosition(of: id) { $0.id } }
 }

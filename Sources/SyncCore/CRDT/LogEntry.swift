@@ -46,17 +46,8 @@ public struct AppendLog: Hashable, Sendable {
         return index < entries.count && entries[index].dot == dot ? entries[index] : nil
     }
 
-    /// Where `dot` is or would go. Entries mostly arrive in dot order, so the end is tried first.
-    private func position(of dot: Dot) -> Int {
-        if let last = entries.last, last.dot < dot { return entries.count }
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let middle = (low + high) / 2
-            if entries[middle].dot < dot { low = middle + 1 } else { high = middle }
-        }
-        return low
-    }
+    /// Where `dot` is or would go.
+    private func position(of dot: Dot) -> Int { entries.sortedPosition(of: dot) { $0.dot } }
 
     /// Entries in log order.
     public var ordered: [LogEntry] { entries.sorted(by: LogEntry.precedes) }

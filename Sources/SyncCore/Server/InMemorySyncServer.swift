@@ -74,17 +74,8 @@ public struct InMemorySyncServer: Sendable {
             }
         }
 
-        /// Where `key` is or would go (ops mostly arrive in order).
-        private func position(of key: VerdictKey) -> Int {
-            if let last = keys.last, last < key { return keys.count }
-            var low = 0
-            var high = keys.count
-            while low < high {
-                let middle = (low + high) / 2
-                if keys[middle] < key { low = middle + 1 } else { high = middle }
-            }
-            return low
-        }
+        /// Where `key` is or would go.
+        private func position(of key: VerdictKey) -> Int { keys.sortedPosition(of: key) { $0 } }
 
         private static func words(_ digest: Digest) -> Words? {
             let b = digest.bytes
