@@ -245,4 +245,24 @@ struct CRDTPropertyTests {
         }
         #expect(Set(keys).count == keys.count)
     }
+
+    @Test("Version vectors: includes and join agree with counter-by-counter definitions")
+    func versionVectorLaws() {
+        var random = SplitMix64(seed: 2026)
+        func vector() -> VersionVector {
+            // Few replicas and small counters, so vectors often include or equal each other.
+            VersionVector((0..<Int.random(in: 0...5, using: &random)).map { _ in
+                (ReplicaID(UInt32.random(in: 1...6, using: &random)), UInt64.random(in: 1...4, using: &random))
+            })
+        }
+        let replicas = (1...6).map { ReplicaID(UInt32($0)) }
+        for _ in 0..<2_000 {
+            let (a, b) = (vector(), vector())
+            #expect(a.includes(b) == replicas.allSatisfy { b[$0] <= a[$0] })
+            let joined = a.joined(b)
+            #expect(replicas.allSatisfy { joined[$0] == max(a[$0], b[$0]) })
+            #expect(joined == b.joined(a))
+            #expect(joined.entries.map(\.replica) == joined.entries.map(\.replica).sorted())
+        }
+    }
 }

@@ -58,7 +58,13 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
 
     /// Whether every dot of `other` is in this vector.
     public func includes(_ other: VersionVector) -> Bool {
-        other.entries.allSatisfy { $0.counter <= self[$0.replica] }
+        // One walk over both sorted lists (a lookup per entry would be quadratic in the writers).
+        var i = 0
+        for theirs in other.entries {
+            while i < entries.count, entries[i].replica < theirs.replica { i += 1 }
+            guard i < entries.count, entries[i].replica == theirs.replica, entries[i].counter >= theirs.counter else { return false }
+        }
+        return true
     }
 
     /// Pointwise maximum.
