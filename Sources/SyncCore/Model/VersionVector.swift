@@ -97,11 +97,6 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
         return copy
     }
 
-    /// True when every counter here is ≤ the other's.
-    public func isDominated(by other: VersionVector) -> Bool {
-        entries.allSatisfy { other[$0.replica] >= $0.counter }
-    }
-
     public var description: String {
         "[" + entries.map { "\($0.replica.rawValue):\($0.counter)" }.joined(separator: ",") + "]"
     }

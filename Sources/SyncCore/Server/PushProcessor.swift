@@ -121,6 +121,7 @@ public enum PushProcessor {
                 // Drafts share only an acceptance: when the write that absorbed them is refused
                 // they get no verdict, stay pending on the device and come whole next round,
                 // where each is judged on its own (its value may be fine where the last was not).
+                // The form is checked here too: a re-pushed op takes its stored verdict unvalidated.
                 if verdict == nil, let absorbs = op.absorbs, OperationValidator.absorbsAreWellFormed(op, replica: device.replica) {
                     try absorb(absorbs, into: op, work: &work, result: &result, backend: &backend)
                 }
