@@ -232,7 +232,45 @@ public enum Replay {
         let digest = SHA256Digest.hex(SHA256Digest.hash(Array(lines.joined(separator: "\n").utf8)))
         result.digest_ok = digest == trace.contactlogDigest
         result.final_state_bytes = server.segments.values.reduce(0) { $0 + $1.state.canonicalBytes().count }
+        if breakdown { finalStateBreakdown(server) }
         return result
+    }
+
+    /// What the final state's bytes are made of, for `FIELDBENCH_BREAKDOWN=1`:
+    /// per element kind, its bytes encoded alone and the text it carries.
+    static func finalStateBreakdown(_ server: InMemorySyncServer) {
+        var bytes: [String: Int] = [:], text: [String: Int] = [:], count: [String: Int] = [:]
+        var contexts = 0, values = 0, concurrentText = 0
+        for segment in server.segments.values {
+            let state = segment.state
+            var writer = BinaryWriter()
+            writer.context(state.context)
+            contexts += writer.bytes.count
+            for element in state.elements {
+                let kind: String
+                var carried = 0
+                switch element {
+                case .creation: kind = "creation"
+                case .field(_, let register):
+                    kind = "field"; values += register.values.count
+                    carried = register.values.reduce(0) { $0 + $1.value.utf8.count }
+                    concurrentText += register.values.dropFirst().reduce(0) { $0 + $1.value.utf8.count }
+                case .logEntry(_, let entry): kind = "log"; carried = entry.body.text.utf8.count
+                case .item(_, let item):
+                    kind = "item"; values += item.text.values.count
+                    carried = item.text.values.reduce(0) { $0 + $1.value.utf8.count }
+                    concurrentText += item.text.values.dropFirst().reduce(0) { $0 + $1.value.utf8.count }
+                }
+                bytes[kind, default: 0] += element.encodedRow(base: state.context.vector).count
+                text[kind, default: 0] += carried
+                count[kind, default: 0] += 1
+            }
+        }
+        var line = "final state: contexts \(contexts) B, field values \(values), concurrent (non-winning) value text \(concurrentText) B"
+        for kind in bytes.keys.sorted() {
+            line += "; \(kind): \(count[kind]!) elements, \(bytes[kind]!) B, text \(text[kind]!) B"
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     /// Bytes per message section (tag → total), for `FIELDBENCH_BREAKDOWN=1`.

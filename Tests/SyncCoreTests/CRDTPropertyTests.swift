@@ -265,4 +265,38 @@ struct CRDTPropertyTests {
             #expect(joined.entries.map(\.replica) == joined.entries.map(\.replica).sorted())
         }
     }
+
+    /// Segments keep their fields, logs, collections and the server's element
+    /// metadata in sorted maps: random inserts, overwrites, removals and in-place
+    /// changes through every accessor must match a dictionary, iterate in key
+    /// order, and compare equal regardless of the order they were built in.
+    @Test func sortedMapBehavesAsADictionary() {
+        var random = SplitMix64(seed: 77)
+        for _ in 0..<200 {
+            var map = SortedMap<Int, [Int]>()
+            var reference: [Int: [Int]] = [:]
+            for step in 0..<Int.random(in: 1...60, using: &random) {
+                let key = Int.random(in: 0..<12, using: &random)
+                switch Int.random(in: 0..<5, using: &random) {
+                case 0: map[key] = [step]; reference[key] = [step]
+                case 1: map[key] = nil; reference[key] = nil
+                case 2: map[key, default: []].append(step); reference[key, default: []].append(step)
+                case 3: map[key]?.append(step); reference[key]?.append(step)
+                default:
+                    let changed: Void? = map.update(key) { $0.append(step) }
+                    #expect((changed != nil) == (reference[key] != nil))
+                    reference[key]?.append(step)
+                }
+                #expect(map[key] == reference[key])
+            }
+            #expect(map.keys == reference.keys.sorted())
+            #expect(map.map(\.value) == reference.keys.sorted().map { reference[$0]! })
+            #expect(map.count == reference.count)
+            let rebuilt = SortedMap(reference.shuffled(using: &random).map { ($0.key, $0.value) })
+            #expect(rebuilt == map)
+            #expect(rebuilt.hashValue == map.hashValue)
+        }
+        // A later pair wins over an earlier one with the same key.
+        #expect(SortedMap([(1, "a"), (0, "b"), (1, "c")]).map(\.value) == ["b", "c"])
+    }
 }

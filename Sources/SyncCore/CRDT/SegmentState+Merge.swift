@@ -112,11 +112,7 @@ extension SegmentState {
             creation = record
             return true
         case .field(let name, let register):
-            if var current = fields[name] {
-                let changed = current.join(register)
-                fields[name] = current
-                return changed
-            }
+            if let changed = fields.update(name, { $0.join(register) }) { return changed }
             fields[name] = register
             return true
         case .logEntry(let log, let entry):
@@ -125,7 +121,7 @@ extension SegmentState {
             if var current = collections[collection]?[item.id] {
                 let before = current
                 current.join(item)
-                collections[collection]![item.id] = current
+                collections[collection, default: ItemCollection()][item.id] = current
                 return current != before
             }
             collections[collection, default: ItemCollection()][item.id] = item
@@ -162,14 +158,12 @@ extension SegmentState {
     public var elements: [SegmentElement] {
         var result: [SegmentElement] = []
         if let creation { result.append(.creation(creation)) }
-        for name in fields.keys.sorted() { result.append(.field(name: name, register: fields[name]!)) }
-        for log in logs.keys.sorted() {
-            for entry in logs[log]!.entries {
-                result.append(.logEntry(log: log, entry: entry))
-            }
+        for (name, register) in fields { result.append(.field(name: name, register: register)) }
+        for (log, entries) in logs {
+            for entry in entries.entries { result.append(.logEntry(log: log, entry: entry)) }
         }
-        for collection in collections.keys.sorted() {
-            for item in collections[collection]!.items { result.append(.item(collection: collection, item: item)) }
+        for (collection, items) in collections {
+            for item in items.items { result.append(.item(collection: collection, item: item)) }
         }
         return result
     }

@@ -7,9 +7,11 @@ public struct SegmentState: Hashable, Sendable {
     public internal(set) var context = CausalContext()
     /// The createHousehold op, in a REGIE segment.
     public internal(set) var creation: CreationRecord?
-    public internal(set) var fields: [String: MultiValueRegister<String>] = [:]
-    public internal(set) var logs: [String: AppendLog] = [:]
-    public internal(set) var collections: [String: ItemCollection] = [:]
+    // Sorted maps, not dictionaries: a segment has a few of each, and a
+    // plan has tens of thousands of segments (see SortedMap).
+    public internal(set) var fields: SortedMap<String, MultiValueRegister<String>> = [:]
+    public internal(set) var logs: SortedMap<String, AppendLog> = [:]
+    public internal(set) var collections: SortedMap<String, ItemCollection> = [:]
     /// The sum of every element's content hash, kept up to date by every
     /// mutation, so the state hash costs O(1) instead of a full encoding.
     public internal(set) var elementDigest = ContentHash128.zero

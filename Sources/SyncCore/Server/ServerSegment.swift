@@ -31,7 +31,7 @@ public struct ElementMeta: Hashable, Sendable, Codable {
 /// metadata. Used by the SQLite server and by the in-process benchmark server.
 public struct ServerSegment: Sendable {
     public var state: SegmentState
-    public var meta: [ElementKey: ElementMeta]
+    public var meta: SortedMap<ElementKey, ElementMeta>
     /// Changes to the context alone (a rejected dot, an already-superseded write).
     public var contextMeta: ElementMeta
     /// The sequence of the first op merged into the segment (0: not yet).
@@ -43,7 +43,7 @@ public struct ServerSegment: Sendable {
         contextMeta = ElementMeta(seq: 0, writer: ReplicaID(0))
     }
 
-    public init(state: SegmentState, meta: [ElementKey: ElementMeta], contextMeta: ElementMeta) {
+    public init(state: SegmentState, meta: SortedMap<ElementKey, ElementMeta>, contextMeta: ElementMeta) {
         self.state = state
         self.meta = meta
         self.contextMeta = contextMeta
@@ -56,9 +56,7 @@ public struct ServerSegment: Sendable {
         if createdSeq == 0 { createdSeq = seq }
         contextMeta.record(seq: seq, writer: op.dot.replica)
         if let element {
-            if meta[element] != nil {
-                meta[element]!.record(seq: seq, writer: op.dot.replica)
-            } else {
+            if meta.update(element, { $0.record(seq: seq, writer: op.dot.replica) }) == nil {
                 meta[element] = ElementMeta(seq: seq, writer: op.dot.replica)
             }
         }
@@ -85,7 +83,6 @@ public struct ServerSegment: Sendable {
             elements.append(Self.strip(element, of: replica))
         }
         guard !elements.isEmpty || contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
-        elements.sort { $0.key < $1.key }
         return SegmentPatch(segment: state.key, epoch: state.epoch, context: state.context, elements: elements)
     }
 
@@ -137,12 +134,8 @@ public struct ServerSegment: Sendable {
         var state = SegmentState(key: key, epoch: epoch)
         state.context = context
         if digest != nil { state.tracksDigest = false }
-        var meta: [ElementKey: ElementMeta] = [:]
-        meta.reserveCapacity(rows.count)
-        for (element, info) in rows {
-            state.join(element)
-            meta[element.key] = info
-        }
+        for (element, _) in rows { state.join(element) }
+        let meta = SortedMap(rows.lazy.map { ($0.0.key, $0.1) })
         if let digest {
             state.elementDigest = digest
             state.tracksDigest = true

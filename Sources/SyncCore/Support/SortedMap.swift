@@ -1,0 +1,128 @@
+/// A map kept as one array sorted by key, for the small maps a segment holds
+/// by the tens of thousands (its fields, logs and collections; the server's
+/// per-element change metadata).
+///
+/// A dictionary's storage costs a header, a bitmap and about twice the
+/// buckets it fills, and every lookup hashes the key with SipHash; for the
+/// one to a few dozen entries these maps hold, a binary search over a dense
+/// array is smaller and no slower. Iteration is in key order, so callers
+/// need not sort the keys for a canonical order. Lookups are O(log n),
+/// inserts and removals O(n).
+public struct SortedMap<Key: Comparable & Hashable, Value> {
+    public typealias Element = (key: Key, value: Value)
+
+    /// One array of pairs: one heap object per map.
+    private var entries: [Element] = []
+
+    public init() {}
+
+    /// A map of these pairs; a later pair replaces an earlier one with the same key.
+    public init<S: Sequence>(_ pairs: S) where S.Element == (Key, Value) {
+        // Sort once (stable, so the last of equal keys is last) instead of inserting one by one.
+        let sorted = pairs.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
+        entries.reserveCapacity(sorted.count)
+        for (_, (key, value)) in sorted {
+            if let last = entries.last, last.key == key { entries[entries.count - 1].value = value } else { entries.append((key, value)) }
+        }
+    }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// The keys in ascending order.
+    public var keys: [Key] { entries.map(\.key) }
+    /// The values in the order of their keys.
+    public var values: [Value] { entries.map(\.value) }
+
+    public mutating func reserveCapacity(_ capacity: Int) { entries.reserveCapacity(capacity) }
+
+    /// Where `key` is, or where it would be inserted.
+    @inline(__always)
+    private func position(of key: Key) -> (index: Int, found: Bool) {
+        let index = entries.sortedPosition(of: key) { $0.key }
+        return (index, index < entries.count && entries[index].key == key)
+    }
+
+    public subscript(key: Key) -> Value? {
+        get {
+            let (index, found) = position(of: key)
+            return found ? entries[index].value : nil
+        }
+        set {
+            let (index, found) = position(of: key)
+            switch (found, newValue) {
+            case (true, let value?): entries[index].value = value
+            case (true, nil): entries.remove(at: index)
+            case (false, let value?): entries.insert((key, value), at: index)
+            case (false, nil): break
+            }
+        }
+        // In-place mutation through the optional (`map[key]?.change()`): the
+        // value is moved out and back, so its buffers stay uniquely referenced.
+        _modify {
+            let (index, found) = position(of: key)
+            var value = found ? entries.remove(at: index).value : nil
+            defer {
+                if let value { entries.insert((key, value), at: index) }
+            }
+            yield &value
+        }
+    }
+
+    /// The value for `key`, inserted as `defaultValue` first if absent, for
+    /// mutation in place (the value's own buffers stay uniquely referenced).
+    public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
+        get { self[key] ?? defaultValue() }
+        _modify {
+            let (index, found) = position(of: key)
+            if !found { entries.insert((key, defaultValue()), at: index) }
+            yield &entries[index].value
+        }
+    }
+
+    /// Changes the value for an existing key in place; returns nil (and does
+    /// nothing) when the key is absent.
+    @discardableResult
+    public mutating func update<Result>(_ key: Key, _ body: (inout Value) throws -> Result) rethrows -> Result? {
+        let (index, found) = position(of: key)
+        guard found else { return nil }
+        return try body(&entries[index].value)
+    }
+}
+
+extension SortedMap: Sequence {
+    public struct Iterator: IteratorProtocol {
+        fileprivate let map: SortedMap
+        fileprivate var index = 0
+        public mutating func next() -> Element? {
+            guard index < map.entries.count else { return nil }
+            defer { index += 1 }
+            return map.entries[index]
+        }
+    }
+
+    public func makeIterator() -> Iterator { Iterator(map: self) }
+    public var underestimatedCount: Int { count }
+}
+
+extension SortedMap: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (Key, Value)...) { self.init(elements) }
+}
+
+extension SortedMap: Equatable where Value: Equatable {
+    public static func == (lhs: SortedMap, rhs: SortedMap) -> Bool {
+        lhs.entries.elementsEqual(rhs.entries) { $0.key == $1.key && $0.value == $1.value }
+    }
+}
+
+extension SortedMap: Hashable where Value: Hashable {
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(entries.count)
+        for entry in entries {
+            hasher.combine(entry.key)
+            hasher.combine(entry.value)
+        }
+    }
+}
+
+extension SortedMap: Sendable where Key: Sendable, Value: Sendable {}
