@@ -23,7 +23,9 @@ extension ClientReplica {
     }
 
     public var metadata: Metadata {
-        Metadata(replica: replica, user: user, policy: policy, clock: clock, counters: counters, epochs: epochs,
+        Metadata(replica: replica, user: user, policy: policy, clock: clock,
+                 counters: Dictionary(uniqueKeysWithValues: counters.map { ($0.key, $0.value) }),
+                 epochs: Dictionary(uniqueKeysWithValues: epochs.map { ($0.key, $0.value) }),
                  rejected: rejected, purgedRejectedCount: purgedRejectedCount, cursor: cursor,
                  locallyCreated: locallyCreated, lastServerTime: lastServerTime, sendFullHeld: sendFullHeld,
                  clockSkewCount: clockSkewCount, auditQueue: auditQueue, lastAuditSeq: lastAuditSeq,
@@ -33,8 +35,8 @@ extension ClientReplica {
     /// Rebuilds a replica from what `metadata`, `confirmed` and `pending` held.
     public init(metadata: Metadata, schema: Schema, confirmed: [SegmentState], pending: [SyncOperation]) {
         self.init(replica: metadata.replica, user: metadata.user, schema: schema, policy: metadata.policy, clock: metadata.clock)
-        counters = metadata.counters
-        epochs = metadata.epochs
+        counters = SortedMap(metadata.counters.map { ($0.key, $0.value) })
+        epochs = SortedMap(metadata.epochs.map { ($0.key, $0.value) })
         rejected = metadata.rejected
         purgedRejectedCount = metadata.purgedRejectedCount
         cursor = metadata.cursor
@@ -45,7 +47,7 @@ extension ClientReplica {
         auditQueue = metadata.auditQueue
         lastAuditSeq = metadata.lastAuditSeq
         lastAuditHash = metadata.lastAuditHash
-        for state in confirmed { self.confirmed[state.key] = state }
+        self.confirmed = SortedMap(confirmed.map { ($0.key, $0) })
         self.pending = pending
         rebuildOverlays(for: Set(pending.map(\.segment)))
     }

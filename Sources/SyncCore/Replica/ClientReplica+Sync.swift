@@ -173,7 +173,7 @@ extension ClientReplica {
             // Sorted by dot, so an item's insert comes before the ops on it.
             var rebasing = Set<OpIdentity>()
             for (op, reason) in removed.sorted(by: { $0.key.dot < $1.key.dot }) {
-                if confirmed[op.segment]?.epoch == op.epoch { confirmed[op.segment]?.markSeen(op.dot) }
+                confirmed.update(op.segment) { if $0.epoch == op.epoch { $0.markSeen(op.dot) } }
                 if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                 let record = RejectedRecord(op: op, reason: reason, at: wall)
                 if reason == .erased || reason == .dependsOnRejected, heldEpochs[op.segment] != op.epoch,
@@ -221,8 +221,6 @@ extension ClientReplica {
             var kept: [SyncOperation] = []
             let snapshotted = Set(response.snapshots.map(\.segment))
             var rebuilt: [SegmentKey: SegmentState] = [:]
-            // Pending ops come in runs of one segment: take its state out once per run.
-            var current: (key: SegmentKey, state: SegmentState)?
             for op in pending {
                 // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
                 // an older-epoch op with the same dot is not the accepted one.
@@ -233,11 +231,9 @@ extension ClientReplica {
                         // there): apply it to a state of its own and join that in.
                         rebuilt[op.segment, default: SegmentState(key: op.segment, epoch: op.epoch)].apply(op)
                     } else {
-                        if current?.key != op.segment {
-                            if let (key, state) = current { confirmed[key] = state }
-                            current = (op.segment, confirmed.removeValue(forKey: op.segment) ?? SegmentState(key: op.segment, epoch: op.epoch))
-                        }
-                        if current!.state.epoch == op.epoch { current!.state.apply(op) }
+                        // In place: the state's buffers stay uniquely referenced, so no copy.
+                        if !confirmed.contains(op.segment) { confirmed[op.segment] = SegmentState(key: op.segment, epoch: op.epoch) }
+                        confirmed.update(op.segment) { if $0.epoch == op.epoch { $0.apply(op) } }
                     }
                     if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
                     touched.insert(op.segment)
@@ -246,22 +242,24 @@ extension ClientReplica {
                     kept.append(op)
                 }
             }
-            if let (key, state) = current { confirmed[key] = state }
-            for (key, own) in rebuilt where confirmed[key]?.epoch == own.epoch { confirmed[key]!.join(own) }
+            for (key, own) in rebuilt { confirmed.update(key) { if $0.epoch == own.epoch { $0.join(own) } } }
             pending = kept
         }
 
         // 5. Deltas join into held segments.
+        let replica = self.replica
         for patch in response.deltas {
-            guard var state = confirmed.removeValue(forKey: patch.segment) else { continue }
-            defer { confirmed[patch.segment] = state }
-            guard state.epoch == patch.epoch else { continue }
-            // A delta leaves out the device's own writes but its context has their dots, also of
-            // writes still pending here (a push whose answer was lost): taken from the context,
-            // they would make the overlay and the later acknowledgement skip those writes as seen.
-            // The device's own dots enter its copy only through its own verdicts.
-            state.join(context: patch.context.without(replica))
-            for element in patch.elements { state.join(element) }
+            let joined = confirmed.update(patch.segment) { state -> Bool in
+                guard state.epoch == patch.epoch else { return false }
+                // A delta leaves out the device's own writes but its context has their dots, also of
+                // writes still pending here (a push whose answer was lost): taken from the context,
+                // they would make the overlay and the later acknowledgement skip those writes as seen.
+                // The device's own dots enter its copy only through its own verdicts.
+                state.join(context: patch.context.without(replica))
+                for element in patch.elements { state.join(element) }
+                return true
+            }
+            guard joined == true else { continue }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
             touched.insert(patch.segment)
             outcome.pulledElements += patch.elements.count

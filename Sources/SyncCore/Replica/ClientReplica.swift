@@ -9,14 +9,16 @@ public struct ClientReplica: Sendable {
     public internal(set) var schema: Schema
     public internal(set) var policy: PolicyContext
     public internal(set) var clock: HybridLogicalClock
-    /// Server-confirmed state of every segment this device holds.
-    public internal(set) var confirmed: [SegmentKey: SegmentState] = [:]
+    /// Server-confirmed state of every segment this device holds. A sorted
+    /// map: a dictionary of a few hundred 150-byte states keeps up to twice
+    /// that in empty buckets. Mutate it in place (`update`, `[key, default:]`).
+    public internal(set) var confirmed: SortedMap<SegmentKey, SegmentState> = [:]
     /// The device's own ops not yet accepted, in the order they were made.
     public internal(set) var pending: [SyncOperation] = []
     /// The last counter used per segment; persisted before an op is queued.
-    public internal(set) var counters: [SegmentKey: UInt64] = [:]
+    public internal(set) var counters: SortedMap<SegmentKey, UInt64> = [:]
     /// The epoch the device writes for, per segment it has heard of.
-    public internal(set) var epochs: [SegmentKey: UInt32] = [:]
+    public internal(set) var epochs: SortedMap<SegmentKey, UInt32> = [:]
     /// Ops the server (or a purge) rejected, kept for the user (DESIGN §4).
     public internal(set) var rejected: [RejectedRecord] = []
     /// Rejected ops dropped because their segment was purged; the server's

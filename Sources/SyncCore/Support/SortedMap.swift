@@ -11,8 +11,15 @@
 public struct SortedMap<Key: Comparable & Hashable, Value> {
     public typealias Element = (key: Key, value: Value)
 
+    /// A struct, not a tuple: code generic over tuples copies whole entries
+    /// through runtime witnesses even to read a key.
+    fileprivate struct Entry {
+        var key: Key
+        var value: Value
+    }
+
     /// One array of pairs: one heap object per map.
-    private var entries: [Element] = []
+    private var entries: [Entry] = []
 
     public init() {}
 
@@ -22,26 +29,40 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         let sorted = pairs.enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
         entries.reserveCapacity(sorted.count)
         for (_, (key, value)) in sorted {
-            if let last = entries.last, last.key == key { entries[entries.count - 1].value = value } else { entries.append((key, value)) }
+            if let last = entries.last, last.key == key { entries[entries.count - 1].value = value } else { entries.append(Entry(key: key, value: value)) }
         }
     }
 
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
 
-    /// The keys in ascending order.
-    public var keys: [Key] { entries.map(\.key) }
-    /// The values in the order of their keys.
-    public var values: [Value] { entries.map(\.value) }
+    /// The keys in ascending order (a view: nothing is copied until read).
+    public var keys: some RandomAccessCollection<Key> { entries.lazy.map(\.key) }
+    /// The values in the order of their keys (a view).
+    public var values: some RandomAccessCollection<Value> { entries.lazy.map(\.value) }
 
     public mutating func reserveCapacity(_ capacity: Int) { entries.reserveCapacity(capacity) }
 
     /// Where `key` is, or where it would be inserted.
     @inline(__always)
     private func position(of key: Key) -> (index: Int, found: Bool) {
-        let index = entries.sortedPosition(of: key) { $0.key }
-        return (index, index < entries.count && entries[index].key == key)
+        // Keys are read in place: taking whole entries would copy (and retain)
+        // each value the search passes, which for a segment state is six references.
+        entries.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, buffer.count > 0 else { return (0, false) }
+            let count = buffer.count
+            if base[count - 1].key < key { return (count, false) }  // new keys mostly come last
+            var low = 0
+            var high = count
+            while low < high {
+                let middle = (low + high) / 2
+                if base[middle].key < key { low = middle + 1 } else { high = middle }
+            }
+            return (low, low < count && base[low].key == key)
+        }
     }
+
+    public func contains(_ key: Key) -> Bool { position(of: key).found }
 
     public subscript(key: Key) -> Value? {
         get {
@@ -53,7 +74,7 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
             switch (found, newValue) {
             case (true, let value?): entries[index].value = value
             case (true, nil): entries.remove(at: index)
-            case (false, let value?): entries.insert((key, value), at: index)
+            case (false, let value?): entries.insert(Entry(key: key, value: value), at: index)
             case (false, nil): break
             }
         }
@@ -63,7 +84,7 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
             let (index, found) = position(of: key)
             var value = found ? entries.remove(at: index).value : nil
             defer {
-                if let value { entries.insert((key, value), at: index) }
+                if let value { entries.insert(Entry(key: key, value: value), at: index) }
             }
             yield &value
         }
@@ -75,7 +96,7 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         get { self[key] ?? defaultValue() }
         _modify {
             let (index, found) = position(of: key)
-            if !found { entries.insert((key, defaultValue()), at: index) }
+            if !found { entries.insert(Entry(key: key, value: defaultValue()), at: index) }
             yield &entries[index].value
         }
     }
@@ -97,7 +118,7 @@ extension SortedMap: Sequence {
         public mutating func next() -> Element? {
             guard index < map.entries.count else { return nil }
             defer { index += 1 }
-            return map.entries[index]
+            return (map.entries[index].key, map.entries[index].value)
         }
     }
 
@@ -126,3 +147,4 @@ extension SortedMap: Hashable where Value: Hashable {
 }
 
 extension SortedMap: Sendable where Key: Sendable, Value: Sendable {}
+extension SortedMap.Entry: Sendable where Key: Sendable, Value: Sendable {}
