@@ -1,11 +1,11 @@
-/// A map kept as one array sorted by key, for the small maps a segment holds
-/// by the tens of thousands (its fields, logs and collections; the server's
-/// per-element change metadata).
+/// A map kept as one array sorted by key, for the small maps held by the tens
+/// of thousands: a segment's fields, logs and collections, the server's
+/// per-element change metadata, a device's segment states (decision 33).
 ///
-/// A dictionary's storage costs a header, a bitmap and about twice the
+/// A dictionary's storage costs a header, a bitmap and up to twice the
 /// buckets it fills, and every lookup hashes the key with SipHash; for the
-/// one to a few dozen entries these maps hold, a binary search over a dense
-/// array is smaller and no slower. Iteration is in key order, so callers
+/// one to a few hundred entries these maps hold, a binary search over a dense
+/// array is smaller and faster. Iteration is in key order, so callers
 /// need not sort the keys for a canonical order. Lookups are O(log n),
 /// inserts and removals O(n).
 public struct SortedMap<Key: Comparable & Hashable, Value> {
