@@ -78,8 +78,9 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
             case (false, nil): break
             }
         }
-        // In-place mutation through the optional (`map[key]?.change()`): the
-        // value is moved out and back, so its buffers stay uniquely referenced.
+        // Mutation through the optional (`map[key]?.change()`): the value is
+        // moved out and back, so its own buffers stay uniquely referenced, but
+        // the entry array shifts twice (O(n)); hot paths use `update` instead.
         _modify {
             let (index, found) = position(of: key)
             var value = found ? entries.remove(at: index).value : nil
