@@ -66,24 +66,24 @@ struct HouseholdView: Encodable {
         var segments: [SegmentView] = []
         for key in replica.segments(of: household) where purpose == nil || key.purpose == purpose {
             guard let state = replica.view(key) else { continue }
-            let fields = state.fields.keys.sorted().map { name -> FieldView in
-                let register = state.fields[name]!
-                return FieldView(name: name, value: register.winner?.value, conflict: register.isConflict,
+            // Sorted maps iterate in name order.
+            let fields = state.fields.map { name, register -> FieldView in
+                FieldView(name: name, value: register.winner?.value, conflict: register.isConflict,
                                  values: register.values.enumerated().map { index, value in
                                      ValueView(id: value.dot.description, value: value.value, author: value.author,
                                                at: TimeText.iso(value.stamp.milliseconds), winner: index == 0)
                                  })
             }
             var logs: [EntryView] = []
-            for name in state.logs.keys.sorted() {
-                logs += state.logs[name]!.ordered.map {
+            for (name, log) in state.logs {
+                logs += log.ordered.map {
                     EntryView(id: $0.dot.description, log: name, kind: $0.body.kind, occurredAt: TimeText.iso($0.body.occurredAt),
                               author: $0.author, text: $0.body.text, correctionOf: $0.body.correctionOf?.description)
                 }
             }
             var items: [ItemView] = []
-            for name in state.collections.keys.sorted() {
-                items += state.collections[name]!.liveItems.map {
+            for (name, collection) in state.collections {
+                items += collection.liveItems.map {
                     ItemView(id: $0.id.description, collection: name, text: $0.text.winner?.value ?? "",
                              status: $0.status.winner?.value ?? "open", flagged: $0.isFlagged, author: $0.text.winner?.author)
                 }

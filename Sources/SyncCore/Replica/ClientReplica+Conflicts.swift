@@ -31,9 +31,7 @@ extension SegmentState {
     /// Every conflict in this state, in a stable order.
     public func conflicts(schema: Schema) -> [ConflictInfo] {
         var result: [ConflictInfo] = []
-        for name in fields.keys.sorted() {
-            let register = fields[name]!
-            guard register.isConflict else { continue }
+        for (name, register) in fields where register.isConflict {  // key order
             let invariant = schema.field(name)?.invariant
             let values = register.values.enumerated().map { index, value in
                 ConflictValue(id: value.dot, value: value.value, author: value.author, stamp: value.stamp, winner: index == 0)
@@ -41,8 +39,8 @@ extension SegmentState {
             result.append(ConflictInfo(segment: key, kind: invariant == nil ? .concurrentValues : .invariant, name: name,
                                        item: nil, values: values, invariant: invariant.map { $0 == "single" ? "one \(name) per plan" : $0 }))
         }
-        for name in collections.keys.sorted() {
-            for item in collections[name]!.liveItems where item.isFlagged || item.text.isConflict {
+        for (name, collection) in collections {
+            for item in collection.liveItems where item.isFlagged || item.text.isConflict {
                 let values = item.text.values.enumerated().map { index, value in
                     ConflictValue(id: value.dot, value: value.value, author: value.author, stamp: value.stamp, winner: index == 0)
                 }
