@@ -123,15 +123,35 @@ public struct CollectionItem: Hashable, Sendable, Codable {
 }
 
 /// A collection: items keyed by ID, shown in position order.
+///
+/// Like `AppendLog`, a device's view changes items on top of the confirmed
+/// ones (`setOnTop`) rather than copying every item of the collection.
 public struct ItemCollection: Hashable, Sendable {
-    /// Every item, live or removed, sorted by ID: an array rather than a
-    /// dictionary, whose buckets would cost about twice the items they hold.
-    public private(set) var items: [CollectionItem] = []
+    /// Items sorted by ID: an array rather than a dictionary, whose buckets
+    /// would cost about twice the items they hold. Shared with the state
+    /// this collection was copied from, in a view.
+    private var base: [CollectionItem] = []
+    /// Items a view added or changed, sorted by ID; each hides its `base` copy.
+    private var onTop: [CollectionItem] = []
 
     public init() {}
 
+    /// Every item, live or removed, sorted by ID.
+    public var items: [CollectionItem] {
+        guard !onTop.isEmpty else { return base }
+        var merged = base
+        for item in onTop {
+            let index = Self.position(of: item.id, in: merged)
+            if index < merged.count, merged[index].id == item.id { merged[index] = item } else { merged.insert(item, at: index) }
+        }
+        return merged
+    }
+
     /// How many items are live.
-    public var liveCount: Int { items.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
+    public var liveCount: Int {
+        guard !onTop.isEmpty else { return base.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
+        return items.reduce(0) { $0 + ($1.isLive ? 1 : 0) }
+    }
 
     /// Live items in position order.
     public var liveItems: [CollectionItem] {
@@ -140,21 +160,37 @@ public struct ItemCollection: Hashable, Sendable {
 
     public internal(set) subscript(id: Dot) -> CollectionItem? {
         get {
-            let index = position(of: id)
-            return index < items.count && items[index].id == id ? items[index] : nil
+            if !onTop.isEmpty, let item = Self.find(id, in: onTop) { return item }
+            return Self.find(id, in: base)
         }
         set {
-            let index = position(of: id)
-            let present = index < items.count && items[index].id == id
+            if !onTop.isEmpty { base = items; onTop = [] }  // a plain write to a view: flatten first
+            let index = Self.position(of: id, in: base)
+            let present = index < base.count && base[index].id == id
             switch (newValue, present) {
-            case (let item?, true): items[index] = item
-            case (let item?, false): items.insertGrowingByAQuarter(item, at: index)
-            case (nil, true): items.remove(at: index)
+            case (let item?, true): base[index] = item
+            case (let item?, false): base.insertGrowingByAQuarter(item, at: index)
+            case (nil, true): base.remove(at: index)
             case (nil, false): break
             }
         }
     }
 
+    /// Adds or replaces an item without touching the shared ones (for views).
+    mutating func setOnTop(_ item: CollectionItem) {
+        let index = Self.position(of: item.id, in: onTop)
+        if index < onTop.count, onTop[index].id == item.id { onTop[index] = item } else { onTop.insert(item, at: index) }
+    }
+
+    private static func find(_ id: Dot, in items: [CollectionItem]) -> CollectionItem? {
+        let index = position(of: id, in: items)
+        return index < items.count && items[index].id == id ? items[index] : nil
+    }
+
     /// Where `id` is or would go.
-    private func position(of id: Dot) -> Int { items.sortedPosition(of: id) { $0.id } }
+    private static func position(of id: Dot, in items: [CollectionItem]) -> Int { items.sortedPosition(of: id) { $0.id } }
+
+    // Equal items are equal collections, however they are split.
+    public static func == (lhs: ItemCollection, rhs: ItemCollection) -> Bool { lhs.items == rhs.items }
+    public func hash(into hasher: inout Hasher) { hasher.combine(items) }
 }

@@ -25,32 +25,64 @@ public struct LogEntry: Hashable, Sendable, Codable {
 /// Kept as an array sorted by dot rather than a dictionary: a log is the
 /// bulk of a plan (every contact note), and a dictionary's buckets cost
 /// about twice the entries they hold. Lookups are a binary search.
+///
+/// A device's view of a segment (confirmed + its pending ops) starts as a
+/// copy of the confirmed state; adding to the copied log would copy every
+/// entry of it. A view adds on top instead (`addOnTop`), sharing the
+/// confirmed entries; stored and sent states never have entries on top.
 public struct AppendLog: Hashable, Sendable {
-    /// Every entry, sorted by dot.
-    public private(set) var entries: [LogEntry] = []
+    /// Shared with the state this log was copied from, in a view.
+    private var base: [LogEntry] = []
+    /// Entries a view added, sorted by dot; none of them is in `base`.
+    private var onTop: [LogEntry] = []
 
     public init() {}
+
+    /// Every entry, sorted by dot.
+    public var entries: [LogEntry] {
+        guard !onTop.isEmpty else { return base }
+        var merged = base
+        for entry in onTop { merged.insert(entry, at: merged.sortedPosition(of: entry.dot) { $0.dot }) }
+        return merged
+    }
 
     /// Adds an entry; returns false if it was already there.
     @discardableResult
     public mutating func add(_ entry: LogEntry) -> Bool {
-        let index = position(of: entry.dot)
-        if index < entries.count, entries[index].dot == entry.dot { return false }
-        entries.insertGrowingByAQuarter(entry, at: index)
+        if !onTop.isEmpty { return addOnTop(entry) }
+        let index = Self.position(of: entry.dot, in: base)
+        if index < base.count, base[index].dot == entry.dot { return false }
+        base.insertGrowingByAQuarter(entry, at: index)
+        return true
+    }
+
+    /// Adds an entry without touching the shared entries (for views).
+    @discardableResult
+    mutating func addOnTop(_ entry: LogEntry) -> Bool {
+        guard self[dot: entry.dot] == nil else { return false }
+        onTop.insert(entry, at: Self.position(of: entry.dot, in: onTop))
         return true
     }
 
     /// The entry with this dot, if the log has it.
     public subscript(dot dot: Dot) -> LogEntry? {
-        let index = position(of: dot)
+        Self.find(dot, in: base) ?? (onTop.isEmpty ? nil : Self.find(dot, in: onTop))
+    }
+
+    private static func find(_ dot: Dot, in entries: [LogEntry]) -> LogEntry? {
+        let index = position(of: dot, in: entries)
         return index < entries.count && entries[index].dot == dot ? entries[index] : nil
     }
 
     /// Where `dot` is or would go.
-    private func position(of dot: Dot) -> Int { entries.sortedPosition(of: dot) { $0.dot } }
+    private static func position(of dot: Dot, in entries: [LogEntry]) -> Int { entries.sortedPosition(of: dot) { $0.dot } }
 
     /// Entries in log order.
     public var ordered: [LogEntry] { entries.sorted(by: LogEntry.precedes) }
 
-    public var count: Int { entries.count }
+    public var count: Int { base.count + onTop.count }
+
+    // Equal entries are equal logs, however they are split.
+    public static func == (lhs: AppendLog, rhs: AppendLog) -> Bool { lhs.entries == rhs.entries }
+    public func hash(into hasher: inout Hasher) { hasher.combine(entries) }
 }

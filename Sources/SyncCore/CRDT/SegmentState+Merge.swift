@@ -60,13 +60,13 @@ extension SegmentState {
             return .applied(element: changed ? .field(field) : nil)
         case .append(let log, let body):
             let entry = LogEntry(dot: op.dot, stamp: op.stamp, author: op.author, body: body)
-            logs[log, default: AppendLog()].add(entry)
+            if isView { logs[log, default: AppendLog()].addOnTop(entry) } else { logs[log, default: AppendLog()].add(entry) }
             return .applied(element: .logEntry(log: log, dot: op.dot))
         case .insert(let collection, let position, let text):
             var item = collections[collection]?[op.dot] ?? CollectionItem(id: op.dot, basePosition: position)
             item.setBasePosition(position)
             item.applyText(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text), context: op.context)
-            collections[collection, default: ItemCollection()][op.dot] = item
+            store(item, in: collection)
             return .applied(element: .item(collection: collection, id: op.dot))
         case .edit(let collection, let id, let field, let value):
             var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
@@ -75,19 +75,25 @@ extension SegmentState {
             case .text: item.applyText(write, context: op.context)
             case .status: item.applyStatus(write, context: op.context)
             }
-            collections[collection, default: ItemCollection()][id] = item
+            store(item, in: collection)
             return .applied(element: .item(collection: collection, id: id))
         case .move(let collection, let id, let position):
             var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
             item.applyMove(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position), context: op.context)
-            collections[collection, default: ItemCollection()][id] = item
+            store(item, in: collection)
             return .applied(element: .item(collection: collection, id: id))
         case .remove(let collection, let id):
             var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
             item.applyRemove(op.dot, context: op.context)
-            collections[collection, default: ItemCollection()][id] = item
+            store(item, in: collection)
             return .applied(element: .item(collection: collection, id: id))
         }
+    }
+
+    /// Puts an item an op changed back into its collection; a view keeps it
+    /// on top of the confirmed items (see ItemCollection).
+    private mutating func store(_ item: CollectionItem, in collection: String) {
+        if isView { collections[collection, default: ItemCollection()].setOnTop(item) } else { collections[collection, default: ItemCollection()][item.id] = item }
     }
 
     /// Records a dot as seen and empty (a rejected op), so it never comes back.

@@ -6,7 +6,13 @@ public struct SegmentState: Hashable, Sendable {
     /// Every dot this state reflects, including rejected ones (seen and empty).
     public internal(set) var context = CausalContext()
     /// The createHousehold op, in a REGIE segment.
-    public internal(set) var creation: CreationRecord?
+    public internal(set) var creation: CreationRecord? {
+        get { creationStorage.first }
+        set { creationStorage = newValue.map { [$0] } ?? [] }
+    }
+    /// Zero or one record. An array, not an optional: only REGIE segments
+    /// have one, and inline it would cost every segment 40 bytes.
+    private var creationStorage: [CreationRecord] = []
     // Sorted maps, not dictionaries: a segment has a few of each, and a
     // plan has tens of thousands of segments (see SortedMap).
     public internal(set) var fields: SortedMap<String, MultiValueRegister<String>> = [:]
@@ -17,6 +23,9 @@ public struct SegmentState: Hashable, Sendable {
     public internal(set) var elementDigest = ContentHash128.zero
     /// Off for the client's pending overlays: views are never hashed.
     var tracksDigest = true
+    /// A device's view (confirmed + pending): it shares the confirmed
+    /// state's logs and adds on top of them (see AppendLog).
+    var isView = false
 
     public init(key: SegmentKey, epoch: UInt32) {
         self.key = key

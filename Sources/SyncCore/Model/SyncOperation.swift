@@ -94,12 +94,43 @@ public struct LogEntryBody: Hashable, Sendable, Codable {
     public var occurredAt: UInt64
     public var text: String
     /// The entry this one corrects, if it is a correction.
-    public var correctionOf: Dot?
+    public var correctionOf: Dot? {
+        get { correction.counter == 0 ? nil : correction }
+        set { correction = newValue ?? Self.noCorrection }
+    }
+    /// Counter 0 stands for "not a correction": real counters start at 1
+    /// (both decoders refuse 0), and an optional would add 8 bytes to every
+    /// log entry a server or device holds.
+    private var correction: Dot
+    private static let noCorrection = Dot(replica: ReplicaID(0), counter: 0)
 
     public init(kind: String, occurredAt: UInt64, text: String, correctionOf: Dot? = nil) {
         self.kind = kind
         self.occurredAt = occurredAt
         self.text = text
-        self.correctionOf = correctionOf
+        self.correction = correctionOf ?? Self.noCorrection
+    }
+
+    private enum CodingKeys: String, CodingKey { case kind, occurredAt, text, correctionOf }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try container.decode(String.self, forKey: .kind)
+        occurredAt = try container.decode(UInt64.self, forKey: .occurredAt)
+        text = try container.decode(String.self, forKey: .text)
+        let corrected = try container.decodeIfPresent(Dot.self, forKey: .correctionOf)
+        if let corrected, corrected.counter == 0 {
+            throw DecodingError.dataCorruptedError(forKey: .correctionOf, in: container,
+                                                   debugDescription: "a corrected entry's counter starts at 1")
+        }
+        correction = corrected ?? Self.noCorrection
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(occurredAt, forKey: .occurredAt)
+        try container.encode(text, forKey: .text)
+        try container.encodeIfPresent(correctionOf, forKey: .correctionOf)
     }
 }

@@ -4,10 +4,38 @@
 public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertible {
     public struct Entry: Hashable, Sendable, Codable {
         public var replica: ReplicaID
-        public var counter: UInt64
+        // The counter in two halves: a UInt64 after the 4-byte replica would be
+        // padded to 16 bytes, halves make an entry 12. Vectors are a large part
+        // of what a server and a device hold (every register's cover, every op's context).
+        private var counterHigh: UInt32
+        private var counterLow: UInt32
+
+        public var counter: UInt64 {
+            @inline(__always) get { UInt64(counterHigh) << 32 | UInt64(counterLow) }
+            @inline(__always) set {
+                counterHigh = UInt32(truncatingIfNeeded: newValue >> 32)
+                counterLow = UInt32(truncatingIfNeeded: newValue)
+            }
+        }
+
         public init(replica: ReplicaID, counter: UInt64) {
             self.replica = replica
-            self.counter = counter
+            counterHigh = UInt32(truncatingIfNeeded: counter >> 32)
+            counterLow = UInt32(truncatingIfNeeded: counter)
+        }
+
+        private enum CodingKeys: String, CodingKey { case replica, counter }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(replica: try container.decode(ReplicaID.self, forKey: .replica),
+                      counter: try container.decode(UInt64.self, forKey: .counter))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(replica, forKey: .replica)
+            try container.encode(counter, forKey: .counter)
         }
     }
 

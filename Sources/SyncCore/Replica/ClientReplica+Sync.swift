@@ -142,7 +142,8 @@ extension ClientReplica {
             for element in patch.elements { state.join(element) }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
             confirmed[patch.segment] = state
-            epochs[patch.segment] = max(epochs[patch.segment] ?? 0, patch.epoch)
+            let epoch = max(epochs[patch.segment] ?? 0, patch.epoch)
+            if epoch != 0 { epochs[patch.segment] = epoch }  // absent is 0 (see write)
             touched.insert(patch.segment)
             outcome.snapshots += 1
             outcome.pulledElements += patch.elements.count
@@ -419,9 +420,13 @@ extension ClientReplica {
             let epoch = epochs[segment] ?? 0
             var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)
             overlay.tracksDigest = false
+            overlay.isView = true
             for op in pending where op.segment == segment && op.epoch == overlay.epoch { overlay.apply(op) }
             overlays[segment] = overlay
         }
+        // A dictionary keeps its buckets when emptied; after a sync that took
+        // every pending op, give back the ones the last offline stretch grew.
+        if overlays.isEmpty { overlays = [:] }
     }
 
     /// Drops every household, pending op and rejected op: a revoked device.

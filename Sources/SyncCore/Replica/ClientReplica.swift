@@ -232,11 +232,13 @@ public struct ClientReplica: Sendable {
             }
         }
         counters[segment] = op.dot.counter
-        epochs[segment] = op.epoch
+        // An absent epoch is epoch 0, the usual case: only erasures make a map entry worth its bytes.
+        if op.epoch != 0 || epochs.contains(segment) { epochs[segment] = op.epoch }
         pending.append(op)
         if overlays[segment] == nil {
             var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)
             overlay.tracksDigest = false
+            overlay.isView = true
             overlays[segment] = overlay
         }
         overlays[segment]!.apply(op)

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+@testable import SyncCore
+
+/// A device's view (confirmed + pending) adds log entries and changes items
+/// on top of the confirmed state instead of copying it (AppendLog,
+/// ItemCollection): the view must still show everything, and the confirmed
+/// state must not change until the server accepts.
+struct ViewOverlayTests {
+    let h = Fixture.household
+
+    @Test func aViewShowsPendingLogEntriesAndGoalsOnTopOfTheConfirmedOnes() throws {
+        var world = try ReplicaTests().seededWorld()
+        let regie = SegmentKey(household: h, purpose: .regie)
+        var confirmedGoal = Dot(replica: ReplicaID(11), counter: 1)
+        try world.edit("coach") { r, wall in
+            _ = try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Eerste gesprek (fictief)", wall: wall)
+            confirmedGoal = try r.insertItem(household: h, purpose: .regie, text: "Post openen", wall: wall).dot
+        }
+        try world.sync("coach")
+        let before = try #require(world.replica("coach").confirmed[regie])
+
+        // Offline: two more entries (one corrects the first), a new goal, the old goal marked done.
+        var added: [Dot] = []
+        var newGoal = confirmedGoal
+        try world.edit("coach") { r, wall in
+            let first = try #require(r.view(regie)?.logs["contactlog"]?.entries.first)
+            added.append(try r.appendLog(household: h, purpose: .regie, kind: "huisbezoek", occurredAt: nil, text: "Huisbezoek (fictief)", wall: wall).dot)
+            added.append(try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Correctie (fictief)",
+                                         correctionOf: first.dot, wall: wall + 1).dot)
+            newGoal = try r.insertItem(household: h, purpose: .regie, text: "Schuldhulp aanvragen", wall: wall + 2).dot
+            _ = try r.editItem(household: h, purpose: .regie, item: confirmedGoal, field: .status, value: "done", wall: wall + 3)
+        }
+        let replica = world.replica("coach")
+        let view = try #require(replica.view(regie))
+        let log = try #require(view.logs["contactlog"])
+        #expect(log.count == 3)
+        #expect(log.entries.map(\.dot) == log.entries.map(\.dot).sorted(), "entries stay sorted by dot")
+        for dot in added { #expect(log[dot: dot] != nil) }
+        #expect(log.entries.last?.body.correctionOf == before.logs["contactlog"]?.entries.first?.dot)
+        let goals = try #require(view.collections["doelen"])
+        #expect(goals.liveCount == 2)
+        #expect(goals[confirmedGoal]?.status.winner?.value == "done")
+        #expect(goals[newGoal]?.text.winner?.value == "Schuldhulp aanvragen")
+        #expect(goals.liveItems.count == 2 && goals.items.count == 2)
+        // The confirmed state is what the server acknowledged, untouched by the view.
+        #expect(replica.confirmed[regie] == before)
+        #expect(replica.confirmed[regie]?.logs["contactlog"]?.count == 1)
+        #expect(replica.confirmed[regie]?.collections["doelen"]?[confirmedGoal]?.status.winner == nil)
+
+        // After the sync the confirmed state holds it all, byte-identical to the server's.
+        try world.sync("coach")
+        let synced = world.replica("coach")
+        #expect(synced.pending.isEmpty)
+        #expect(synced.confirmed[regie]?.logs["contactlog"]?.count == 3)
+        #expect(synced.confirmed[regie]?.collections["doelen"]?.liveCount == 2)
+        #expect(synced.view(regie) == synced.confirmed[regie])
+        let same = world.identical("coach")
+        #expect(same)
+    }
+
+    @Test func logsAndCollectionsAreEqualHoweverTheyAreSplit() throws {
+        func entry(_ counter: UInt64) -> LogEntry {
+            LogEntry(dot: Dot(replica: ReplicaID(3), counter: counter), stamp: HLCTimestamp(rawValue: counter << 16), author: "bas",
+                     body: LogEntryBody(kind: "telefoon", occurredAt: counter, text: "Notitie \(counter) (fictief)"))
+        }
+        var plain = AppendLog()
+        for c: UInt64 in [1, 3, 2] { plain.add(entry(c)) }
+        var split = AppendLog()
+        split.add(entry(2))
+        let addedThree = split.addOnTop(entry(3)), addedOne = split.addOnTop(entry(1))
+        #expect(addedThree && addedOne)
+        let sharedAgain = split.addOnTop(entry(2))
+        #expect(!sharedAgain, "an entry the shared part has is not added again")
+        let onTopAgain = split.add(entry(3))
+        #expect(!onTopAgain, "nor one on top")
+        let addedFour = split.add(entry(4)) && plain.add(entry(4))
+        #expect(addedFour)
+        #expect(split == plain && split.hashValue == plain.hashValue)
+        #expect(split.entries.map(\.dot.counter) == [1, 2, 3, 4] && split.count == 4)
+
+        func item(_ counter: UInt64, status: String? = nil) -> CollectionItem {
+            var item = CollectionItem(id: Dot(replica: ReplicaID(3), counter: counter), basePosition: [UInt8(counter)])
+            item.applyText(RegisterValue(dot: item.id, stamp: HLCTimestamp(rawValue: counter << 16), author: "bas", value: "Doel \(counter)"),
+                           context: VersionVector())
+            if let status {
+                item.applyStatus(RegisterValue(dot: Dot(replica: ReplicaID(4), counter: counter), stamp: HLCTimestamp(rawValue: counter << 17),
+                                               author: "wendy", value: status), context: VersionVector())
+            }
+            return item
+        }
+        var flat = ItemCollection()
+        for c: UInt64 in [1, 2, 3] { flat[item(c).id] = item(c) }
+        flat[item(2).id] = item(2, status: "done")
+        var layered = ItemCollection()
+        layered[item(1).id] = item(1)
+        layered[item(2).id] = item(2)
+        layered.setOnTop(item(3))
+        layered.setOnTop(item(2, status: "done"))
+        #expect(layered == flat && layered.hashValue == flat.hashValue)
+        #expect(layered[item(2).id]?.status.winner?.value == "done", "the item on top hides its shared copy")
+        #expect(layered.items.count == 3 && layered.liveCount == 3)
+        // A plain write to a layered collection keeps every item.
+        layered[item(4).id] = item(4)
+        flat[item(4).id] = item(4)
+        #expect(layered == flat && layered.items.map(\.id.counter) == [1, 2, 3, 4])
+    }
+
+    @Test func aCorrectionOfCounterZeroIsRefusedInJSON() throws {
+        let valid = #"{"kind":"telefoon","occurredAt":5,"text":"x","correctionOf":{"replica":3,"counter":2}}"#
+        let decoded = try JSONDecoder().decode(LogEntryBody.self, from: Data(valid.utf8))
+        #expect(decoded.correctionOf == Dot(replica: ReplicaID(3), counter: 2))
+        let none = try JSONDecoder().decode(LogEntryBody.self, from: Data(#"{"kind":"telefoon","occurredAt":5,"text":"x"}"#.utf8))
+        #expect(none.correctionOf == nil)
+        #expect(try JSONDecoder().decode(LogEntryBody.self, from: JSONEncoder().encode(decoded)) == decoded)
+        let zero = #"{"kind":"telefoon","occurredAt":5,"text":"x","correctionOf":{"replica":3,"counter":0}}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(LogEntryBody.self, from: Data(zero.utf8)) }
+    }
+}
