@@ -200,6 +200,7 @@ public enum Replay {
             FileHandle.standardError.write(Data("up: \(upOps) ops, \(upText) text bytes; deltas: \(deltaSegments) segments, \(deltaElements) elements, \(deltaValues) field values, \(deltaText) text bytes\n".utf8))
         }
         result.peak_rss_mb = peakResidentMegabytes()
+        if breakdown { FileHandle.standardError.write(Data("resident by mapping: \(residentByMapping())\n".utf8)) }
         // For heap profilers: the heap as the replay left it, before the checks build their own.
         if ProcessInfo.processInfo.environment["FIELDBENCH_EXIT_AFTER_REPLAY"] != nil { exit(0) }
 
@@ -322,6 +323,24 @@ func measure(_ body: () -> Void) -> Double {
 
 /// Peak resident set size of this process (VmHWM), in MB.
 func peakResidentMegabytes() -> Double { statusMegabytes("VmHWM:") }
+
+/// Resident MB per mapped file (anonymous memory as "[anon]"), largest first, for `FIELDBENCH_BREAKDOWN=1`.
+func residentByMapping() -> String {
+    // Read to the end: procfs reports a size of 0, so a sized read stops early.
+    guard let data = FileHandle(forReadingAtPath: "/proc/self/smaps")?.readDataToEndOfFile() else { return "?" }
+    let smaps = String(decoding: data, as: UTF8.self)
+    var totals: [String: Double] = [:]
+    var current = "[anon]"
+    for line in smaps.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if let first = fields.first, first.contains("-"), fields.count >= 5 {
+            current = fields.count >= 6 ? String(fields[5].split(separator: "/").last ?? "") : "[anon]"
+        } else if fields.first == "Rss:", fields.count >= 2, let kilobytes = Double(fields[1]) {
+            totals[current, default: 0] += kilobytes / 1024
+        }
+    }
+    return totals.sorted { $0.value > $1.value }.prefix(12).map { "\($0.key) \(($0.value * 10).rounded() / 10)" }.joined(separator: ", ")
+}
 
 /// Current resident set size (VmRSS), in MB.
 func residentMegabytes() -> Double { statusMegabytes("VmRSS:") }

@@ -6,43 +6,92 @@
 /// flagged (edited while removed) when it is live and a remove exists that no
 /// add/edit had seen. Every part is a join plus a filter, so any delivery order
 /// gives the same state, and a concurrent edit is never silently dropped.
-public struct CollectionItem: Hashable, Sendable, Codable {
+///
+/// Stored compactly, since a server and every device hold each item: a
+/// fraction of up to 8 bytes sits inline, and the insert among the writes is
+/// a flag. Most items were inserted and never edited, and each of those parts
+/// would otherwise be a heap allocation. Every state has one representation,
+/// so the synthesized equality and hashing are those of the logical value.
+public struct CollectionItem: Hashable, Sendable {
     /// The insert op's dot: the item's ID.
     public let id: Dot
-    /// The fraction chosen at insert; used when no move survives. Nil only while
-    /// an edit has arrived before its insert (any delivery order must converge).
-    public private(set) var basePosition: [UInt8]?
+    /// The base fraction's bytes, when it has at most 8 (first byte highest).
+    private var inlineBase: UInt64 = 0
+    /// The base fraction, when it has more than 8 bytes.
+    private var longBase: [UInt8] = []
     public private(set) var text = MultiValueRegister<String>()
     public private(set) var status = MultiValueRegister<String>()
     public private(set) var position = MultiValueRegister<[UInt8]>()
-    /// Add/edit dots not covered by any remove.
-    public private(set) var writes: [Dot] = []
+    /// Add/edit dots not covered by any remove, other than the insert's (`id`).
+    private var otherWrites: [Dot] = []
     /// Join of the contexts of every add/edit.
     public private(set) var writeCover = VersionVector()
     /// Remove dots not seen by any add/edit.
     public private(set) var removes: [Dot] = []
     /// Join of the contexts of every remove.
     public private(set) var removeCover = VersionVector()
+    /// 0...8: the base fraction is inline with this many bytes; `longBaseMark`: in
+    /// `longBase`; `noBase`: none yet.
+    private var baseLength: UInt8 = Self.noBase
+    /// Whether the insert is among the writes.
+    private var insertIsWrite = false
+
+    private static let noBase: UInt8 = 0xFF
+    private static let longBaseMark: UInt8 = 0xFE
 
     public init(id: Dot, basePosition: [UInt8]?) {
         self.id = id
-        self.basePosition = basePosition
+        if let basePosition { storeBase(basePosition) }
     }
 
     init(id: Dot, basePosition: [UInt8]?, text: MultiValueRegister<String>, status: MultiValueRegister<String>,
          position: MultiValueRegister<[UInt8]>, writes: [Dot], writeCover: VersionVector,
          removes: [Dot], removeCover: VersionVector) {
         self.id = id
-        self.basePosition = basePosition
+        if let basePosition { storeBase(basePosition) }
         self.text = text
         self.status = status
         self.position = position
-        self.writes = writes.sorted()
+        insertIsWrite = writes.contains(id)
+        otherWrites = writes.filter { $0 != id }.sorted()
         self.writeCover = writeCover
         self.removes = removes.sorted()
         self.removeCover = removeCover
         normalize()
     }
+
+    /// The fraction chosen at insert; used when no move survives. Nil only while
+    /// an edit has arrived before its insert (any delivery order must converge).
+    public var basePosition: [UInt8]? {
+        switch baseLength {
+        case Self.noBase: return nil
+        case Self.longBaseMark: return longBase
+        default: return (0..<Int(baseLength)).map { UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * $0)) }
+        }
+    }
+
+    private mutating func storeBase(_ fraction: [UInt8]) {
+        if fraction.count <= 8 {
+            inlineBase = fraction.enumerated().reduce(0) { $0 | UInt64($1.element) << UInt64(56 - 8 * $1.offset) }
+            longBase = []
+            baseLength = UInt8(fraction.count)
+        } else {
+            inlineBase = 0
+            longBase = fraction
+            baseLength = Self.longBaseMark
+        }
+    }
+
+    /// Add/edit dots not covered by any remove, sorted.
+    public var writes: [Dot] {
+        guard insertIsWrite else { return otherWrites }
+        var all = otherWrites
+        all.insert(id, at: all.sortedPosition(of: id) { $0 })
+        return all
+    }
+
+    /// The usual state of the writes: the insert alone (the codec writes it as a flag).
+    var writesAreJustTheInsert: Bool { insertIsWrite && otherWrites.isEmpty }
 
     /// The item without the register values written by `dots` (for a device
     /// that applies those ops itself, see ServerSegment.leavingOut).
@@ -57,7 +106,7 @@ public struct CollectionItem: Hashable, Sendable, Codable {
         return item
     }
 
-    public var isLive: Bool { !writes.isEmpty }
+    public var isLive: Bool { insertIsWrite || !otherWrites.isEmpty }
     /// Live, but a remove exists that the surviving edits had not seen.
     public var isFlagged: Bool { isLive && !removes.isEmpty }
 
@@ -67,12 +116,17 @@ public struct CollectionItem: Hashable, Sendable, Codable {
 
     mutating func recordWrite(_ dot: Dot, context: VersionVector) {
         writeCover.join(context)
-        if !writes.contains(dot) { writes.append(dot); writes.sort() }
+        if dot == id {
+            insertIsWrite = true
+        } else if !otherWrites.contains(dot) {
+            otherWrites.append(dot)
+            otherWrites.sort()
+        }
         normalize()
     }
 
     mutating func setBasePosition(_ fraction: [UInt8]) {
-        if basePosition == nil { basePosition = fraction }
+        if baseLength == Self.noBase { storeBase(fraction) }
     }
 
     mutating func applyText(_ value: RegisterValue<String>, context: VersionVector) {
@@ -98,27 +152,64 @@ public struct CollectionItem: Hashable, Sendable, Codable {
 
     /// State join of two copies of the same item.
     mutating func join(_ other: CollectionItem) {
-        if basePosition == nil { basePosition = other.basePosition }
+        if baseLength == Self.noBase, let base = other.basePosition { storeBase(base) }
         text.join(other.text)
         status.join(other.status)
         position.join(other.position)
         writeCover.join(other.writeCover)
         removeCover.join(other.removeCover)
-        writes = Array(Set(writes).union(other.writes)).sorted()
-        removes = Array(Set(removes).union(other.removes)).sorted()
+        insertIsWrite = insertIsWrite || other.insertIsWrite
+        if !other.otherWrites.isEmpty { otherWrites = Array(Set(otherWrites).union(other.otherWrites)).sorted() }
+        if !other.removes.isEmpty { removes = Array(Set(removes).union(other.removes)).sorted() }
         normalize()
     }
 
     /// The filters: a remove deletes the writes (and the values) its author had
     /// seen; an edit that had seen a remove cancels it ("keep this item").
     private mutating func normalize() {
-        writes.removeAll { removeCover.contains($0) }
-        removes.removeAll { writeCover.contains($0) }
+        if !removeCover.isEmpty {
+            if insertIsWrite, removeCover.contains(id) { insertIsWrite = false }
+            if !otherWrites.isEmpty { otherWrites.removeAll { removeCover.contains($0) } }
+        }
+        if !removes.isEmpty { removes.removeAll { writeCover.contains($0) } }
         if !removeCover.isEmpty {
             text.prune(by: removeCover)
             status.prune(by: removeCover)
             position.prune(by: removeCover)
         }
+    }
+}
+
+extension CollectionItem: Codable {
+    // The JSON form names the logical parts, as before the compact storage.
+    private enum CodingKeys: String, CodingKey {
+        case id, basePosition, text, status, position, writes, writeCover, removes, removeCover
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(Dot.self, forKey: .id),
+                  basePosition: try container.decodeIfPresent([UInt8].self, forKey: .basePosition),
+                  text: try container.decode(MultiValueRegister<String>.self, forKey: .text),
+                  status: try container.decode(MultiValueRegister<String>.self, forKey: .status),
+                  position: try container.decode(MultiValueRegister<[UInt8]>.self, forKey: .position),
+                  writes: try container.decode([Dot].self, forKey: .writes),
+                  writeCover: try container.decode(VersionVector.self, forKey: .writeCover),
+                  removes: try container.decode([Dot].self, forKey: .removes),
+                  removeCover: try container.decode(VersionVector.self, forKey: .removeCover))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encodeIfPresent(basePosition, forKey: .basePosition)
+        try container.encode(text, forKey: .text)
+        try container.encode(status, forKey: .status)
+        try container.encode(position, forKey: .position)
+        try container.encode(writes, forKey: .writes)
+        try container.encode(writeCover, forKey: .writeCover)
+        try container.encode(removes, forKey: .removes)
+        try container.encode(removeCover, forKey: .removeCover)
     }
 }
 

@@ -78,7 +78,7 @@ extension CollectionItem {
         if basePosition != nil { flags |= Self.hasBase }
         if !Self.isEmpty(status) { flags |= Self.hasStatus }
         if !Self.isEmpty(position) { flags |= Self.hasPosition }
-        if writes == [id] { flags |= Self.writesAreID }
+        if writesAreJustTheInsert { flags |= Self.writesAreID }
         if !removes.isEmpty { flags |= Self.hasRemoves }
         if !Self.isEmpty(text) { flags |= Self.hasText }
         if flags & Self.hasText != 0, writeCover == text.covered { flags |= Self.writeCoverIsTextCover }
