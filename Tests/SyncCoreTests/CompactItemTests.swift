@@ -45,6 +45,16 @@ struct CompactItemTests {
         }
     }
 
+    @Test func repeatedDotsInAJSONItemDecodeToTheOneForm() throws {
+        let original = item(fraction: [0x40], edits: [2, 3], insert: true, remove: false)
+        var object = try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(original)) as? [String: Any])
+        let writes = try #require(object["writes"] as? [Any])
+        object["writes"] = writes + writes.reversed()
+        let repeated = try JSONDecoder().decode(CollectionItem.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(repeated == original && repeated.hashValue == original.hashValue)
+        #expect(repeated.writes == original.writes)
+    }
+
     @Test func anItemIsEqualWhicheverOrderItsOpsArrive() throws {
         let inserted = item(fraction: [0x40, 0x01], edits: [], insert: true)
         let edited = item(fraction: nil, edits: [2], insert: false)

@@ -59,6 +59,47 @@ struct ViewOverlayTests {
         #expect(same)
     }
 
+    @Test func aSyncThatLeavesOpsPendingKeepsThemInTheViewBesideOthersWrites() throws {
+        var world = try ReplicaTests().seededWorld()
+        let regie = SegmentKey(household: h, purpose: .regie)
+        try world.edit("coach") { r, wall in
+            for n in 1...3 { _ = try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Notitie \(n) (fictief)", wall: wall + UInt64(n)) }
+        }
+        try world.edit("wmo") { r, wall in
+            _ = try r.appendLog(household: h, purpose: .regie, kind: "overleg", occurredAt: nil, text: "Overleg (fictief)", wall: wall)
+        }
+        try world.sync("wmo")
+        // One op per push and one round: the answer brings the colleague's entry and acknowledges one of three.
+        try world.sync("coach", maxOps: 1, rounds: 1)
+        let replica = world.replica("coach")
+        #expect(replica.pending.count == 2)
+        #expect(replica.confirmed[regie]?.logs["contactlog"]?.count == 2, "the colleague's entry and the acknowledged one")
+        let view = try #require(replica.view(regie)?.logs["contactlog"])
+        #expect(view.count == 4)
+        #expect(Set(view.entries.map(\.body.text)) == ["Notitie 1 (fictief)", "Notitie 2 (fictief)", "Notitie 3 (fictief)", "Overleg (fictief)"])
+        try world.sync("coach")
+        #expect(world.replica("coach").confirmed[regie]?.logs["contactlog"]?.count == 4)
+        let same = world.identical("coach")
+        #expect(same)
+    }
+
+    @Test func aCorrectionOfCounterZeroIsNoCorrection() throws {
+        let zero = LogEntryBody(kind: "telefoon", occurredAt: 1, text: "x", correctionOf: Dot(replica: ReplicaID(3), counter: 0))
+        let none = LogEntryBody(kind: "telefoon", occurredAt: 1, text: "x")
+        #expect(zero == none && zero.hashValue == none.hashValue && zero.correctionOf == nil)
+        var world = try ReplicaTests().seededWorld()
+        do {
+            try world.edit("coach") { r, wall in
+                _ = try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Correctie (fictief)",
+                                    correctionOf: Dot(replica: ReplicaID(11), counter: 0), wall: wall)
+            }
+            Issue.record("a correction of entry 11.0 must be refused")
+        } catch let error as SyncCoreError {
+            #expect(error.code == .notFound)
+        }
+        #expect(world.replica("coach").pending.isEmpty, "nothing was queued")
+    }
+
     @Test func logsAndCollectionsAreEqualHoweverTheyAreSplit() throws {
         func entry(_ counter: UInt64) -> LogEntry {
             LogEntry(dot: Dot(replica: ReplicaID(3), counter: counter), stamp: HLCTimestamp(rawValue: counter << 16), author: "bas",

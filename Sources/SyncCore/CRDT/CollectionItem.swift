@@ -53,11 +53,18 @@ public struct CollectionItem: Hashable, Sendable {
         self.status = status
         self.position = position
         insertIsWrite = writes.contains(id)
-        otherWrites = writes.filter { $0 != id }.sorted()
+        otherWrites = Self.sortedUnique(writes.filter { $0 != id })
         self.writeCover = writeCover
-        self.removes = removes.sorted()
+        self.removes = Self.sortedUnique(removes)
         self.removeCover = removeCover
         normalize()
+    }
+
+    /// Sorted, without repeats (a JSON body may repeat a dot; one form per state).
+    private static func sortedUnique(_ dots: [Dot]) -> [Dot] {
+        var result = dots.sorted()
+        if result.count > 1 { result = result.enumerated().filter { $0.offset == 0 || result[$0.offset - 1] != $0.element }.map(\.element) }
+        return result
     }
 
     /// The fraction chosen at insert; used when no move survives. Nil only while
@@ -167,10 +174,8 @@ public struct CollectionItem: Hashable, Sendable {
     /// The filters: a remove deletes the writes (and the values) its author had
     /// seen; an edit that had seen a remove cancels it ("keep this item").
     private mutating func normalize() {
-        if !removeCover.isEmpty {
-            if insertIsWrite, removeCover.contains(id) { insertIsWrite = false }
-            if !otherWrites.isEmpty { otherWrites.removeAll { removeCover.contains($0) } }
-        }
+        if insertIsWrite, removeCover.contains(id) { insertIsWrite = false }
+        if !otherWrites.isEmpty { otherWrites.removeAll { removeCover.contains($0) } }
         if !removes.isEmpty { removes.removeAll { writeCover.contains($0) } }
         if !removeCover.isEmpty {
             text.prune(by: removeCover)

@@ -96,19 +96,21 @@ public struct LogEntryBody: Hashable, Sendable, Codable {
     /// The entry this one corrects, if it is a correction.
     public var correctionOf: Dot? {
         get { correction.counter == 0 ? nil : correction }
-        set { correction = newValue ?? Self.noCorrection }
+        set { correction = Self.stored(newValue) }
     }
     /// Counter 0 stands for "not a correction": real counters start at 1
     /// (both decoders refuse 0), and an optional would add 8 bytes to every
     /// log entry a server or device holds.
     private var correction: Dot
     private static let noCorrection = Dot(replica: ReplicaID(0), counter: 0)
+    /// One stored form per value: a dot with counter 0 names no entry, so it is none.
+    private static func stored(_ dot: Dot?) -> Dot { dot.flatMap { $0.counter == 0 ? nil : $0 } ?? noCorrection }
 
     public init(kind: String, occurredAt: UInt64, text: String, correctionOf: Dot? = nil) {
         self.kind = kind
         self.occurredAt = occurredAt
         self.text = text
-        self.correction = correctionOf ?? Self.noCorrection
+        self.correction = Self.stored(correctionOf)
     }
 
     private enum CodingKeys: String, CodingKey { case kind, occurredAt, text, correctionOf }

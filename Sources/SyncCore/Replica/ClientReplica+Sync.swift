@@ -121,6 +121,11 @@ extension ClientReplica {
         responseSegments.formUnion(response.accepted.map(\.segment))
         responseSegments.formUnion(response.rejected.map(\.segment))
         let conflictsBefore = conflictKeys(in: responseSegments)
+        // A view shares the confirmed state's containers (SegmentState.isView): drop the
+        // views of the segments this response changes before merging into them in place,
+        // or every merge would copy a log or goal list a view still holds. Rebuilt below.
+        var viewsDropped = Set<SegmentKey>()
+        for segment in responseSegments where overlays.removeValue(forKey: segment) != nil { viewsDropped.insert(segment) }
 
         if let policy = response.policy { self.policy = policy }
         lastServerTime = max(lastServerTime, response.serverTime)
@@ -296,7 +301,7 @@ extension ClientReplica {
             auditQueue.removeAll { $0.deviceSeq <= response.auditAck }
             outcome.auditAcknowledged = before - auditQueue.count
         }
-        rebuildOverlays(for: touched)
+        rebuildOverlays(for: touched.union(viewsDropped.subtracting(outcome.purged)))
         var rebased: [OpIdentity: Dot] = [:]
         for op in rebase {
             // An op that cannot be written again (its parent failed, or policy

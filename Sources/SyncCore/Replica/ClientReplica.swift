@@ -152,6 +152,10 @@ public struct ClientReplica: Sendable {
     public mutating func appendLog(household: HouseholdID, purpose: Purpose, log: String = "contactlog", kind: String,
                                    occurredAt: UInt64?, text: String, correctionOf: Dot? = nil, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
+        if let correctionOf, correctionOf.counter == 0 {
+            // No entry has counter 0; the body would store it as "not a correction".
+            throw SyncCoreError(.notFound, "Log entry \(correctionOf) does not exist. Run 'fieldcli log list' for entry IDs.")
+        }
         let body = LogEntryBody(kind: kind, occurredAt: occurredAt ?? wall, text: text, correctionOf: correctionOf)
         return try write(segment: segment, payload: .append(log: log, entry: body), wall: wall)
     }
