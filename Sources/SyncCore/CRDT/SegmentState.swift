@@ -24,8 +24,8 @@ public struct SegmentState: Hashable, Sendable {
     /// Off for the client's pending overlays: views are never hashed.
     var tracksDigest = true
     /// A device's view (confirmed + pending): it shares the confirmed
-    /// state's logs and adds on top of them (see AppendLog).
-    var isView = false
+    /// state's logs and goal lists and adds on top of them (see AppendLog).
+    private(set) var isView = false
 
     public init(key: SegmentKey, epoch: UInt32) {
         self.key = key
@@ -34,6 +34,15 @@ public struct SegmentState: Hashable, Sendable {
 
     public var isEmpty: Bool {
         creation == nil && fields.isEmpty && logs.isEmpty && collections.isEmpty
+    }
+
+    /// This state as the start of a device's view: never hashed, and its
+    /// pending ops go on top of the containers it shares with this state.
+    var asView: SegmentState {
+        var view = self
+        view.tracksDigest = false
+        view.isView = true
+        return view
     }
 
     /// The winning value of a field, if any.

@@ -423,9 +423,7 @@ extension ClientReplica {
                 continue
             }
             let epoch = epochs[segment] ?? 0
-            var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)
-            overlay.tracksDigest = false
-            overlay.isView = true
+            var overlay = (confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)).asView
             for op in pending where op.segment == segment && op.epoch == overlay.epoch { overlay.apply(op) }
             overlays[segment] = overlay
         }

@@ -240,10 +240,7 @@ public struct ClientReplica: Sendable {
         if op.epoch != 0 || epochs.contains(segment) { epochs[segment] = op.epoch }
         pending.append(op)
         if overlays[segment] == nil {
-            var overlay = confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)
-            overlay.tracksDigest = false
-            overlay.isView = true
-            overlays[segment] = overlay
+            overlays[segment] = (confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)).asView
         }
         overlays[segment]!.apply(op)
         return op
