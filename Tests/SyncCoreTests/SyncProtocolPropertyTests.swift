@@ -120,6 +120,13 @@ struct SyncProtocolPropertyTests {
         let request = device.replica.makeRequest(maxOps: maxOps)
         let received = try SyncRequest(binary: request.binaryEncoded())
         let response = try server.sync(received, device: device.identity, now: clock)
-        return device.replica.apply(try SyncResponse(binary: response.binaryEncoded()), wall: clock)
+        // New conflicts are counted over the segments the response names (the CLI's exit 4):
+        // the count must equal a scan of every segment the device shows, before and after.
+        let shownBefore = Set(device.replica.visibleSegments)
+        let before = device.replica.conflictKeys(in: shownBefore)
+        let outcome = device.replica.apply(try SyncResponse(binary: response.binaryEncoded()), wall: clock)
+        let after = device.replica.conflictKeys(in: shownBefore.union(device.replica.visibleSegments))
+        #expect(outcome.newConflicts == after.subtracting(before).count, "new conflicts miscounted")
+        return outcome
     }
 }
