@@ -62,8 +62,8 @@ public struct CollectionItem: Hashable, Sendable {
 
     /// Sorted, without repeats (a JSON body may repeat a dot; one form per state).
     private static func sortedUnique(_ dots: [Dot]) -> [Dot] {
-        var result = dots.sorted()
-        if result.count > 1 { result = result.enumerated().filter { $0.offset == 0 || result[$0.offset - 1] != $0.element }.map(\.element) }
+        var result: [Dot] = []
+        for dot in dots.sorted() where dot != result.last { result.append(dot) }
         return result
     }
 

@@ -42,7 +42,7 @@ public struct AppendLog: Hashable, Sendable {
     public var entries: [LogEntry] {
         guard !onTop.isEmpty else { return base }
         var merged = base
-        for entry in onTop { merged.insert(entry, at: merged.sortedPosition(of: entry.dot) { $0.dot }) }
+        for entry in onTop { merged.insert(entry, at: Self.position(of: entry.dot, in: merged)) }
         return merged
     }
 
