@@ -219,7 +219,7 @@ struct CLIWorkflowTests {
         let unknown = await world.cli("noor", ["set", h, "no_such_field", "x"])
         #expect(unknown.code == 1, "an unknown field is a usage error")
         let badValue = await world.cli("noor", ["set", h, "next_evaluation_date", "morgen"])
-        #expect(badValue.code == 2)
+        #expect(badValue.code == 1, "a value of the wrong type is a usage error, not a policy refusal")
         #expect(badValue.err.contains("YYYY-MM-DD"))
         let status = try JSONSerialization.jsonObject(with: Data(await world.cli("noor", ["--json", "status"]).out.utf8)) as? [String: Any]
         #expect(status?["pending"] as? Int == 7, "goal done re-asserts the text with the status")
@@ -227,6 +227,46 @@ struct CLIWorkflowTests {
         #expect(await world.cli("noor", ["sync"]).code == 0)
         let rejected = await world.cli("noor", ["--json", "rejected"])
         #expect(rejected.out.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("["))
+    }
+
+    /// What the user typed wrong is a usage error (exit 1) that names the fix, and
+    /// nothing is queued or stored: an unknown entry or goal ID, a contact dated
+    /// years ahead, an unknown user, an end date that has passed.
+    @Test func mistypedIDsDatesAndNamesAreUsageErrorsThatChangeNothing() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let h = try await world.household(on: "noor", label: "Fam. Typefout")
+        #expect(await world.cli("noor", ["log", "add", h, "--purpose", "INFORMEEL", "--kind", "telefoon", "Gebeld."]).code == 0)
+        let pendingBefore = (try JSONSerialization.jsonObject(with: Data(await world.cli("noor", ["--json", "status"]).out.utf8)) as? [String: Any])?["pending"] as? Int
+
+        let correction = await world.cli("noor", ["--json", "log", "add", h, "--purpose", "INFORMEEL", "--kind", "telefoon",
+                                                  "--corrects", "9.99", "Correctie."])
+        #expect(correction.code == 1, "\(correction.err)")
+        #expect(correction.out.contains("notFound") && correction.out.contains("9.99") && correction.out.contains("log list"))
+        let future = await world.cli("noor", ["log", "add", h, "--purpose", "INFORMEEL", "--kind", "huisbezoek", "--at", "2062-03-01", "x"])
+        #expect(future.code == 1)
+        #expect(future.err.contains("more than a day after"))
+        let goal = await world.cli("noor", ["goal", "done", h, "9.99"])
+        #expect(goal.code == 1)
+        #expect(goal.err.contains("goal list"))
+        let pendingAfter = (try JSONSerialization.jsonObject(with: Data(await world.cli("noor", ["--json", "status"]).out.utf8)) as? [String: Any])?["pending"] as? Int
+        #expect(pendingBefore != nil && pendingBefore == pendingAfter, "a refused command queues nothing")
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        #expect(await world.cli("noor", ["log", "list", h]).out.contains("Gebeld."))
+
+        let unknownUser = await world.admin(["assign", "nobody", h])
+        #expect(unknownUser.code == 1)
+        #expect(unknownUser.err.contains("user list"))
+        let unknownRole = await world.admin(["user", "add", "piet", "--role", "tovenaar"])
+        #expect(unknownRole.code == 1)
+        #expect(unknownRole.err.contains("buurtcoach"), "the error lists the roles")
+        let expired = await world.admin(["grant", "noor", "WGS", "--read", "--until", "2020-01-01"])
+        #expect(expired.code == 1)
+        #expect(expired.err.contains("already passed"))
+        let access = await world.admin(["access", h])
+        #expect(access.code == 0)
+        #expect(!access.out.contains("WGS"), "nothing was granted")
     }
 
     @Test func localReadsAreAuditedOnTheServer() async throws {

@@ -30,7 +30,16 @@ struct AdminCommand: AsyncParsableCommand {
         return id
     }
 
-    static func until(_ text: String?) throws -> UInt64? { try text.map { try parseTime($0, option: "--until") } }
+    /// An end time, which must lie ahead: an assignment or grant that has already ended would be stored
+    /// and shown as given, yet give no access at all.
+    static func until(_ text: String?) throws -> UInt64? {
+        guard let text else { return nil }
+        let end = try parseTime(text, option: "--until")
+        guard end > CLIContext.current.now else {
+            throw CLIError.usage("--until \(text) has already passed. Give a later date, or leave --until out for no end.")
+        }
+        return end
+    }
 
     static func done(_ result: AdminAPI.Done) { CLIContext.current.emit(result) { result.message } }
 
@@ -63,7 +72,7 @@ struct AdminCommand: AsyncParsableCommand {
 
         struct Disable: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "disable", abstract: "Disable a user: their devices lose all access at the next sync.")
-            @Argument var name: String
+            @Argument(help: "The user name.") var name: String
             func run() async throws {
                 AdminCommand.done(try await AdminCommand.client().json("POST", "v1/admin/users/\(name)/disable", body: NoBody?.none, action: "user disable"))
             }
@@ -72,7 +81,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct EnrollCode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "enroll-code", abstract: "Print a one-time enrollment code for a user's device.")
-        @Argument var user: String
+        @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
         func run() async throws {
             let code: AdminAPI.EnrollmentCode = try await AdminCommand.client().json("POST", "v1/admin/users/\(user)/enrollment-code",
                                                                                      body: NoBody?.none, action: "enroll-code")
@@ -83,7 +92,7 @@ struct AdminCommand: AsyncParsableCommand {
     struct AdminToken: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "admin-token",
             abstract: "Issue an admin token for a user with the admin role (named admins; audited).")
-        @Argument var user: String
+        @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
         func run() async throws {
             let result: [String: String] = try await AdminCommand.client().json("POST", "v1/admin/users/\(user)/admin-token",
                                                                                  body: NoBody?.none, action: "admin-token")
@@ -93,8 +102,8 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Assign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "assign", abstract: "Assign a user to a household.")
-        @Argument var user: String
-        @Argument var household: String
+        @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
+        @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
         @Option(help: "End of the assignment, e.g. 2027-01-01.") var until: String?
         func run() async throws {
             AdminCommand.done(try await AdminCommand.client().json("POST", "v1/admin/assignments",
@@ -104,8 +113,8 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Unassign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "unassign", abstract: "Unassign a user; their devices purge the household at the next sync.")
-        @Argument var user: String
-        @Argument var household: String
+        @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
+        @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
         func run() async throws {
             AdminCommand.done(try await AdminCommand.client().json("POST", "v1/admin/assignments/remove",
                 body: AdminAPI.Assign(user: user, household: try AdminCommand.household(household), until: nil), action: "unassign"))
@@ -114,7 +123,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct GrantCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "grant", abstract: "Grant a user a purpose, for all their households or one.")
-        @Argument var user: String
+        @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
         @Argument(help: "Purpose code, e.g. WGS.") var purpose: String
         @Flag(help: "Read access.") var read = false
         @Flag(help: "Write access (implies read).") var write = false
@@ -137,8 +146,8 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct RevokeGrant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "revoke-grant", abstract: "Revoke a grant; devices purge what is no longer readable.")
-        @Argument var user: String
-        @Argument var purpose: String
+        @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
+        @Argument(help: "Purpose code, e.g. WGS.") var purpose: String
         @Option(help: "The household of a household-scoped grant.") var household: String?
         func run() async throws {
             AdminCommand.done(try await AdminCommand.client().json("POST", "v1/admin/grants/revoke",
@@ -149,7 +158,7 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Access: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "access", abstract: "Who can read what in a household, and why.")
-        @Argument var household: String
+        @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
         func run() async throws {
             let id = try AdminCommand.household(household)
             let entries: [AdminAPI.AccessEntry] = try await AdminCommand.client().json("GET", "v1/admin/households/\(id)/access",
@@ -179,7 +188,7 @@ struct AdminCommand: AsyncParsableCommand {
         }
         struct Revoke: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a lost device (by ID or name); it wipes itself if it comes back.")
-            @Argument var device: String
+            @Argument(help: "The device ID or name ('fieldcli admin device list').") var device: String
             func run() async throws {
                 AdminCommand.done(try await AdminCommand.client().json("POST", "v1/admin/devices/\(device)/revoke", body: NoBody?.none, action: "device revoke"))
             }
@@ -190,7 +199,7 @@ struct AdminCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "household", abstract: "Households on the server.", subcommands: [Create.self])
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a household on the server; then assign workers.")
-            @Option var label: String?
+            @Option(help: "A label for the household, e.g. Fam. Jansen (stored as a REGIE field).") var label: String?
             func run() async throws {
                 let info: AdminAPI.HouseholdInfo = try await AdminCommand.client().json("POST", "v1/admin/households",
                                                                                         body: AdminAPI.CreateHousehold(label: label), action: "household create")
@@ -217,7 +226,7 @@ struct AdminCommand: AsyncParsableCommand {
         commandName: "conflicts",
             abstract: "The server's conflict queue with value IDs.",
             discussion: "Values are shown only where you hold a grant, or with --break-glass REASON (audited with the reason).")
-        @Argument var household: String?
+        @Argument(help: "Only this household (its full ID).") var household: String?
         @Option(name: .customLong("break-glass"), help: "Why you must see the values (kept in the audit log).") var breakGlass: String?
         func run() async throws {
             struct Query: Encodable {
@@ -243,10 +252,10 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Resolve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "resolve", abstract: "Resolve a conflicting field on the server (audited).")
-        @Argument var household: String
-        @Argument var field: String
-        @Option var pick: String?
-        @Option var value: String?
+        @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
+        @Argument(help: "The field name.") var field: String
+        @Option(help: "Keep this value (its ID from 'fieldcli admin conflicts').") var pick: String?
+        @Option(help: "Write this new value instead.") var value: String?
         @Option(name: .customLong("break-glass"), help: "Needed to write a new value without a grant.") var breakGlass: String?
         func validate() throws {
             guard (pick == nil) != (value == nil) else { throw ValidationError("Give exactly one of --pick VALUE_ID or --value V.") }
@@ -263,8 +272,8 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Rejects: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rejects", abstract: "The quarantine of rejected ops: list, --requeue ID (after a grant) or --discard ID.")
-        @Option var requeue: Int64?
-        @Option var discard: Int64?
+        @Option(help: "Check this quarantined op again (after a grant) and merge it if it now passes (its ID from the list).") var requeue: Int64?
+        @Option(help: "Drop this quarantined op (its ID from the list; audited).") var discard: Int64?
         func validate() throws {
             if requeue != nil && discard != nil { throw ValidationError("Give --requeue or --discard, not both.") }
         }
@@ -288,8 +297,8 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct Audit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "audit", abstract: "Read the audit log, or --verify its HMAC chain and anchors.")
-        @Option var household: String?
-        @Flag var verify = false
+        @Option(help: "Only rows about this household (its full ID).") var household: String?
+        @Flag(help: "Check the HMAC chain and the anchors instead of listing rows.") var verify = false
         @Option(help: "How many recent rows (default 200).") var limit = 200
         func run() async throws {
             let client = try AdminCommand.client()
@@ -321,8 +330,8 @@ struct AdminCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
         commandName: "erase",
             abstract: "Erase a household (or one purpose) on the server (AVG art. 17); then lists devices that still hold it.")
-        @Argument var household: String
-        @Option var purpose: String?
+        @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
+        @Option(help: "Only this purpose, e.g. WGS (default: the whole household).") var purpose: String?
         func run() async throws {
             let result: AdminAPI.EraseResult = try await AdminCommand.client().json("POST", "v1/admin/erase",
                 body: AdminAPI.Erase(household: try AdminCommand.household(household), purpose: purpose.map { Purpose($0.uppercased()) }), action: "erase")
@@ -344,8 +353,8 @@ struct AdminCommand: AsyncParsableCommand {
     struct ConsentBlock: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "consent-block",
             abstract: "Record a consent withdrawal for a household (one purpose, or all but REGIE); --remove lifts it.")
-        @Argument var household: String
-        @Option var purpose: String?
+        @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
+        @Option(help: "Only this purpose, e.g. WGS (default: the whole household).") var purpose: String?
         @Flag var remove = false
         func run() async throws {
             AdminCommand.done(try await AdminCommand.client().json("POST", remove ? "v1/admin/consent-blocks/remove" : "v1/admin/consent-blocks",

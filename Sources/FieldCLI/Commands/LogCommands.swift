@@ -38,6 +38,12 @@ struct LogCommand: AsyncParsableCommand {
             let occurredAt = try at.map { try parseTime($0, option: "--at") }
             let correction: Dot? = corrects.flatMap { Dot($0) }
             let wall = workspace.now
+            // An entry records a contact that happened: a time days ahead is a typo (2062 for 2026).
+            // A day of slack covers a device clock or time zone that is off.
+            if let occurredAt, occurredAt > wall + 86_400_000 {
+                throw CLIError.usage("--at \(at!) is more than a day after this device's clock (\(TimeText.iso(wall))). "
+                                     + "A contact-log entry records a contact that happened; check the date.")
+            }
             let op: SyncOperation
             do {
                 op = try workspace.replica.appendLog(household: id, purpose: purposeCode, kind: kind, occurredAt: occurredAt, text: text,
@@ -152,7 +158,8 @@ struct GoalCommand: AsyncParsableCommand {
             (workspace.replica.view(key)?.collections["doelen"]?[dot]?.isLive ?? false) && (purpose == nil || key.purpose == purpose)
         }.map(\.purpose)
         guard let found = purposes.first else {
-            throw CLIError.other("Goal \(text) is not on this device for \(household.description.prefix(8)).")
+            throw CLIError(.usage, "Goal \(text) is not on this device for \(household.description.prefix(8)). 'fieldcli goal list' shows the goal IDs.",
+                           code: "notFound")
         }
         guard purposes.count == 1 else {
             throw CLIError.usage("Goal ID \(text) exists under \(purposes.map(\.rawValue).joined(separator: " and ")); add --purpose P.")

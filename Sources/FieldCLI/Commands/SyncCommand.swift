@@ -204,7 +204,7 @@ struct RejectedCommand: AsyncParsableCommand {
             let household = try self.household.map { try workspace.household($0) }
             let purpose = try self.purpose.map { try workspace.purpose($0) }
             switch workspace.replica.discardRejected(dot, household: household, purpose: purpose) {
-            case 0: throw CLIError.other("No rejected change \(discard) on this device.")
+            case 0: throw CLIError(.usage, "No rejected change \(discard) on this device. 'fieldcli rejected' lists them.", code: "notFound")
             case 1: break
             default: throw CLIError.usage("Several rejected changes have ID \(discard); add --household H (and --purpose P).")
             }

@@ -76,8 +76,10 @@ struct HTTPClient: Sendable {
         }
     }
 
-    /// The server's JSON error, as a CLI error with the right exit code.
-    static func failure(_ reply: Reply, action: String) -> CLIError {
+    /// The server's JSON error, as a CLI error with the right exit code. An
+    /// admin command's 400 or 404 answers what the admin typed (an unknown
+    /// user, role or household): a usage error. A sync's is not the user's doing.
+    static func failure(_ reply: Reply, action: String, badRequestIsUsage: Bool = true) -> CLIError {
         struct Envelope: Decodable {
             struct Body: Decodable {
                 var code: String
@@ -90,6 +92,7 @@ struct HTTPClient: Sendable {
         let code = parsed?.error.code ?? "http\(reply.status)"
         switch reply.status {
         case 401, 403: return CLIError(.refused, "\(action): \(message)", code: code)
+        case 400, 404, 422: return CLIError(badRequestIsUsage ? .usage : .other, "\(action): \(message)", code: code)
         case 400..<500: return CLIError(.other, "\(action): \(message)", code: code)
         default: return CLIError(.network, "\(action): the server failed (\(message)). Try again later; nothing was lost.", code: code)
         }

@@ -66,7 +66,7 @@ struct SyncSession {
                     maxOps = max(1, taken / 2)
                     continue
                 }
-                throw HTTPClient.failure(reply, action: "Sync")
+                throw HTTPClient.failure(reply, action: "Sync", badRequestIsUsage: false)
             }
             let response: SyncResponse
             do {

@@ -41,7 +41,7 @@ struct Workspace {
         let matches = replica.households.filter { $0.description.hasPrefix(lower) }
         switch matches.count {
         case 1: return matches[0]
-        case 0: throw CLIError.other("No household on this device starts with \(text). 'fieldcli households' lists what this device holds.")
+        case 0: throw CLIError(.usage, "No household on this device starts with \(text). 'fieldcli households' lists what this device holds.", code: "notFound")
         default: throw CLIError.usage("\(text) matches \(matches.count) households; give more characters.")
         }
     }
@@ -60,12 +60,15 @@ struct Workspace {
     }
 }
 
-/// Turns SyncCore's refusals into exit code 2 with the message naming the purpose.
+/// Turns SyncCore's refusals into exit code 2 with the message naming the
+/// purpose. What the user typed wrong (a field, a value, an ID) is a usage
+/// error, exit 1: exit 2 means policy (decision 16).
 func refusalToCLI(_ error: SyncCoreError) -> CLIError {
     switch error.code {
     case .refused where error.refusal == .unknownField: return CLIError(.usage, error.message, code: "unknownField")
+    case .refused where error.refusal == .invalid: return CLIError(.usage, error.message, code: "invalid")
     case .refused: return CLIError(.refused, error.message, code: error.refusal?.rawValue ?? "refused")
-    case .notFound: return CLIError(.other, error.message, code: "notFound")
+    case .notFound: return CLIError(.usage, error.message, code: "notFound")
     default: return CLIError(.other, error.message)
     }
 }

@@ -156,6 +156,11 @@ public struct ClientReplica: Sendable {
             // No entry has counter 0; the body would store it as "not a correction".
             throw SyncCoreError(.notFound, "Log entry \(correctionOf) does not exist. Run 'fieldcli log list' for entry IDs.")
         }
+        if let correctionOf, view(segment)?.logs[log]?[dot: correctionOf] == nil {
+            // Checked here, not left to the validator: its answer (`invalid`) would not say which ID is wrong.
+            throw SyncCoreError(.notFound, "There is no entry \(correctionOf) in the \(purpose) \(log) of this household. "
+                                + "Run 'fieldcli log list' for entry IDs.")
+        }
         let body = LogEntryBody(kind: kind, occurredAt: occurredAt ?? wall, text: text, correctionOf: correctionOf)
         return try write(segment: segment, payload: .append(log: log, entry: body), wall: wall)
     }
@@ -265,7 +270,7 @@ public struct ClientReplica: Sendable {
         case .unknownField:
             message = "Refused: \(target) is not in the schema. \(reason.advice)"
         case .invalid:
-            message = "Refused: the value for \(target) is not valid\(typeHint(op)). Nothing was queued."
+            message = "The value for \(target) is not valid\(typeHint(op)). Nothing was queued."
         default:
             message = "Refused (\(reason)): \(target). \(reason.advice)"
         }
