@@ -91,6 +91,7 @@ extension Replay {
         out.client_apply_s = mid(results.map(\.client_apply_s))
         out.server_decode_s = mid(results.map(\.server_decode_s))
         out.server_merge_s = mid(results.map(\.server_merge_s))
+        out.server_pull_s = mid(results.map(\.server_pull_s))
         out.client_decode_s = mid(results.map(\.client_decode_s))
         out.client_merge_s = mid(results.map(\.client_merge_s))
         out.peak_rss_mb = mid(results.map(\.peak_rss_mb))

@@ -37,6 +37,8 @@ public enum Replay {
         public var rejected_ops = 0
         public var server_decode_s = 0.0
         public var server_merge_s = 0.0
+        /// The server's part of `encode_s`: building the pull (deltas, snapshots, purges, hashes).
+        public var server_pull_s = 0.0
         public var client_decode_s = 0.0
         public var client_merge_s = 0.0
         public var resnapshots = 0
@@ -148,8 +150,10 @@ public enum Replay {
                     result.server_merge_s += t.lap()
                     result.server_apply_s = result.server_decode_s + result.server_merge_s
                     let response = try server.pull(received, device: devices[r], push: push, now: now)
+                    let pulled = t.lap()
+                    result.server_pull_s += pulled
                     let down = response.binaryEncoded()
-                    result.encode_s += t.lap()
+                    result.encode_s += pulled + t.lap()
                     compressionTime += measure { result.bytes_down_compressed += compressedSize(down) }
                     result.bytes_down += down.count
                     if breakdown {
@@ -206,12 +210,13 @@ public enum Replay {
 
         // Checks: every replica copy equals its server copy, byte for byte.
         var diverged = 0
+        let serverKeys = Dictionary(grouping: server.allSegments.map(\.state.key), by: \.household)
         for r in 0..<trace.replicaCount {
             if !replicas[r].pending.isEmpty { diverged += 1 }
             for d in trace.assignments[r] {
-                let keys = Set(server.segments.keys.filter { $0.household == households[d] })
+                let keys = Set(serverKeys[households[d]] ?? [])
                     .union(replicas[r].confirmed.keys.filter { $0.household == households[d] })
-                for key in keys where server.segments[key]?.state.canonicalBytes() != replicas[r].confirmed[key]?.canonicalBytes() {
+                for key in keys where server.segment(key)?.state.canonicalBytes() != replicas[r].confirmed[key]?.canonicalBytes() {
                     diverged += 1
                 }
             }
@@ -220,7 +225,7 @@ public enum Replay {
         result.converged = diverged == 0
         var lines: [String] = []
         for (d, h) in households.enumerated() {
-            guard let state = server.segments[SegmentKey(household: h, purpose: .regie)]?.state else { continue }
+            guard let state = server.segment(SegmentKey(household: h, purpose: .regie))?.state else { continue }
             for entry in state.logs["contactlog"]?.entries ?? [] {
                 lines.append([String(format: "h%06d", d), TraceTime.format(entry.body.occurredAt), entry.author, entry.body.kind, entry.body.text]
                     .joined(separator: "\t"))
@@ -232,7 +237,7 @@ public enum Replay {
         lines.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let digest = SHA256Digest.hex(SHA256Digest.hash(Array(lines.joined(separator: "\n").utf8)))
         result.digest_ok = digest == trace.contactlogDigest
-        result.final_state_bytes = server.segments.values.reduce(0) { $0 + $1.state.canonicalBytes().count }
+        result.final_state_bytes = server.allSegments.reduce(0) { $0 + $1.state.canonicalBytes().count }
         if breakdown { finalStateBreakdown(server) }
         return result
     }
@@ -242,7 +247,7 @@ public enum Replay {
     static func finalStateBreakdown(_ server: InMemorySyncServer) {
         var bytes: [String: Int] = [:], text: [String: Int] = [:], count: [String: Int] = [:]
         var contexts = 0, values = 0, concurrentText = 0
-        for segment in server.segments.values {
+        for segment in server.allSegments {
             let state = segment.state
             var writer = BinaryWriter()
             writer.context(state.context)

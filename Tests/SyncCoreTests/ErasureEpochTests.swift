@@ -31,7 +31,7 @@ struct ErasureEpochTests {
         // A colleague starts the segment again at epoch 1.
         try world.edit("coach") { r, wall in try r.set(household: h, field: "wmo_request", value: "Nieuwe aanvraag", wall: wall) }
         try world.sync("coach")
-        #expect(world.server.segments[wmo]?.state.epoch == 1)
+        #expect(world.server.segment(wmo)?.state.epoch == 1)
 
         // Wendy's old-epoch entries are refused 'erased'; then she writes five new ones.
         let refused = try world.sync("wmo")
@@ -43,7 +43,7 @@ struct ErasureEpochTests {
         #expect(outcomes.flatMap(\.rejected).isEmpty)
         #expect(world.replica("wmo").pending.isEmpty)
         let expected = (1...5).map { "Nieuw \($0)" }
-        #expect(logTexts(world.server.segments[wmo]?.state).sorted() == expected, "every new-epoch write reached the server")
+        #expect(logTexts(world.server.segment(wmo)?.state).sorted() == expected, "every new-epoch write reached the server")
         #expect(logTexts(world.replica("wmo").confirmed[wmo]).sorted() == expected)
         do { let same = world.identical("wmo"); #expect(same) }
     }
@@ -64,7 +64,7 @@ struct ErasureEpochTests {
         let rejected = outcomes.flatMap(\.rejected)
         #expect(rejected.count == 1 && rejected.first?.op.segment.purpose == .wgs && rejected.first?.reason == .purposeNotGranted)
         let regie = SegmentKey(household: h, purpose: .regie)
-        #expect(logTexts(world.server.segments[regie]?.state) == ["Afspraak gemaakt"])
+        #expect(logTexts(world.server.segment(regie)?.state) == ["Afspraak gemaakt"])
         #expect(world.replica("wmo").pending.isEmpty)
         #expect(world.replica("wmo").rejected.map(\.op.segment.purpose) == [.wgs])
     }
@@ -109,7 +109,7 @@ struct ErasureEpochTests {
         #expect(coach.pending.isEmpty)
         #expect(coach.rejected.isEmpty)
         #expect(coach.purgedRejectedCount == 0, "nothing was dropped")
-        let server = try #require(world.server.segments[wmo]?.state)
+        let server = try #require(world.server.segment(wmo)?.state)
         #expect(server.epoch == 1)
         let goals = server.collections["doelen"]?.items.filter(\.isLive) ?? []
         #expect(goals.map { $0.text.winner?.value } == ["Zelf boodschappen doen"])

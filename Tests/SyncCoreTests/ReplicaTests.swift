@@ -50,7 +50,7 @@ struct ReplicaTests {
         func identical(_ name: String) -> Bool {
             let replica = replica(name)
             for (key, state) in replica.confirmed {
-                guard let server = server.segments[key], server.state.canonicalBytes() == state.canonicalBytes() else { return false }
+                guard let server = server.segment(key), server.state.canonicalBytes() == state.canonicalBytes() else { return false }
             }
             return true
         }
@@ -102,7 +102,7 @@ struct ReplicaTests {
         #expect(world.replica("wmo").pending.isEmpty)
         #expect(outcomes.allSatisfy { $0.resnapshots.isEmpty })
         do { let same = world.identical("wmo"); #expect(same) }
-        #expect(world.server.segments[segment]?.state.value(of: "wmo_request") == "Hulp bij het huishouden en de was")
+        #expect(world.server.segment(segment)?.state.value(of: "wmo_request") == "Hulp bij het huishouden en de was")
 
         // The draft pushed whole later (a lost response, other chunks) gets the absorbed verdict, not dotReuse.
         let (_, device) = world.devices["wmo"]!
@@ -134,7 +134,7 @@ struct ReplicaTests {
         // Next round it goes whole, and its own value is fine.
         let outcomes = try world.sync("coach")
         #expect(outcomes.first?.accepted == 1)
-        #expect(world.server.segments[regie]?.state.value(of: "next_evaluation_date") == "2027-03-01")
+        #expect(world.server.segment(regie)?.state.value(of: "next_evaluation_date") == "2027-03-01")
         #expect(world.replica("coach").rejected.count == 1)
         do { let same = world.identical("coach"); #expect(same) }
     }
@@ -213,7 +213,7 @@ struct ReplicaTests {
             #expect(response.rejected.map(\.reason) == [.invalid])
             #expect(response.accepted.isEmpty)
         }
-        #expect(world.server.segments[regie]?.state.context.contains(Dot(replica: victim, counter: 60)) == false,
+        #expect(world.server.segment(regie)?.state.context.contains(Dot(replica: victim, counter: 60)) == false,
                 "another replica's dot is never recorded as seen")
         // The victim's next writes, at counters the op named, land.
         try world.edit("coach") { replica, wall in
@@ -221,7 +221,7 @@ struct ReplicaTests {
         }
         let outcomes = try world.sync("coach")
         #expect(outcomes.flatMap(\.rejected).isEmpty)
-        #expect(world.server.segments[regie]?.state.value(of: "area") == "Echte wijk")
+        #expect(world.server.segment(regie)?.state.value(of: "area") == "Echte wijk")
     }
 
     @Test func aWriteAbsorbsAtMostTheLimitOfDrafts() throws {
@@ -236,7 +236,7 @@ struct ReplicaTests {
         #expect(request.ops.count == 3, "the two drafts beyond the limit go whole")
         let outcomes = try world.sync("coach")
         #expect(outcomes.first?.accepted == OperationValidator.maxAbsorbed + 3)
-        #expect(world.server.segments[SegmentKey(household: h, purpose: .regie)]?.state.value(of: "area") == "Wijk \(OperationValidator.maxAbsorbed + 2)")
+        #expect(world.server.segment(SegmentKey(household: h, purpose: .regie))?.state.value(of: "area") == "Wijk \(OperationValidator.maxAbsorbed + 2)")
         do { let same = world.identical("coach"); #expect(same) }
     }
 
@@ -260,7 +260,7 @@ struct ReplicaTests {
         #expect(snapshot.elements.contains { $0.key == .field("label") }, "the rest of the plan comes whole")
         let outcome = replica.apply(response, wall: world.clock + 1)
         #expect(outcome.resnapshots.isEmpty, "the state check matches")
-        #expect(replica.confirmed[regie]?.canonicalBytes() == world.server.segments[regie]?.state.canonicalBytes())
+        #expect(replica.confirmed[regie]?.canonicalBytes() == world.server.segment(regie)?.state.canonicalBytes())
         #expect(replica.view(regie)?.value(of: "area") == "Eigen wijk")
         world.devices["coach"] = (replica, device)
     }

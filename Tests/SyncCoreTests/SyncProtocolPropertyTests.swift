@@ -103,13 +103,13 @@ struct SyncProtocolPropertyTests {
             }
         }
         #expect(failedChecks == 0, "seed \(seed): \(failedChecks) state checks failed")
-        let serverBytes = try #require(server.segments[regie]?.state.canonicalBytes())
+        let serverBytes = try #require(server.segment(regie)?.state.canonicalBytes())
         for device in devices {
             #expect(device.replica.pending.isEmpty, "seed \(seed): \(device.identity.user) has pending ops")
             #expect(device.replica.rejected.isEmpty, "seed \(seed): \(device.identity.user) has refused ops")
             #expect(device.replica.confirmed[regie]?.canonicalBytes() == serverBytes, "seed \(seed): \(device.identity.user) diverged")
         }
-        let onServer = Set(server.segments[regie]?.state.logs["contactlog"]?.entries.map(\.body.text) ?? [])
+        let onServer = Set(server.segment(regie)?.state.logs["contactlog"]?.entries.map(\.body.text) ?? [])
         #expect(written.isSubset(of: onServer), "seed \(seed): lost log entries \(written.subtracting(onServer))")
     }
 

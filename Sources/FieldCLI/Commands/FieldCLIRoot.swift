@@ -10,8 +10,8 @@ struct FieldCLIRoot: AsyncParsableCommand {
             Every command except enroll, sync and admin works without a network.
             Global options go before the command: fieldcli [--home DIR] [--json] COMMAND.
             Environment: FIELDCLI_HOME, FIELDSYNC_SERVER, FIELDSYNC_ADMIN_TOKEN, FIELDCLI_PASSPHRASE (device key passphrase).
-            Exit codes: 0 ok, 1 usage error, 2 refused by policy, 3 network or server unreachable,
-            4 conflicts or rejected ops need attention (sync), 5 other.
+            Exit codes: 0 ok, 1 usage error (fix the command as the message says), 2 refused by policy,
+            3 network or server unreachable, 4 conflicts or rejected ops need attention (sync), 5 other.
             """,
         subcommands: [
             EnrollCommand.self, HouseholdCommand.self, HouseholdsCommand.self, ShowCommand.self, SetCommand.self,

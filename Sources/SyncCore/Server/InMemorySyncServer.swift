@@ -3,7 +3,20 @@
 /// §9). It runs the same PushProcessor and PullBuilder as `fieldsyncd`.
 public struct InMemorySyncServer: Sendable {
     public var schema: Schema
-    public private(set) var segments: [SegmentKey: ServerSegment] = [:]
+    /// The segments, each in a slot of `store` found through `slots`, so that
+    /// reading a segment's epoch or sequence reads it in place, where a
+    /// dictionary's getter (or an optional's) would copy the whole segment out,
+    /// retaining each of its dozen buffers. A slot is empty while a push holds
+    /// its segment, and after an erasure until new work arrives.
+    private var store: [Slot] = []
+    private var slots: [SegmentKey: Int] = [:]
+    /// Each household's slots, in purpose order (so segments list in key order).
+    private var slotsByHousehold: [HouseholdID: [Int]] = [:]
+
+    private struct Slot: Sendable {
+        var segment: ServerSegment
+        var isEmpty = false
+    }
     public private(set) var epochs: [SegmentKey: UInt32] = [:]
     public private(set) var households: Set<HouseholdID> = []
     public private(set) var seq: UInt64 = 0
@@ -15,10 +28,8 @@ public struct InMemorySyncServer: Sendable {
     /// fingerprint inline, and a refusal reason only for the few refused ops.
     private var verdicts: [SegmentKey: VerdictList] = [:]
     private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
-    private var lastSeqBySegment: [SegmentKey: UInt64] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
-    private var segmentsByHousehold: [HouseholdID: Set<SegmentKey>] = [:]
 
     /// (epoch, dot), laid out in 16 bytes (a `Dot` inside would pad it to 24).
     struct VerdictKey: Hashable, Comparable, Sendable {
@@ -90,6 +101,26 @@ public struct InMemorySyncServer: Sendable {
 
     public init(schema: Schema) { self.schema = schema }
 
+    /// A segment as it stands, if it exists.
+    public func segment(_ key: SegmentKey) -> ServerSegment? { slot(of: key).map { store[$0].segment } }
+
+    /// Every segment that exists.
+    public var allSegments: [ServerSegment] { store.filter { !$0.isEmpty }.map(\.segment) }
+
+    /// The slot of a segment that exists.
+    private func slot(of key: SegmentKey) -> Int? {
+        guard let slot = slots[key], !store[slot].isEmpty else { return nil }
+        return slot
+    }
+
+    /// Moves a segment out of its slot, leaving the slot empty.
+    private mutating func take(_ slot: Int) -> ServerSegment {
+        var taken = ServerSegment(key: store[slot].segment.state.key, epoch: 0)
+        swap(&taken, &store[slot].segment)
+        store[slot].isEmpty = true
+        return taken
+    }
+
     /// Registers a household as existing (for tests and traces that start with households).
     public mutating func addHousehold(_ household: HouseholdID) { households.insert(household) }
 
@@ -130,8 +161,7 @@ public struct InMemorySyncServer: Sendable {
     public mutating func erase(_ segment: SegmentKey) {
         let epoch = (epochs[segment] ?? 0) + 1
         epochs[segment] = epoch
-        segments[segment] = nil
-        segmentsByHousehold[segment.household]?.remove(segment)
+        if let slot = slot(of: segment) { _ = take(slot) }
         verdicts[segment] = nil
         refusals[segment] = nil
         seq += 1
@@ -149,15 +179,17 @@ extension InMemorySyncServer: PushBackend {
 
     public func householdExists(_ household: HouseholdID) throws -> Bool { households.contains(household) }
 
+    /// Whole segments: the push need not say which elements it touches or changes.
+    public var storesElementsByKey: Bool { false }
+
     /// Takes the segment out of the store so the push mutates the only copy.
     public mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment? {
-        guard let found = segments[segment], found.state.epoch == epoch else { return nil }
-        segments[segment] = nil
-        return found
+        guard let slot = slot(of: segment), store[slot].segment.state.epoch == epoch else { return nil }
+        return take(slot)
     }
 
     public mutating func restore(_ segment: ServerSegment) {
-        segments[segment.state.key] = segment
+        store[slots[segment.state.key]!] = Slot(segment: segment)
     }
 
     public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
@@ -170,9 +202,16 @@ extension InMemorySyncServer: PushBackend {
 
     public mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
         let key = segment.state.key
-        segments[key] = segment
-        lastSeqBySegment[key] = seq
-        segmentsByHousehold[key.household, default: []].insert(key)
+        if let slot = slots[key] {
+            store[slot] = Slot(segment: segment)  // taken out by loadSegment, or erased
+        } else {
+            let slot = store.count
+            slots[key] = slot
+            store.append(Slot(segment: segment))
+            var household = slotsByHousehold[key.household] ?? []
+            household.insert(slot, at: household.firstIndex { key.purpose < store[$0].segment.state.key.purpose } ?? household.count)
+            slotsByHousehold[key.household] = household
+        }
     }
 
     public mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext {
@@ -191,8 +230,8 @@ extension InMemorySyncServer: PullBackend {
     public func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment] {
         var result: [HeldSegment] = []
         for household in households {
-            for key in segmentsByHousehold[household] ?? [] {
-                if let segment = segments[key] { result.append(HeldSegment(segment: key, epoch: segment.state.epoch)) }
+            for slot in slotsByHousehold[household] ?? [] where !store[slot].isEmpty {
+                result.append(HeldSegment(segment: store[slot].segment.state.key, epoch: store[slot].segment.state.epoch))
             }
         }
         return result
@@ -200,25 +239,29 @@ extension InMemorySyncServer: PullBackend {
 
     public func currentEpoch(of segment: SegmentKey) throws -> UInt32? {
         if let epoch = epochs[segment] { return epoch }
-        return segments[segment] != nil ? 0 : nil
+        return slot(of: segment).map { store[$0].segment.state.epoch }
     }
 
-    public func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey] {
+    public func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: [SegmentKey]) throws -> [SegmentKey] {
         among.filter { key in
-            (lastSeqBySegment[key] ?? 0) > seq && (resumeAfter.map { key > $0 } ?? true)
-        }.sorted()
+            guard let slot = slot(of: key) else { return false }
+            return store[slot].segment.lastSeq > seq && (resumeAfter.map { key > $0 } ?? true)
+        }
     }
 
     public func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
-        segments[segment]?.delta(for: replica, since: cursor)
+        guard let slot = slot(of: segment) else { return nil }
+        return store[slot].segment.delta(for: replica, since: cursor)
     }
 
     public func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
-        segments[segment].map { SegmentPatch(snapshotOf: $0.state) }
+        guard let slot = slot(of: segment) else { return nil }
+        return SegmentPatch(snapshotOf: store[slot].segment.state)
     }
 
     public func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
-        segments[segment].map { SegmentHash(segment: segment, epoch: $0.state.epoch, hash: Digest($0.state.stateHash())) }
+        guard let slot = slot(of: segment) else { return nil }
+        return SegmentHash(segment: segment, epoch: store[slot].segment.state.epoch, hash: Digest(store[slot].segment.state.stateHash()))
     }
 
     public func maxSeq() throws -> UInt64 { seq }
@@ -226,7 +269,9 @@ extension InMemorySyncServer: PullBackend {
     public func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
         var result = Set<SegmentKey>()
         for household in households {
-            for key in segmentsByHousehold[household] ?? [] where (segments[key]?.createdSeq ?? 0) > seq { result.insert(key) }
+            for slot in slotsByHousehold[household] ?? [] where !store[slot].isEmpty && store[slot].segment.createdSeq > seq {
+                result.insert(store[slot].segment.state.key)
+            }
         }
         return result
     }

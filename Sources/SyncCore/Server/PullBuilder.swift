@@ -4,8 +4,8 @@ public protocol PullBackend {
     func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment]
     /// The current epoch of a segment, nil if it never existed.
     func currentEpoch(of segment: SegmentKey) throws -> UInt32?
-    /// Of `among`, the segments with any change after `seq`, sorted, after `resumeAfter`.
-    func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey]
+    /// Of `among` (sorted, no repeats), the segments with any change after `seq`, after `resumeAfter`, in order.
+    func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: [SegmentKey]) throws -> [SegmentKey]
     /// What `replica` lacks of a segment since `cursor` (see ServerSegment.delta).
     func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch?
     /// The whole segment.
@@ -51,12 +51,13 @@ public enum PullBuilder {
                                                    schema: Schema, now: UInt64, push: PushResult?,
                                                    backend: Backend) throws -> PullResult {
         let snapshotSeq = try backend.maxSeq()
-        // Readable: existing segments of assigned households the user may read now.
-        let assigned = Array(Set(policy.assignments.map(\.household)))
+        // Readable: existing segments of assigned households the user may read now, in key order.
+        // (Households in order, so a store that lists each one's segments in order needs no real sort.)
+        let assigned = policy.assignments.map(\.household).sortedUnique()
         let readable = try backend.existingSegments(of: assigned).filter { held in
             PolicyEvaluator.mayRead(held.segment, context: policy, now: now,
                                     serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true)
-        }
+        }.sortedUnique()
         let created = push?.createdSegments ?? []
         // Only purposes the user may use: that a purpose they cannot see was erased is itself a disclosure.
         let raised = try backend.raisedEpochs(of: assigned).filter { held in
@@ -64,10 +65,12 @@ public enum PullBuilder {
                                    serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true).isAllowed
         }
         var held: [HeldSegment]
+        // What the device would hold had it taken everything readable before this push.
+        let readableBefore = created.isEmpty ? readable : readable.filter { !created.contains($0.segment) }
         if let list = request.held.segments {
             held = list
-        } else if HeldSet.digest(of: readable.filter { !created.contains($0.segment) }) == request.held.digest {
-            held = readable.filter { !created.contains($0.segment) }
+        } else if HeldSet.digest(of: readableBefore) == request.held.digest {
+            held = readableBefore
         } else if let recorded = try backend.recordedHeld(by: device.replica), HeldSet.digest(of: recorded) == request.held.digest {
             // The device still holds what it held after its last pull (say, a segment since erased).
             held = recorded
@@ -84,13 +87,14 @@ public enum PullBuilder {
         for segment in created where !held.contains(where: { $0.segment == segment }) {
             held.append(HeldSegment(segment: segment, epoch: push?.changedSegments[segment]?.state.epoch ?? 0))
         }
-        let readableSet = Set(readable)
-        let heldSet = Set(held)
+        // Sorted arrays, not sets: a device holds a few hundred segments and a
+        // pull walks them several times; hashing them all was most of its cost.
+        let split = SortedWalk.split(held.sortedUnique(), readable)
         var result = PullResult(cursor: request.cursor)
         result.epochs = raised
 
         // Purges: held but not readable at that epoch.
-        for entry in held.sorted() where !readableSet.contains(entry) {
+        for entry in split.onlyLeft {
             let current = try backend.currentEpoch(of: entry.segment)
             let erased = current.map { $0 > entry.epoch } ?? false
             result.purge.append(PurgeInstruction(segment: entry.segment, epoch: entry.epoch,
@@ -106,10 +110,12 @@ public enum PullBuilder {
 
         // Segments the device pushed into without holding them must arrive
         // whole in this response, whatever the budget.
-        let pushedSegments = Set(push?.accepted.map(\.0) ?? [])
-        var snapshotKeys = readable.filter { !heldSet.contains($0) }.map(\.segment).sorted()
-        let urgent = snapshotKeys.filter { pushedSegments.contains($0) }
-        snapshotKeys.removeAll { pushedSegments.contains($0) }
+        var pushedSegments: [SegmentKey] = []  // accepted ops come in runs of one segment
+        for (segment, _) in push?.accepted ?? [] where pushedSegments.last != segment { pushedSegments.append(segment) }
+        pushedSegments = pushedSegments.sortedUnique()
+        var snapshotKeys = split.onlyRight.map(\.segment)
+        let urgent = snapshotKeys.filter { pushedSegments.sortedContains($0) }
+        snapshotKeys.removeAll { pushedSegments.sortedContains($0) }
         var ownAccepted: [SegmentKey: Set<Dot>] = [:]
         if !urgent.isEmpty {
             let wanted = Set(urgent)
@@ -124,21 +130,19 @@ public enum PullBuilder {
         }
 
         // Deltas of held ∩ readable since the cursor, paged by segment order.
-        let deltaScope = heldSet.intersection(readableSet)
+        // (Readable lists each segment once, at its epoch, so the keys of the
+        // intersection are sorted and unique too.)
         let changed = try backend.changedSegments(since: request.cursor.seq, after: request.cursor.resumeAfter,
-                                                  among: Set(deltaScope.map(\.segment)))
+                                                  among: split.both.map(\.segment))
         var deltasComplete = true
-        var unsent = Set(changed)
+        var looked = 0  // changed[..<looked] were looked at; the rest waits for a later page
         for key in changed {
             if budget <= 0, items > 0 {
                 deltasComplete = false
                 break
             }
-            guard let patch = try backend.delta(of: key, for: device.replica, since: request.cursor.seq) else {
-                unsent.remove(key)
-                continue
-            }
-            unsent.remove(key)
+            looked += 1
+            guard let patch = try backend.delta(of: key, for: device.replica, since: request.cursor.seq) else { continue }
             result.deltas.append(patch)
             spend(patch)
             result.cursor = SyncCursor(seq: request.cursor.seq, resumeAfter: key,
@@ -160,20 +164,21 @@ public enum PullBuilder {
             result.more = true
         }
 
-        var heldAfter = heldSet.subtracting(result.purge.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) })
-        for patch in result.snapshots { heldAfter.insert(HeldSegment(segment: patch.segment, epoch: patch.epoch)) }
-        result.heldAfter = heldAfter.sorted()
+        // Held after: what it held, less the purges (held − readable), plus the snapshots.
+        result.heldAfter = (split.both + result.snapshots.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) }).sortedUnique()
 
-        var touched = Set(result.deltas.map(\.segment)).union(result.snapshots.map(\.segment))
         // A pushed-into segment whose delta waits for a later page would not match yet.
-        var stale = unsent
+        var stale = Array(changed[looked...])
         if let resume = request.cursor.resumeAfter {
             // Paged pull: segments up to resumeAfter were sent in an earlier page, at another sequence.
-            let sentNow = Set(result.deltas.map(\.segment))
-            stale.formUnion(pushedSegments.filter { key in key <= resume && !sentNow.contains(key) })
+            let sentNow = result.deltas.map(\.segment)  // in segment order
+            stale += pushedSegments.filter { key in key <= resume && !sentNow.sortedContains(key) }
         }
-        touched.formUnion(pushedSegments.intersection(heldAfter.map(\.segment)).subtracting(stale))
-        for key in touched.sorted() {
+        stale = stale.sortedUnique()
+        let heldAfterKeys = result.heldAfter.map(\.segment)
+        var touched = result.deltas.map(\.segment) + result.snapshots.map(\.segment)
+        touched += pushedSegments.filter { heldAfterKeys.sortedContains($0) && !stale.sortedContains($0) }
+        for key in touched.sortedUnique() {
             if let hash = try backend.stateHash(of: key) { result.segmentHashes.append(hash) }
         }
         return result

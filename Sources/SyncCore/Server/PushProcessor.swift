@@ -21,12 +21,17 @@ public protocol PushBackend {
     /// `elements` names the elements the push's ops touch or refer to: a
     /// store may load only those (the digest stays right, see ServerSegment.restore).
     mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment?
+    /// Whether the store keeps segments element by element: then `loadSegment`
+    /// is told which elements the push touches and `save` which it changed.
+    /// A store of whole segments says no, and the push works neither out.
+    var storesElementsByKey: Bool { get }
     /// Takes back a loaded segment that the push did not change.
     mutating func restore(_ segment: ServerSegment)
     /// Stores the op with its verdict (quarantining a rejection) and returns
     /// its sequence number, assigned in this transaction.
     mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64
-    /// Stores the changed elements of a segment at their new sequence numbers.
+    /// Stores the changed elements of a segment at their new sequence numbers
+    /// (`changed` is empty unless `storesElementsByKey`).
     mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws
     /// A household was created: assign its creator and return the refreshed policy.
     mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext
@@ -34,6 +39,7 @@ public protocol PushBackend {
 
 extension PushBackend {
     public mutating func restore(_ segment: ServerSegment) {}
+    public var storesElementsByKey: Bool { true }
 }
 
 /// Who is pushing: the authenticated device.
@@ -52,10 +58,10 @@ public struct DeviceIdentity: Hashable, Sendable {
 public struct PushResult: Sendable {
     public var accepted: [(SegmentKey, Dot)] = []
     public var rejected: [RejectedOp] = []
-    /// Ops accepted by this push (not re-pushes), for audit rows.
-    public var newlyAccepted: [SyncOperation] = []
-    /// Ops rejected by this push (not re-pushes).
-    public var newlyRejected: [(SyncOperation, RefusalReason)] = []
+    /// How many ops this push accepted (not counting re-pushes), for the metrics.
+    public var newlyAcceptedCount = 0
+    /// Why each op this push rejected (not re-pushes) was refused, for the metrics.
+    public var newlyRejected: [RefusalReason] = []
     /// Segments that did not exist before this push: the device holds them now.
     public var createdSegments: Set<SegmentKey> = []
     /// Segments this push changed, in their new state.
@@ -83,7 +89,7 @@ public enum PushProcessor {
         var epoch: UInt32
         var segment: ServerSegment?
         var existedBefore: Bool
-        /// Changed elements; nil while the segment is unchanged.
+        /// Changed elements (kept only for a store of elements); nil while the segment is unchanged.
         var changed: Set<ElementKey>?
     }
 
@@ -93,13 +99,7 @@ public enum PushProcessor {
         var works: [SegmentKey: Work] = [:]
         var households: [HouseholdID: Bool] = [:]
         let validator = OperationValidator(schema: schema)
-        var touched: [SegmentKey: Set<ElementKey>] = [:]
-        for op in ops {
-            touched[op.segment, default: []].insert(SegmentState.elementKey(of: op))
-            if case .append(let log, let body) = op.payload, let original = body.correctionOf {
-                touched[op.segment, default: []].insert(.logEntry(log: log, dot: original))
-            }
-        }
+        let touched = backend.storesElementsByKey ? touchedElements(of: ops) : [:]
 
         // Ops come in runs of one segment: look the segment's work up once per run.
         var start = 0
@@ -144,6 +144,18 @@ public enum PushProcessor {
         return result
     }
 
+    /// The elements each segment's ops write or refer to.
+    private static func touchedElements(of ops: [SyncOperation]) -> [SegmentKey: Set<ElementKey>] {
+        var touched: [SegmentKey: Set<ElementKey>] = [:]
+        for op in ops {
+            touched[op.segment, default: []].insert(SegmentState.elementKey(of: op))
+            if case .append(let log, let body) = op.payload, let original = body.correctionOf {
+                touched[op.segment, default: []].insert(.logEntry(log: log, dot: original))
+            }
+        }
+        return touched
+    }
+
     /// Processes one op and returns its verdict (nil: accepted).
     private static func process<Backend: PushBackend>(_ op: SyncOperation, work: inout Work, households: inout [HouseholdID: Bool],
                                                       device: DeviceIdentity, validator: OperationValidator, now: UInt64,
@@ -152,7 +164,7 @@ public enum PushProcessor {
         // (or marking it seen) would make that device's own write of the dot `dotReuse`.
         guard op.dot.replica == device.replica else {
             result.report(.invalid, segment: op.segment, epoch: op.epoch, dot: op.dot)
-            result.newlyRejected.append((op, .invalid))  // counted in the metrics
+            result.newlyRejected.append(.invalid)  // counted in the metrics
             return .invalid
         }
         let fingerprint = Self.fingerprint(op)
@@ -185,14 +197,14 @@ public enum PushProcessor {
                 if work.changed == nil { work.changed = [] }
             }
             result.report(verdict, segment: op.segment, epoch: op.epoch, dot: op.dot)
-            result.newlyRejected.append((op, verdict))
+            result.newlyRejected.append(verdict)
             return verdict
         }
         if work.segment == nil { work.segment = ServerSegment(key: op.segment, epoch: work.epoch) }
         if work.changed == nil { work.changed = [] }
-        if let element = work.segment!.accept(op, seq: seq) { work.changed!.insert(element) }
+        if let element = work.segment!.accept(op, seq: seq), backend.storesElementsByKey { work.changed!.insert(element) }
         result.report(nil, segment: op.segment, epoch: op.epoch, dot: op.dot)
-        result.newlyAccepted.append(op)
+        result.newlyAcceptedCount += 1
         if case .createHousehold = op.payload {
             households[op.segment.household] = true
             result.policy = try backend.householdCreated(op.segment.household, by: op, policy: result.policy)

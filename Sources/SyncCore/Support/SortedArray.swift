@@ -26,3 +26,45 @@ extension Array {
         insert(element, at: index)
     }
 }
+
+extension Array where Element: Comparable {
+    /// The elements in order, each once.
+    func sortedUnique() -> [Element] {
+        var result = sorted()
+        var kept = 0
+        for index in result.indices where kept == 0 || result[kept - 1] != result[index] {
+            result.swapAt(kept, index)
+            kept += 1
+        }
+        result.removeLast(result.count - kept)
+        return result
+    }
+
+    /// Whether a sorted array holds `element` (a binary search).
+    func sortedContains(_ element: Element) -> Bool {
+        let index = sortedPosition(of: element) { $0 }
+        return index < count && self[index] == element
+    }
+}
+
+/// Walks two sorted arrays without repeats side by side.
+enum SortedWalk {
+    /// What only the left holds, what both hold and what only the right holds, each in order.
+    static func split<Element: Comparable>(_ left: [Element], _ right: [Element]) -> (onlyLeft: [Element], both: [Element], onlyRight: [Element]) {
+        var onlyLeft: [Element] = [], both: [Element] = [], onlyRight: [Element] = []
+        both.reserveCapacity(Swift.min(left.count, right.count))
+        var i = 0, j = 0
+        while i < left.count, j < right.count {
+            if left[i] < right[j] {
+                onlyLeft.append(left[i]); i += 1
+            } else if right[j] < left[i] {
+                onlyRight.append(right[j]); j += 1
+            } else {
+                both.append(left[i]); i += 1; j += 1
+            }
+        }
+        onlyLeft += left[i...]
+        onlyRight += right[j...]
+        return (onlyLeft, both, onlyRight)
+    }
+}

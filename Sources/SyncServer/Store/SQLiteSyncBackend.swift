@@ -248,7 +248,8 @@ extension SQLiteSyncBackend: PullBackend {
         try Self.currentEpoch(db, segment)
     }
 
-    func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: Set<SegmentKey>) throws -> [SegmentKey] {
+    func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among sortedAmong: [SegmentKey]) throws -> [SegmentKey] {
+        let among = Set(sortedAmong)
         // Per household of the device (indexed), so the cost follows what the
         // device holds, not how much the whole server changed since its cursor.
         let statement = try db.cachedStatement(sql: "SELECT purpose FROM segments WHERE household = ? AND last_seq > ?")

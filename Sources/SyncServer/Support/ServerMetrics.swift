@@ -26,8 +26,8 @@ public final class ServerMetrics: Sendable {
 
     func recordPush(_ push: PushResult) {
         state.withLock { state in
-            state.accepted += push.newlyAccepted.count
-            for (_, reason) in push.newlyRejected { state.rejected[reason.rawValue, default: 0] += 1 }
+            state.accepted += push.newlyAcceptedCount
+            for reason in push.newlyRejected { state.rejected[reason.rawValue, default: 0] += 1 }
         }
     }
 
