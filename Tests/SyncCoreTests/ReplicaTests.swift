@@ -402,6 +402,44 @@ struct ReplicaTests {
         }
     }
 
+    /// A goal edited on one device and removed on another is a new conflict on
+    /// both, counted by the sync that brings the other side.
+    @Test func aGoalEditedWhileRemovedIsANewConflictOnBothSides() throws {
+        var world = try seededWorld()
+        var goal = Dot(replica: ReplicaID(10), counter: 1)
+        try world.edit("wmo") { r, wall in
+            goal = try r.insertItem(household: h, purpose: .regie, text: "Administratie op orde", wall: wall).dot
+        }
+        try world.sync("wmo")
+        try world.sync("coach")
+        try world.edit("wmo") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: .text, value: "Post openen", wall: wall) }
+        try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
+        #expect(try world.sync("wmo").map(\.newConflicts).reduce(0, +) == 0)
+        #expect(try world.sync("coach").map(\.newConflicts).reduce(0, +) == 1, "the edit arrives at the remover")
+        #expect(try world.sync("wmo").map(\.newConflicts).reduce(0, +) == 1, "the remove arrives at the editor")
+        #expect(world.replica("wmo").conflicts(household: h).map(\.kind) == [.editedWhileRemoved])
+    }
+
+    /// A refused resolve leaves the view: the conflict it hid is there again, and new to the user.
+    @Test func aRefusedResolveBringsItsConflictBack() throws {
+        var world = try seededWorld()
+        try world.edit("wmo") { r, wall in try r.set(household: h, field: "regisseur", value: "wendy", wall: wall) }
+        try world.edit("coach") { r, wall in try r.set(household: h, field: "regisseur", value: "bas", wall: wall) }
+        try world.sync("wmo")
+        try world.sync("coach")
+        try world.sync("wmo")
+        let conflict = try #require(world.replica("wmo").conflicts(household: h).first)
+        try world.edit("wmo") { r, wall in
+            try r.resolve(household: h, field: "regisseur", pick: conflict.values[0].id, value: nil, wall: wall)
+        }
+        #expect(world.replica("wmo").conflicts(household: h).isEmpty, "the pending resolve hides the conflict")
+        world.server.policies["wendy"]!.rolePurposes[.regie] = .read  // her device has not heard yet
+        let outcomes = try world.sync("wmo")
+        #expect(outcomes.first?.rejected.map(\.reason) == [.readOnly])
+        #expect(outcomes.map(\.newConflicts).reduce(0, +) == 1)
+        #expect(world.replica("wmo").conflicts(household: h).count == 1)
+    }
+
     @Test func grantChangesSnapshotAndPurge() throws {
         var world = try seededWorld()
         let wmo = SegmentKey(household: h, purpose: .wmo)

@@ -66,6 +66,61 @@ extension ClientReplica {
         var item: Dot?
     }
 
+    /// Where a sync response can change what is in conflict: the fields and
+    /// goals its deltas carry, those its rejections take a pending write from,
+    /// and the segments its snapshots replace whole. Nothing else can: an
+    /// accepted op was in the view already, a context alone changes no value,
+    /// and a segment the state check drops shows only the device's pending ops,
+    /// which never conflict with one another.
+    struct ConflictScope {
+        var elements: [SegmentKey: [ElementKey]] = [:]
+        var wholeSegments = Set<SegmentKey>()
+    }
+
+    func conflictScope(of response: SyncResponse) -> ConflictScope {
+        var scope = ConflictScope()
+        scope.wholeSegments = Set(response.snapshots.map(\.segment))
+        for patch in response.deltas where !scope.wholeSegments.contains(patch.segment) {
+            var keys: [ElementKey] = []
+            for element in patch.elements {
+                switch element {
+                case .field, .item: keys.append(element.key)
+                case .creation, .logEntry: break  // never in conflict
+                }
+            }
+            if !keys.isEmpty { scope.elements[patch.segment, default: []] += keys }
+        }
+        if !response.rejected.isEmpty {
+            let refused = Set(response.rejected.map { OpIdentity($0.segment, $0.epoch, $0.dot) })
+            for op in pending where refused.contains(OpIdentity(op.segment, op.epoch, op.dot)) {
+                // A dependant (an edit of a refused goal) is on the refused op's own element.
+                scope.elements[op.segment, default: []].append(SegmentState.elementKey(of: op))
+            }
+        }
+        return scope
+    }
+
+    /// Which of the scope's fields and goals are in conflict in what the device shows.
+    func conflictKeys(in scope: ConflictScope) -> Set<ConflictKey> {
+        var keys = conflictKeys(in: scope.wholeSegments)
+        for (segment, elements) in scope.elements {
+            guard let state = view(segment) else { continue }
+            for element in elements {
+                switch element {
+                case .field(let name):
+                    if state.fields[name]?.isConflict == true { keys.insert(ConflictKey(segment: segment, name: name)) }
+                case .item(let collection, let id):
+                    if let item = state.collections[collection]?[id], item.isLive, item.isFlagged || item.text.isConflict {
+                        keys.insert(ConflictKey(segment: segment, name: collection, item: id))
+                    }
+                case .creation, .logEntry:
+                    break
+                }
+            }
+        }
+        return keys
+    }
+
     /// Which fields and items are in conflict, so a sync can count the new ones
     /// (a resolved one and a new one in the same sync must not cancel out).
     func conflictKeys(in segments: Set<SegmentKey>) -> Set<ConflictKey> {

@@ -120,7 +120,8 @@ extension ClientReplica {
         responseSegments.formUnion(response.deltas.map(\.segment))
         responseSegments.formUnion(response.accepted.map(\.segment))
         responseSegments.formUnion(response.rejected.map(\.segment))
-        let conflictsBefore = conflictKeys(in: responseSegments)
+        let conflictScope = conflictScope(of: response)
+        let conflictsBefore = conflictKeys(in: conflictScope)
         // A view shares the confirmed state's containers (SegmentState.isView): drop the
         // views of the segments this response changes before merging into them in place,
         // or every merge would copy a log or goal list a view still holds. Rebuilt below.
@@ -318,7 +319,7 @@ extension ClientReplica {
                 rejected.append(RejectedRecord(op: op, reason: error.refusal ?? .invalid, at: wall))
             }
         }
-        outcome.newConflicts = conflictKeys(in: responseSegments).subtracting(conflictsBefore).count
+        outcome.newConflicts = conflictKeys(in: conflictScope).subtracting(conflictsBefore).count
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
         return outcome
