@@ -244,6 +244,8 @@ struct CLIWorkflowTests {
                                                   "--corrects", "9.99", "Correctie."])
         #expect(correction.code == 1, "\(correction.err)")
         #expect(correction.out.contains("notFound") && correction.out.contains("9.99") && correction.out.contains("log list"))
+        let ungranted = await world.cli("noor", ["log", "add", h, "--purpose", "WMO", "--kind", "telefoon", "--corrects", "9.99", "x"])
+        #expect(ungranted.code == 2, "a purpose the user is not granted is still a policy refusal: \(ungranted.err)")
         let future = await world.cli("noor", ["log", "add", h, "--purpose", "INFORMEEL", "--kind", "huisbezoek", "--at", "2062-03-01", "x"])
         #expect(future.code == 1)
         #expect(future.err.contains("more than a day after"))

@@ -78,7 +78,9 @@ struct HTTPClient: Sendable {
 
     /// The server's JSON error, as a CLI error with the right exit code. An
     /// admin command's 400 or 404 answers what the admin typed (an unknown
-    /// user, role or household): a usage error. A sync's is not the user's doing.
+    /// user, role or household): a usage error. A sync's is not the user's
+    /// doing, nor is a body the server could not read (`malformed`) or a
+    /// protocol version it does not speak.
     static func failure(_ reply: Reply, action: String, badRequestIsUsage: Bool = true) -> CLIError {
         struct Envelope: Decodable {
             struct Body: Decodable {
@@ -92,7 +94,9 @@ struct HTTPClient: Sendable {
         let code = parsed?.error.code ?? "http\(reply.status)"
         switch reply.status {
         case 401, 403: return CLIError(.refused, "\(action): \(message)", code: code)
-        case 400, 404, 422: return CLIError(badRequestIsUsage ? .usage : .other, "\(action): \(message)", code: code)
+        case 400, 404:
+            let usersInput = badRequestIsUsage && code != "malformed" && code != "unsupportedVersion"
+            return CLIError(usersInput ? .usage : .other, "\(action): \(message)", code: code)
         case 400..<500: return CLIError(.other, "\(action): \(message)", code: code)
         default: return CLIError(.network, "\(action): the server failed (\(message)). Try again later; nothing was lost.", code: code)
         }

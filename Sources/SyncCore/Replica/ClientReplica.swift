@@ -156,8 +156,11 @@ public struct ClientReplica: Sendable {
             // No entry has counter 0; the body would store it as "not a correction".
             throw SyncCoreError(.notFound, "Log entry \(correctionOf) does not exist. Run 'fieldcli log list' for entry IDs.")
         }
-        if let correctionOf, view(segment)?.logs[log]?[dot: correctionOf] == nil {
-            // Checked here, not left to the validator: its answer (`invalid`) would not say which ID is wrong.
+        if let correctionOf, let current = view(segment), current.logs[log]?[dot: correctionOf] == nil,
+           !current.context.contains(correctionOf) {
+            // Checked here, not left to the validator: its answer (`invalid`) would not say which ID is
+            // wrong. A segment the device does not hold is left to it (the purpose may not be granted),
+            // and so is an entry seen but refused (`dependsOnRejected`).
             throw SyncCoreError(.notFound, "There is no entry \(correctionOf) in the \(purpose) \(log) of this household. "
                                 + "Run 'fieldcli log list' for entry IDs.")
         }

@@ -39,7 +39,7 @@ enum HTTPSupport {
             if error.tooLarge {
                 throw ServerError(.tooLarge, "The request body inflates beyond what this server accepts.", status: .contentTooLarge)
             }
-            throw ServerError.badRequest("The request body is not valid gzip.")
+            throw ServerError(.malformed, "The request body is not valid gzip.", status: .badRequest)
         }
     }
 
@@ -52,7 +52,7 @@ enum HTTPSupport {
         do {
             return try MessageJSON.decode(type, from: Data(bytes))
         } catch {
-            throw ServerError.badRequest(error.message)
+            throw ServerError(.malformed, error.message, status: .badRequest)
         }
     }
 
@@ -95,7 +95,8 @@ enum HTTPSupport {
             response = Self.error(ServerError(ServerError.Code(rawValue: error.code.rawValue), error.message, status: status), request: request)
         } catch let error as DecodingError {
             _ = error
-            response = Self.error(.badRequest("The JSON body does not match the expected shape."), request: request)
+            response = Self.error(ServerError(.malformed, "The JSON body does not match the expected shape.", status: .badRequest),
+                                  request: request)
         } catch {
             context.logger.error("request failed", metadata: ["route": "\(route)", "error.type": "\(type(of: error))"])
             response = Self.error(ServerError(.internalError, "The server could not complete the request. It was not applied; try again.",

@@ -8,6 +8,8 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
         public static let badRequest = Code(rawValue: "badRequest")
+        /// The body itself could not be read (not gzip, not the expected JSON): the client's fault, not its user's.
+        public static let malformed = Code(rawValue: "malformed")
         public static let unauthorized = Code(rawValue: "unauthorized")
         public static let revoked = Code(rawValue: "revoked")
         public static let forbidden = Code(rawValue: "forbidden")
