@@ -105,7 +105,7 @@ struct HouseholdView: Encodable {
     var elementCount: Int { segments.reduce(0) { $0 + $1.fields.count + $1.logs.count + $1.items.count } }
 
     func render() -> String {
-        var lines = ["Household \(household)\(label.map { " — \($0)" } ?? "")"]
+        var lines = ["Household \(household)\(label.flatMap { $0.isEmpty ? nil : " — \($0)" } ?? "")"]
         for segment in segments {
             lines.append("")
             lines.append("[\(segment.purpose)]\(segment.pending > 0 ? " (\(segment.pending) pending)" : "")")
