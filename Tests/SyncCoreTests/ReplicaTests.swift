@@ -317,6 +317,31 @@ struct ReplicaTests {
         do { let same = world.identical("coach"); #expect(same) }
     }
 
+    /// A goal the device knows only from its own pending edit (its copy of the segment was dropped)
+    /// cannot be acted on until the re-fetch: the error says to sync, not that the value is invalid.
+    @Test func aGoalKnownOnlyFromAPendingEditWaitsForTheRefetch() throws {
+        var world = try seededWorld()
+        let segment = SegmentKey(household: h, purpose: .regie)
+        var goal = Dot(replica: ReplicaID(11), counter: 1)
+        try world.edit("coach") { r, wall in goal = try r.insertItem(household: h, purpose: .regie, text: "Werk zoeken", wall: wall).dot }
+        try world.sync("coach")
+        try world.edit("coach") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: .text, value: "Werk vinden", wall: wall) }
+        world.devices["coach"]!.0.confirmed[segment] = nil  // a damaged store: the copy is gone, the pending edit is not
+        world.devices["coach"]!.0.sendFullHeld = true
+        world.devices["coach"]!.0.rebuildOverlays(for: [segment])
+        do {
+            try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
+            Issue.record("a goal without its insert was removed")
+        } catch let error as SyncCoreError {
+            #expect(error.code == .notFound)
+            #expect(error.message.contains("fieldcli sync"))
+        }
+        try world.sync("coach")
+        try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
+        try world.sync("coach")
+        #expect(world.server.segment(segment)?.state.collections["doelen"]?[goal]?.isLive == false)
+    }
+
     @Test func concurrentOfflineEditsConflictAndResolve() throws {
         var world = try seededWorld()
         try world.edit("wmo") { r, wall in try r.set(household: h, field: "regisseur", value: "wendy", wall: wall) }

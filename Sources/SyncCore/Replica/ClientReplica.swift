@@ -217,6 +217,12 @@ public struct ClientReplica: Sendable {
         guard let found = view(segment)?.collections[collection]?[item], found.isLive else {
             throw SyncCoreError(.notFound, "Item \(item) is not in \(collection) of \(segment.purpose) for this household. Run 'fieldcli goal list H'.")
         }
+        // Known only from this device's own pending edit: its copy of the segment was dropped (a
+        // failed state check, a damaged store) and the re-fetch has not come yet.
+        guard found.basePosition != nil else {
+            throw SyncCoreError(.notFound, "Item \(item) of \(collection) is not complete on this device yet: its copy of \(segment.purpose) "
+                                + "is being fetched again. Run 'fieldcli sync', then try again.")
+        }
     }
 
     /// Checks a local write with the shared validator and queues it. The
