@@ -56,15 +56,24 @@ public final class FieldSyncServer: Sendable {
                                                       gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                                                       logger: configuration.logger))
         let task = Task {
-            defer { store.close() }
+            // Ending the stream here too: when the listener cannot bind, the group stops without
+            // ever reporting a port, and the wait below would never end.
+            defer {
+                continuation.finish()
+                store.close()
+            }
             try await group.run()
         }
         var port: Int?
         for await value in bound { port = value }
         guard let port else {
             task.cancel()
-            _ = await task.result
-            throw ServerError(.unavailable, "The server could not bind \(configuration.host):\(configuration.port). Is the port in use?",
+            var reason = ""
+            if case .failure(let error) = await task.result {
+                reason = (error as? IOError).map { " (\(String(cString: strerror($0.errnoCode))))" } ?? ""
+            }
+            throw ServerError(.unavailable, "fieldsyncd could not listen on \(configuration.host):\(configuration.port)\(reason). "
+                              + "Is another server using the port? Choose another with --port, or stop the other one.",
                               status: .serviceUnavailable)
         }
         return FieldSyncServer(port: port, adminToken: adminToken, configuration: configuration, group: group, task: task, store: store)

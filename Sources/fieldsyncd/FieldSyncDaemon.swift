@@ -59,11 +59,11 @@ struct FieldSyncDaemon: AsyncParsableCommand {
         }
         var schemaValue = Schema.defaultHouseholdPlan()
         if let schema {
-            schemaValue = try Schema.load(json: try Data(contentsOf: URL(fileURLWithPath: schema)))
+            schemaValue = try Schema.load(json: try Self.read(schema, option: "--schema"))
         }
         var policyValue: PolicyFile?
         if let policy {
-            policyValue = try PolicyFile.load(json: try Data(contentsOf: URL(fileURLWithPath: policy)), schema: schemaValue)
+            policyValue = try PolicyFile.load(json: try Self.read(policy, option: "--policy"), schema: schemaValue)
         }
         if requireDevicePassphrase {
             var adjusted = policyValue ?? .defaultPolicy(schema: schemaValue)
@@ -80,7 +80,16 @@ struct FieldSyncDaemon: AsyncParsableCommand {
             schema: schemaValue,
             policy: policyValue,
             logger: Logger(label: "fieldsyncd"))
-        let server = try await FieldSyncServer.start(config, handleSignals: true)
+        let server: FieldSyncServer
+        do {
+            server = try await FieldSyncServer.start(config, handleSignals: true)
+        } catch let error as ServerError {
+            throw StartupError(error.message)
+        } catch let error as CocoaError {
+            // Creating, tightening or reading the data directory's files.
+            throw StartupError("fieldsyncd cannot use the data directory \(dataPath): \(Self.reason(error)). "
+                               + "Give a directory it can create and write, with --data or FIELDSYNC_DATA.")
+        }
         if let token = server.adminToken {
             emit("First start: created admin user 'admin'. Admin token (shown once, also in \(dataPath)/admin.token):")
             emit(token)
@@ -88,6 +97,37 @@ struct FieldSyncDaemon: AsyncParsableCommand {
         emit("fieldsyncd listening on http://\(config.host):\(server.port)")
         try await server.wait()
     }
+}
+
+extension FieldSyncDaemon {
+    /// A file named on the command line, or an error that names the option.
+    static func read(_ path: String, option: String) throws -> Data {
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch let error as CocoaError {
+            throw StartupError("Cannot read \(path) (given to \(option)): \(reason(error)). Check the path.")
+        }
+    }
+
+    /// The reason of a file error, without the error domain and user-info dump.
+    static func reason(_ error: CocoaError) -> String {
+        switch error.code {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "no such file or directory"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "permission denied"
+        case .fileWriteVolumeReadOnly: return "the file system is read-only"
+        case .fileWriteOutOfSpace: return "no space left on the device"
+        default:
+            let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError
+            if let underlying, underlying.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(underlying.code))) }
+            return error.localizedDescription.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+        }
+    }
+}
+
+/// A startup failure, printed as its message alone.
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Writes a line to stdout unbuffered, so a supervisor or test reading the

@@ -41,6 +41,60 @@ struct StartupTests {
         await second.stop()
     }
 
+    @Test("a port in use fails the start with a clear error instead of hanging, and the first server keeps serving")
+    func aPortInUseFailsTheStartClearly() async throws {
+        let first = try await TestServer.start()
+        defer { try? FileManager.default.removeItem(at: first.directory) }
+        let directory = makeTemporaryDirectory("startup-port-in-use")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = ServerConfiguration(dataDirectory: directory, host: "127.0.0.1", port: first.server.port)
+        // Bounded: before the fix the start never returned when the listener could not bind.
+        let outcome = try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask {
+                do {
+                    let second = try await FieldSyncServer.start(configuration)
+                    await second.stop()
+                    return nil
+                } catch let error as ServerError {
+                    return error.message
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                return "timed out"
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+        let message = try #require(outcome, "a second server on the same port must not start")
+        #expect(message.contains("\(first.server.port)") && message.contains("--port"), "\(message)")
+        let health = try await first.http.send("GET", "/health")
+        #expect(health.status == 200)
+        await first.stop()
+    }
+
+    @Test("fieldsyncd names the problem when its data directory or schema file cannot be used", arguments: [
+        (["--data", "/proc/fieldsync-test"], "cannot use the data directory /proc/fieldsync-test"),
+        (["--data", "DATA", "--schema", "/nonexistent/schema.json"], "Cannot read /nonexistent/schema.json (given to --schema): no such file"),
+    ])
+    func unusableFilesAreNamed(arguments: [String], expected: String) throws {
+        let directory = makeTemporaryDirectory("startup-files")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = Process()
+        process.executableURL = try CrashRecoveryTests.fieldsyncdBinary()
+        process.arguments = arguments.map { $0 == "DATA" ? directory.path : $0 } + ["--port", "0"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(output.contains(expected), "\(output)")
+        #expect(!output.contains("NSCocoaErrorDomain") && !output.contains("UserInfo"), "\(output)")
+    }
+
     @Test("an existing data directory with loose permissions is tightened to 0700")
     func existingDirectoryIsTightened() async throws {
         let directory = makeTemporaryDirectory("startup-loose")
