@@ -271,6 +271,17 @@ struct CLIWorkflowTests {
         #expect(!access.out.contains("WGS"), "nothing was granted")
     }
 
+    @Test func aHomeThatIsAFileIsAUsageError() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        let file = world.home("plain-file")
+        try Data("not a directory".utf8).write(to: file)
+        let result = await world.cli(nil, ["--home", file.path, "households"])
+        #expect(result.code == 1)
+        #expect(result.err.contains("is a file, not a directory"), "\(result.err)")
+        #expect(try Data(contentsOf: file) == Data("not a directory".utf8), "the file is left as it was")
+    }
+
     @Test func localReadsAreAuditedOnTheServer() async throws {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }

@@ -12,7 +12,14 @@ final class HomeLock {
     init(home: URL, wait seconds: Double = 30) throws {
         let path = home.appendingPathComponent("home.lock").path
         fd = open(path, O_RDWR | O_CREAT, 0o600)
-        guard fd >= 0 else { throw CLIError.other("Cannot open the lock file in \(home.path). Check its permissions.") }
+        guard fd >= 0 else {
+            let reason = errno
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: home.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw CLIError.usage("\(home.path) is a file, not a directory. Give this device's home directory with --home or FIELDCLI_HOME.")
+            }
+            throw CLIError.other("Cannot open the lock file in \(home.path) (\(String(cString: strerror(reason)))). Check its permissions.")
+        }
         let deadline = Date().addingTimeInterval(seconds)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             if Date() > deadline {
