@@ -53,18 +53,12 @@ public struct CollectionItem: Hashable, Sendable {
         self.status = status
         self.position = position
         insertIsWrite = writes.contains(id)
-        otherWrites = Self.sortedUnique(writes.filter { $0 != id })
+        // Sorted, without repeats: a JSON body may repeat a dot; one form per state.
+        otherWrites = writes.filter { $0 != id }.sortedUnique()
         self.writeCover = writeCover
-        self.removes = Self.sortedUnique(removes)
+        self.removes = removes.sortedUnique()
         self.removeCover = removeCover
         normalize()
-    }
-
-    /// Sorted, without repeats (a JSON body may repeat a dot; one form per state).
-    private static func sortedUnique(_ dots: [Dot]) -> [Dot] {
-        var result: [Dot] = []
-        for dot in dots.sorted() where dot != result.last { result.append(dot) }
-        return result
     }
 
     /// The fraction chosen at insert; used when no move survives. Nil only while

@@ -30,13 +30,9 @@ extension Array {
 extension Array where Element: Comparable {
     /// The elements in order, each once.
     func sortedUnique() -> [Element] {
-        var result = sorted()
-        var kept = 0
-        for index in result.indices where kept == 0 || result[kept - 1] != result[index] {
-            result.swapAt(kept, index)
-            kept += 1
-        }
-        result.removeLast(result.count - kept)
+        var result: [Element] = []
+        result.reserveCapacity(count)
+        for element in sorted() where element != result.last { result.append(element) }
         return result
     }
 
