@@ -64,6 +64,9 @@ final class LiveServer: @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
+    /// CPU seconds the server process has used so far.
+    var cpuSeconds: Double { processCPUSeconds(process.processIdentifier) }
+
     struct Reply {
         var status: Int
         var body: [UInt8]

@@ -27,6 +27,9 @@ enum LoadBench {
         var audit_ok: Bool
         var bytes_up_per_sync: Double
         var bytes_down_per_sync: Double
+        /// CPU time per sync of the server and of the devices' side (this process), in ms.
+        var server_cpu_ms_per_sync: Double
+        var devices_cpu_ms_per_sync: Double
     }
 
     final class Recorder: Sendable {
@@ -64,6 +67,7 @@ enum LoadBench {
         for index in devices.indices { _ = try await devices[index].sync(server, now: wall()) }
 
         let recorder = Recorder()
+        let (serverCPUBefore, devicesCPUBefore) = (server.cpuSeconds, processCPUSeconds())
         let started = Date()
         let deadline = started.addingTimeInterval(seconds)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -115,6 +119,7 @@ enum LoadBench {
             try await group.waitForAll()
         }
         let elapsed = max(seconds, Date().timeIntervalSince(started))
+        let (serverCPU, devicesCPU) = (server.cpuSeconds - serverCPUBefore, processCPUSeconds() - devicesCPUBefore)
         let state = recorder.state.withLock { $0 }
 
         // Every acknowledged op must be on the server: a fresh verifier device
@@ -139,7 +144,9 @@ enum LoadBench {
                       syncs: syncs, ops_acknowledged: state.acknowledged.count, p50_ms: percentile(0.5), p99_ms: percentile(0.99),
                       max_ms: ((sorted.last ?? 0) * 1e4).rounded() / 10, errors: state.errors, lost: lost, audit_ok: auditOK,
                       bytes_up_per_sync: syncs > 0 ? Double(state.bytesUp / syncs) : 0,
-                      bytes_down_per_sync: syncs > 0 ? Double(state.bytesDown / syncs) : 0)
+                      bytes_down_per_sync: syncs > 0 ? Double(state.bytesDown / syncs) : 0,
+                      server_cpu_ms_per_sync: syncs > 0 ? (serverCPU / Double(syncs) * 1e5).rounded() / 100 : 0,
+                      devices_cpu_ms_per_sync: syncs > 0 ? (devicesCPU / Double(syncs) * 1e5).rounded() / 100 : 0)
     }
 
     static func wall() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }

@@ -358,3 +358,15 @@ private func statusMegabytes(_ key: String) -> Double {
     }
     return 0
 }
+
+/// CPU time (user + system) a process has used so far, in seconds, from
+/// `/proc/PID/stat`: a sync's cost on a shared 2-core machine, which wall
+/// time alone hides when the load generator competes for the cores.
+func processCPUSeconds(_ pid: Int32 = getpid()) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return 0 }
+    // Fields after the command name: state is field 3, utime 14 and stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}

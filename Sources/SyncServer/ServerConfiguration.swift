@@ -21,9 +21,6 @@ public struct ServerConfiguration: Sendable {
     public var logger: Logger
     /// The wall clock in milliseconds since 1970 (injected for tests).
     public var clock: @Sendable () -> UInt64
-    /// Test seam: runs in each sync after its push committed and before its
-    /// pull reads, so tests can commit an admin change in exactly that gap.
-    public var afterPushCommitted: (@Sendable () async -> Void)?
 
     public init(dataDirectory: URL, host: String = "127.0.0.1", port: Int = 8080, maxBody: Int = 8 << 20,
                 schema: Schema = .defaultHouseholdPlan(), policy: PolicyFile? = nil,

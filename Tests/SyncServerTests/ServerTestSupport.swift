@@ -179,13 +179,11 @@ final class TestServer: Sendable {
     }
 
     static func start(directory: URL? = nil, maxBody: Int = 8 << 20, clock: TestClock = TestClock(),
-                      logs: LogCapture = LogCapture(), enrollmentCodeLifetime: TimeInterval = 72 * 3600,
-                      afterPush: AfterPushHook? = nil) async throws -> TestServer {
+                      logs: LogCapture = LogCapture(), enrollmentCodeLifetime: TimeInterval = 72 * 3600) async throws -> TestServer {
         let directory = directory ?? makeTemporaryDirectory()
-        var configuration = ServerConfiguration(dataDirectory: directory, host: "127.0.0.1", port: 0, maxBody: maxBody,
+        let configuration = ServerConfiguration(dataDirectory: directory, host: "127.0.0.1", port: 0, maxBody: maxBody,
                                                 enrollmentCodeLifetime: enrollmentCodeLifetime,
                                                 logger: logs.logger(), clock: clock.closure)
-        if let afterPush { configuration.afterPushCommitted = { await afterPush.run() } }
         let server = try await FieldSyncServer.start(configuration)
         let token: String
         if let first = server.adminToken {
@@ -297,25 +295,9 @@ final class TestServer: Sendable {
 }
 
 /// Runs `body` against a fresh server and always stops it and removes its data afterwards.
-/// Work a test runs once, inside the next sync, between its push commit and its pull.
-final class AfterPushHook: Sendable {
-    private let pending = Mutex<(@Sendable () async -> Void)?>(nil)
-
-    /// Arms the hook for the next sync.
-    func once(_ work: @escaping @Sendable () async -> Void) { pending.withLock { $0 = work } }
-
-    func run() async {
-        guard let work = pending.withLock({ current -> (@Sendable () async -> Void)? in
-            defer { current = nil }
-            return current
-        }) else { return }
-        await work()
-    }
-}
-
 func withServer<T>(maxBody: Int = 8 << 20, clock: TestClock = TestClock(), logs: LogCapture = LogCapture(),
-                   afterPush: AfterPushHook? = nil, _ body: (TestServer) async throws -> T) async throws -> T {
-    let server = try await TestServer.start(maxBody: maxBody, clock: clock, logs: logs, afterPush: afterPush)
+                   _ body: (TestServer) async throws -> T) async throws -> T {
+    let server = try await TestServer.start(maxBody: maxBody, clock: clock, logs: logs)
     do {
         let result = try await body(server)
         await server.stop()

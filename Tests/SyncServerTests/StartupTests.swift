@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import SyncCore
 import SyncServer
@@ -38,6 +39,35 @@ struct StartupTests {
         let wrong = try await second.http.send("GET", "/v1/admin/users", token: "fsa_" + String(repeating: "A", count: 43))
         #expect(wrong.status == 401)
         #expect(wrong.error?.code == "unauthorized")
+        await second.stop()
+    }
+
+    @Test("a store from before the changed-elements index is upgraded at start, and pulls still send what changed")
+    func anOlderStoreIsMigratedAtStart() async throws {
+        let first = try await TestServer.start(directory: makeTemporaryDirectory("startup-migrate"))
+        defer { first.removeDirectory() }
+        var s = try await PlanScenario.make(first)
+        let later = "Telefoon: bewoner vraagt om een nieuw keukentafelgesprek"
+        try s.wendy.replica.appendLog(household: s.household, purpose: .regie, kind: "telefoon", occurredAt: nil, text: later,
+                                      wall: first.clock.now)
+        try await s.wendy.sync(first)
+        await first.stop()
+
+        // Turn the store back into the first schema version: no index, migration not recorded.
+        let queue = try DatabaseQueue(path: first.databaseURL.path)
+        try await queue.write { db in
+            try db.execute(sql: "DROP INDEX elements_changed")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2-elements-by-seq'")
+        }
+        try queue.close()
+
+        let second = try await TestServer.start(directory: first.directory, clock: first.clock, logs: first.logs)
+        let indexed = try await DatabaseQueue(path: second.databaseURL.path).read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'elements_changed')")
+        }
+        #expect(indexed == true, "the start recreates the index")
+        try await s.sam.sync(second)
+        #expect(s.sam.logTexts(s.household, .regie).contains(later), "the delta since Sam's cursor carries Wendy's new entry")
         await second.stop()
     }
 

@@ -167,6 +167,12 @@ enum Migrations {
                 ) WITHOUT ROWID;
                 """)
         }
+        // A pull reads the elements changed since the device's cursor; without
+        // this it read every element of the segment (every contact note) and
+        // filtered them.
+        migrator.registerMigration("v2-elements-by-seq") { db in
+            try db.execute(sql: "CREATE INDEX elements_changed ON elements(segment_id, seq)")
+        }
         return migrator
     }
 }

@@ -265,13 +265,14 @@ extension SQLiteSyncBackend: PullBackend {
 
     func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
         guard let row = try self.row(segment) else { return nil }
-        // Only what another replica changed after the cursor.
+        // Only what another replica changed after the cursor. `other_seq` never
+        // exceeds `seq`, so `seq > cursor` holds for both and the index finds them.
         let statement = try db.cachedStatement(sql: """
-            SELECT data FROM elements WHERE segment_id = ? AND ((writer != ? AND seq > ?) OR (writer = ? AND other_seq > ?))
+            SELECT data FROM elements INDEXED BY elements_changed
+            WHERE segment_id = ? AND seq > ? AND (writer != ? OR other_seq > ?)
             """)
-        let r = Int64(replica.rawValue)
         var elements: [SegmentElement] = []
-        for element in try Row.fetchAll(statement, arguments: [row.id, r, Int64(cursor), r, Int64(cursor)]) {
+        for element in try Row.fetchAll(statement, arguments: [row.id, Int64(cursor), Int64(replica.rawValue), Int64(cursor)]) {
             elements.append(ServerSegment.strip(try SegmentElement.decodeRow(Array(element[0] as Data)), of: replica))
         }
         guard !elements.isEmpty || row.contextMeta.effectiveSeq(for: replica) > cursor else { return nil }

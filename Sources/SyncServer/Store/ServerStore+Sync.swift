@@ -4,9 +4,25 @@ import GRDB
 import SyncCore
 
 extension ServerStore {
-    /// One full sync exchange (DESIGN §5): push in a group-committed write
-    /// transaction (acknowledged only after it commits), pull from a read
-    /// snapshot, then record disclosures and the device's state.
+    /// What one sync's transaction decided, handed back after it commits.
+    private struct SyncOutcome: Sendable {
+        var push: PushResult
+        var pull: PullResult
+        var policy: PolicyContext
+        var auditAck: UInt64
+        var policyToCache: CachedPolicy?
+    }
+
+    /// One full sync exchange (DESIGN §5) in one group-committed write
+    /// transaction: push, pull, the disclosures' audit rows and the device's
+    /// state. Nothing is answered before that transaction commits, so an
+    /// acknowledged op is durable and a disclosure is never sent unaudited.
+    ///
+    /// The pull reads in the push's transaction rather than a read snapshot
+    /// of its own (decision 37): what is disclosed is decided by the same
+    /// state the push was checked against, so a revocation either precedes
+    /// both or neither; and the writer's page cache is warm, while a reader
+    /// connection re-reads every page after each commit.
     func sync(_ request: SyncRequest, device: DeviceRecord) async throws -> SyncResponse {
         let now = self.now
         let schema = self.schema
@@ -15,44 +31,27 @@ extension ServerStore {
         let identity = device.identity
         let userID = device.user.id
 
-        let (push, committedPolicy) = try await committer.write { db -> (PushResult, CachedPolicy?) in
+        let outcome = try await committer.write { db -> SyncOutcome in
             guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
             let revoked = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT revoked_at FROM devices WHERE id = ?"), arguments: [identity.deviceID])
             guard revoked == nil else { throw Self.revokedError() }
-            let (policy, cacheAfterCommit) = try self.policyContext(db, user: user, now: now)
-            var backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
-            let result = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
-                                                   backend: &backend)
-            try audit.append(backend.audit, db: db)
+            let (policy, policyToCache) = try self.policyContext(db, user: user, now: now)
+            var pushBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
+            let push = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
+                                                 backend: &pushBackend)
+            var records = pushBackend.audit
             // Stamps far ahead of the server's clock: the device's clock is wrong (DESIGN §3 clockSkew).
             let skewed = request.ops.filter { $0.stamp.milliseconds > now + 5 * 60 * 1000 }.count
             if skewed > 0 {
                 try db.cachedStatement(sql: "UPDATE devices SET clock_skew = clock_skew + ? WHERE id = ?")
                     .execute(arguments: [skewed, identity.deviceID])
             }
-            return (result, cacheAfterCommit)
-        }
-        cache(committedPolicy)
-        metrics.recordPush(push)
-        await configuration.afterPushCommitted?()
 
-        let (pull, policy) = try await pool.read { db -> (PullResult, PolicyContext) in
-            // What may be disclosed is decided in the snapshot the data is read
-            // from: a revocation that committed since the push must already hold.
-            var policy = push.policy
-            let version = try PolicyStore.version(db)
-            if version != policy.version {
-                guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
-                policy = try self.policyContext(db, user: user, now: now, version: version).context
-            }
-            let backend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
-                                            readSnapshot: true)
-            return (try PullBuilder.build(request, device: identity, policy: policy, schema: schema, now: now,
-                                          push: push, backend: backend), policy)
-        }
-
-        let auditAck = try await committer.write { db -> UInt64 in
-            var records: [AuditRecord] = []
+            // The push is done, so rows no longer change: the pull's lookups of one segment share one read.
+            let pullBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
+                                                readSnapshot: true)
+            let pull = try PullBuilder.build(request, device: identity, policy: push.policy, schema: schema, now: now,
+                                             push: push, backend: pullBackend)
             for (patch, kind) in pull.snapshots.map({ ($0, "snapshot") }) + pull.deltas.map({ ($0, "delta") }) {
                 let sensitive = schema.isSensitive(patch.segment.purpose)
                 records.append(AuditRecord(at: now, actor: identity.user, device: identity.deviceID, action: "disclose",
@@ -63,22 +62,25 @@ extension ServerStore {
                 records.append(AuditRecord(at: now, actor: identity.user, device: identity.deviceID, action: "purgeInstructed",
                                            household: purge.segment.household, purpose: purge.segment.purpose, detail: purge.reason))
             }
-            let ack = try Self.storeOfflineReads(request.auditEvents, device: identity, db: db, now: now, records: &records)
+            let auditAck = try Self.storeOfflineReads(request.auditEvents, device: identity, db: db, now: now, records: &records)
             try audit.append(records, db: db)
             let held = pull.needHeld ? Data() : HeldSegment.storageBytes(pull.heldAfter)
             try db.cachedStatement(sql: """
                 UPDATE devices SET last_sync_at = ?, last_cursor = ?, held = CASE WHEN ? THEN held ELSE ? END WHERE id = ?
                 """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, held, identity.deviceID])
-            return ack
+            return SyncOutcome(push: push, pull: pull, policy: push.policy, auditAck: auditAck, policyToCache: policyToCache)
         }
+        cache(outcome.policyToCache)
+        metrics.recordPush(outcome.push)
 
-        var current = policy
+        let pull = outcome.pull
+        var current = outcome.policy
         current.serverTime = now
-        return SyncResponse(accepted: AcceptedRange.ranges(of: push.accepted), rejected: push.rejected, deltas: pull.deltas,
-                            snapshots: pull.snapshots, purge: pull.purge,
+        return SyncResponse(accepted: AcceptedRange.ranges(of: outcome.push.accepted), rejected: outcome.push.rejected,
+                            deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge,
                             policy: request.policyDigest == current.digest ? nil : current,
                             schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor, more: pull.more,
-                            needHeld: pull.needHeld, stateCheck: pull.stateCheck, auditAck: auditAck, serverTime: now,
+                            needHeld: pull.needHeld, stateCheck: pull.stateCheck, auditAck: outcome.auditAck, serverTime: now,
                             maxBody: configuration.maxBody, epochs: pull.epochs)
     }
 
