@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SyncCore
+import SyncServer
 
 /// `fieldbench micro`: per-op costs of the pieces of a push, for profiling.
 struct MicroCommand: AsyncParsableCommand {
@@ -47,5 +48,14 @@ struct MicroCommand: AsyncParsableCommand {
             index += 300
         }
         print("InMemorySyncServer.push (300-op batches):", String(format: "%.2f", t.lap() / Double(count) * 1e6), "µs/op")
+
+        // A sync response's size: contact notes and field values.
+        let body = [UInt8]((0..<60).map { "Veld \($0): afspraak over de planning van het keukentafelgesprek. " }.joined().utf8)
+        let bodies = 5_000
+        var zipped: [UInt8] = []
+        for _ in 0..<bodies { zipped = Gzip.compress(body) }
+        print("Gzip.compress (\(body.count) B):", String(format: "%.2f", t.lap() / Double(bodies) * 1e6), "µs/body")
+        for _ in 0..<bodies { _ = try Gzip.decompress(zipped, limit: 1 << 20) }
+        print("Gzip.decompress (\(zipped.count) B):", String(format: "%.2f", t.lap() / Double(bodies) * 1e6), "µs/body")
     }
 }

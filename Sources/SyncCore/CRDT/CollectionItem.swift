@@ -245,7 +245,10 @@ public struct ItemCollection: Hashable, Sendable {
 
     /// Live items in position order.
     public var liveItems: [CollectionItem] {
-        items.filter(\.isLive).sorted { PositionKey.precedes($0.sortKey, $1.sortKey) }
+        let live = items.filter(\.isLive)
+        // Each sort key is built once: built in the comparison, a sort made two arrays per comparison.
+        let keys = live.map(\.sortKey)
+        return live.indices.sorted { PositionKey.precedes(keys[$0], keys[$1]) }.map { live[$0] }
     }
 
     public internal(set) subscript(id: Dot) -> CollectionItem? {
