@@ -64,6 +64,7 @@ final class LocalStore: Sendable {
             try db.execute(sql: "PRAGMA secure_delete = ON")
         }
         queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
+        try DurableCommits.require(queue)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """

@@ -77,18 +77,32 @@ final class AuditLog: Sendable {
         let last = try Row.fetchOne(try db.cachedStatement(sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1"))
         var seq: Int64 = last?["seq"] ?? 0
         var previous: Data = last?["mac"] ?? Data(count: 32)
-        for var record in records {
+        var values: [any DatabaseValueConvertible & Sendable] = []
+        // A sync writes a handful of rows: a few statements of several rows each cost far less than one per row.
+        for (index, var record) in records.enumerated() {
             seq += 1
             record.seq = seq
             let mac = Self.mac(record, previous: previous, keyed: keyedMAC)
-            try db.cachedStatement(sql: """
-                INSERT INTO audit (seq, at, actor, device, action, household, purpose, count, detail, mac)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [seq, Int64(record.at), record.actor, record.device, record.action,
-                                 record.household.flatMap { HouseholdID($0)?.bytes }.map { Data($0) },
-                                 record.purpose, record.count, record.detail, mac])
+            values += [seq, Int64(record.at), record.actor, record.device, record.action,
+                       record.household.flatMap { HouseholdID($0)?.bytes }.map { Data($0) }, record.purpose, record.count,
+                       record.detail, mac]
             previous = mac
+            let rows = values.count / Self.columns
+            if rows == Self.rowsPerInsert || index == records.count - 1 {
+                try Self.insert(rows: rows, db: db).execute(arguments: StatementArguments(values))
+                values.removeAll(keepingCapacity: true)
+            }
         }
+    }
+
+    private static let columns = 10
+    private static let rowsPerInsert = 8
+
+    /// `INSERT INTO audit … VALUES (…), (…)` for `rows` rows, prepared once per row count.
+    private static func insert(rows: Int, db: Database) throws -> Statement {
+        let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+        return try db.cachedStatement(sql: "INSERT INTO audit (seq, at, actor, device, action, household, purpose, count, detail, mac) VALUES "
+                                      + Array(repeating: row, count: rows).joined(separator: ", "))
     }
 
     static func mac(_ record: AuditRecord, previous: Data, keyed: HMAC<SHA256>) -> Data {

@@ -19,6 +19,8 @@ struct SQLiteSyncBackend {
 
     private final class SnapshotRows {
         var rows: [SegmentKey: SegmentRow?] = [:]
+        /// Households whose every segment row is in `rows`, by key.
+        var households: [HouseholdID: [SegmentKey]] = [:]
     }
 
     init(db: Database, device: DeviceIdentity, now: UInt64, policyStore: PolicyStore, userID: Int64, readSnapshot: Bool = false) {
@@ -34,9 +36,28 @@ struct SQLiteSyncBackend {
     func row(_ segment: SegmentKey) throws -> SegmentRow? {
         guard let cache = snapshotRows else { return try Self.segmentRow(db, segment) }
         if let hit = cache.rows[segment] { return hit }
+        if cache.households[segment.household] != nil { return nil }
         let row = try Self.segmentRow(db, segment)
         cache.rows[segment] = row
         return row
+    }
+
+    /// Every segment row of a household (one indexed read), once per read snapshot:
+    /// a pull lists, checks for changes and reads the same few segments.
+    func rows(of household: HouseholdID) throws -> [(SegmentKey, SegmentRow)] {
+        if let cache = snapshotRows, let keys = cache.households[household] {
+            return keys.compactMap { key in cache.rows[key].flatMap { $0 }.map { (key, $0) } }
+        }
+        var result: [(SegmentKey, SegmentRow)] = []
+        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT purpose, \(Self.rowColumns) FROM segments WHERE household = ?"),
+                                    arguments: [Data(household.bytes)]) {
+            result.append((SegmentKey(household: household, purpose: Purpose(row[0] as String)), try Self.segmentRow(row, from: 1)))
+        }
+        if let cache = snapshotRows {
+            for (key, row) in result { cache.rows[key] = row }
+            cache.households[household] = result.map(\.0)
+        }
+        return result
     }
 
     /// A segment's row, read by column position (name lookups cost more than the query).
@@ -48,17 +69,27 @@ struct SQLiteSyncBackend {
         var createdSeq: UInt64
         /// The stored sum of element hashes (nil in rows from before it was kept).
         var digest: ContentHash128?
+        /// Sequence of the segment's latest change.
+        var lastSeq: UInt64
     }
+
+    static let rowColumns = "id, epoch, context, context_seq, context_writer, context_other_seq, created_seq, digest, last_seq"
 
     static func segmentRow(_ db: Database, _ segment: SegmentKey) throws -> SegmentRow? {
         guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
-            SELECT id, epoch, context, context_seq, context_writer, context_other_seq, created_seq, digest
-            FROM segments WHERE household = ? AND purpose = ?
+            SELECT \(rowColumns) FROM segments WHERE household = ? AND purpose = ?
             """), arguments: [Data(segment.household.bytes), segment.purpose.rawValue]) else { return nil }
-        return SegmentRow(id: row[0], epoch: UInt32(row[1] as Int64), context: try CausalContext(storageBytes: Array(row[2] as Data)),
-                          contextMeta: ElementMeta(seq: UInt64(row[3] as Int64), writer: ReplicaID(UInt32(row[4] as Int64)),
-                                                   otherSeq: UInt64(row[5] as Int64)),
-                          createdSeq: UInt64(row[6] as Int64), digest: digest(row[7] as Data))
+        return try segmentRow(row, from: 0)
+    }
+
+    /// A segment row from `rowColumns`, starting at column `first`.
+    static func segmentRow(_ row: Row, from first: Int) throws -> SegmentRow {
+        SegmentRow(id: row[first], epoch: UInt32(row[first + 1] as Int64),
+                   context: try CausalContext(storageBytes: Array(row[first + 2] as Data)),
+                   contextMeta: ElementMeta(seq: UInt64(row[first + 3] as Int64), writer: ReplicaID(UInt32(row[first + 4] as Int64)),
+                                            otherSeq: UInt64(row[first + 5] as Int64)),
+                   createdSeq: UInt64(row[first + 6] as Int64), digest: digest(row[first + 7] as Data),
+                   lastSeq: UInt64(row[first + 8] as Int64))
     }
 
     /// An element row's metadata from `seq, writer, other_seq` at positions 0–2.
@@ -99,12 +130,12 @@ struct SQLiteSyncBackend {
     }
 
     static func currentEpoch(_ db: Database, _ segment: SegmentKey) throws -> UInt32? {
-        let epoch = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT epoch FROM epochs WHERE household = ? AND purpose = ?"),
-                                       arguments: [Data(segment.household.bytes), segment.purpose.rawValue])
-        if let epoch { return UInt32(epoch) }
-        let exists = try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM segments WHERE household = ? AND purpose = ?)"),
-                                       arguments: [Data(segment.household.bytes), segment.purpose.rawValue]) ?? false
-        return exists ? 0 : nil
+        // A raised epoch, else 0 for a segment that exists, else nil: one statement, as every push asks.
+        let household = Data(segment.household.bytes)
+        return try Int64.fetchOne(try db.cachedStatement(sql: """
+            SELECT COALESCE((SELECT epoch FROM epochs WHERE household = ? AND purpose = ?),
+                            (SELECT 0 FROM segments WHERE household = ? AND purpose = ?))
+            """), arguments: [household, segment.purpose.rawValue, household, segment.purpose.rawValue]).map { UInt32($0) }
     }
 
     /// Writes a segment's row and the given elements' rows, and refreshes its conflicts.
@@ -234,14 +265,7 @@ extension SQLiteSyncBackend: PushBackend {
 
 extension SQLiteSyncBackend: PullBackend {
     func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment] {
-        var result: [HeldSegment] = []
-        for household in households {
-            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT purpose, epoch FROM segments WHERE household = ?"), arguments: [Data(household.bytes)]) {
-                result.append(HeldSegment(segment: SegmentKey(household: household, purpose: Purpose(row[0] as String)),
-                                          epoch: UInt32(row[1] as Int64)))
-            }
-        }
-        return result
+        try households.flatMap { try rows(of: $0).map { HeldSegment(segment: $0.0, epoch: $0.1.epoch) } }
     }
 
     func currentEpoch(of segment: SegmentKey) throws -> UInt32? {
@@ -252,12 +276,10 @@ extension SQLiteSyncBackend: PullBackend {
         let among = Set(sortedAmong)
         // Per household of the device (indexed), so the cost follows what the
         // device holds, not how much the whole server changed since its cursor.
-        let statement = try db.cachedStatement(sql: "SELECT purpose FROM segments WHERE household = ? AND last_seq > ?")
         var changed: [SegmentKey] = []
         for household in Set(among.map(\.household)) {
-            for row in try Row.fetchAll(statement, arguments: [Data(household.bytes), Int64(seq)]) {
-                let segment = SegmentKey(household: household, purpose: Purpose(row[0] as String))
-                if among.contains(segment), resumeAfter.map({ segment > $0 }) ?? true { changed.append(segment) }
+            for (segment, row) in try rows(of: household) where row.lastSeq > seq && among.contains(segment) {
+                if resumeAfter.map({ segment > $0 }) ?? true { changed.append(segment) }
             }
         }
         return changed.sorted()

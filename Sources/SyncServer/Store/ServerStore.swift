@@ -12,6 +12,7 @@ import Synchronization
 final class ServerStore: Sendable {
     let pool: DatabasePool
     let committer: GroupCommitter
+    let checkpointer: BackgroundCheckpointer
     let audit: AuditLog
     let policyStore: PolicyStore
     let configuration: ServerConfiguration
@@ -76,6 +77,8 @@ final class ServerStore: Sendable {
             // A savepoint's journal (one per sync in a group commit) stays in
             // memory instead of spilling to a temporary file the kernel writes.
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            // The background checkpointer copies the WAL; the writer only does so past this size.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(BackgroundCheckpointer.writerFallbackPages)")
             // The writer also reads every pull (decision 37): 64 MiB of pages
             // keeps a municipality's hot segments out of the kernel's read path.
             // Readers' caches are emptied at every commit, so they keep the default.
@@ -83,6 +86,7 @@ final class ServerStore: Sendable {
         }
         let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
         pool = try DatabasePool(path: path, configuration: config)
+        try DurableCommits.require(pool)
         try Self.checkSQLiteVersion(pool)
         try Migrations.migrator().migrate(pool)
         for suffix in ["", "-wal", "-shm"] {
@@ -92,6 +96,7 @@ final class ServerStore: Sendable {
             }
         }
         committer = GroupCommitter(pool: pool)
+        checkpointer = try BackgroundCheckpointer(databasePath: path)
         audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger)
         policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
     }
@@ -140,6 +145,9 @@ final class ServerStore: Sendable {
         (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
     }
 
+    /// The writer's synchronous mode, for `/health` (`full`: every commit is fsynced).
+    func synchronousMode() -> String { (try? DurableCommits.mode(pool)) ?? "unknown" }
+
     /// Bytes on disk of the database and its WAL.
     func storeSize() -> Int64 {
         let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
@@ -149,6 +157,7 @@ final class ServerStore: Sendable {
     }
 
     func close() {
+        checkpointer.stop()
         anchorAudit()
         try? pool.close()
     }
