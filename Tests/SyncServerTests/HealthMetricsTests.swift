@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Testing
 import SyncCore
 import SyncServer
@@ -24,24 +23,6 @@ struct HealthMetricsTests {
             #expect(reply.isJSON)
             #expect(try reply.decode([String: String].self) == ["status": "ok", "synchronous": "full"])
         }
-    }
-
-    @Test("a WAL store opened through GRDB syncs only at checkpoints until DurableCommits sets FULL on its writer")
-    func walStoresAreMadeDurable() throws {
-        let directory = makeTemporaryDirectory("durable")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        var config = Configuration()
-        config.journalMode = .wal
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        let pool = try DatabasePool(path: directory.appendingPathComponent("pool.sqlite").path, configuration: config)
-        // GRDB's own WAL set-up overrides what prepareDatabase asked for: the reason DurableCommits exists.
-        #expect(try DurableCommits.mode(pool) == "normal")
-        try DurableCommits.require(pool)
-        #expect(try DurableCommits.mode(pool) == "full")
-        let queue = try DatabaseQueue(path: directory.appendingPathComponent("queue.sqlite").path, configuration: config)
-        try DurableCommits.require(queue)
-        #expect(try DurableCommits.mode(queue) == "full")
     }
 
     @Test("/metrics is Prometheus text with requests, sync latency, ops accepted and rejected by reason, store size")

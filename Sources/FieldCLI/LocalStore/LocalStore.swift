@@ -59,10 +59,8 @@ final class LocalStore: Sendable {
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(30)
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA secure_delete = ON")
-        }
+        // synchronous = FULL is set after GRDB's own WAL set-up (DurableCommits, below).
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
         try DurableCommits.require(queue)
         var migrator = DatabaseMigrator()

@@ -6,9 +6,9 @@ import SyncCore
 import Synchronization
 
 /// The durable store: SQLite through GRDB in WAL mode with
-/// `synchronous=FULL` and `secure_delete=ON` (DESIGN §6). All writes go
-/// through the group committer; pulls read from a snapshot and never wait
-/// for writes.
+/// `synchronous=FULL` and `secure_delete=ON` (DESIGN §6). A sync's push and
+/// pull share one group-committed write transaction (decision 37); admin
+/// reads and audit verification read from snapshots and never wait for writes.
 final class ServerStore: Sendable {
     let pool: DatabasePool
     let committer: GroupCommitter
@@ -71,7 +71,7 @@ final class ServerStore: Sendable {
         config.journalMode = .wal
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // synchronous = FULL is set after GRDB's own WAL set-up (DurableCommits, below).
             try db.execute(sql: "PRAGMA secure_delete = ON")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
             // A savepoint's journal (one per sync in a group commit) stays in
