@@ -77,8 +77,8 @@ final class ServerStore: Sendable {
             // A savepoint's journal (one per sync in a group commit) stays in
             // memory instead of spilling to a temporary file the kernel writes.
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            // The background checkpointer copies the WAL; the writer only does so past this size.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(BackgroundCheckpointer.writerFallbackPages)")
+            // The background checkpointer copies most of the WAL; the writer finishes and restarts it.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(BackgroundCheckpointer.writerCheckpointPages)")
             // The writer also reads every pull (decision 37): 64 MiB of pages
             // keeps a municipality's hot segments out of the kernel's read path.
             // Readers' caches are emptied at every commit, so they keep the default.
