@@ -248,6 +248,22 @@ struct SyncHTTPTests {
 
             try await s.sam.sync(server)
             #expect(s.sam.segment(s.household, .regie)?.value(of: "agreements") == "Afspraak: elke dinsdag bellen")
+
+            // One new dot twice in one request and then with other content: the verdict the
+            // request itself just stored holds for the repeats (the store reads verdicts ahead).
+            let twice = try s.wendy.replica.set(household: s.household, field: "agreements", value: "Afspraak: elke donderdag bellen",
+                                                wall: wall + 1)
+            var twiceChanged = twice
+            twiceChanged.payload = .set(field: "agreements", value: "Afspraak: nooit", resolves: [])
+            request.ops = [twice, twice, twiceChanged]
+            let opsBefore = try StoreFile.count(server.databaseURL, "SELECT COUNT(*) FROM ops")
+            let (_, repeatResponse) = try await postSync(server.http, token: s.wendy.token, request: request, encoding: encoding)
+            let repeated = try #require(repeatResponse)
+            #expect(repeated.acceptedContains(twice))
+            #expect(repeated.rejection(of: twiceChanged) == .dotReuse)
+            #expect(try StoreFile.count(server.databaseURL, "SELECT COUNT(*) FROM ops") == opsBefore + 1)
+            try await s.sam.sync(server)
+            #expect(s.sam.segment(s.household, .regie)?.value(of: "agreements") == "Afspraak: elke donderdag bellen")
         }
     }
 
