@@ -13,8 +13,9 @@ struct SQLiteSyncBackend {
     let userID: Int64
     /// Audit rows for what this push did, written by the caller in the same transaction.
     var audit: [AuditRecord] = []
-    /// In a pull's read snapshot rows cannot change, so delta, hash and epoch
-    /// lookups of one segment share one read. Nil in write transactions.
+    /// While a pull reads (after the push, in its transaction) rows cannot
+    /// change, so list, delta, hash and epoch lookups of one segment share one
+    /// read. Nil while a push writes.
     private let snapshotRows: SnapshotRows?
 
     private final class SnapshotRows {

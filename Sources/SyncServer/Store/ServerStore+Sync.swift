@@ -8,7 +8,6 @@ extension ServerStore {
     private struct SyncOutcome: Sendable {
         var push: PushResult
         var pull: PullResult
-        var policy: PolicyContext
         var auditAck: UInt64
         var policyToCache: CachedPolicy?
     }
@@ -68,13 +67,13 @@ extension ServerStore {
             try db.cachedStatement(sql: """
                 UPDATE devices SET last_sync_at = ?, last_cursor = ?, held = CASE WHEN ? THEN held ELSE ? END WHERE id = ?
                 """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, held, identity.deviceID])
-            return SyncOutcome(push: push, pull: pull, policy: push.policy, auditAck: auditAck, policyToCache: policyToCache)
+            return SyncOutcome(push: push, pull: pull, auditAck: auditAck, policyToCache: policyToCache)
         }
         cache(outcome.policyToCache)
         metrics.recordPush(outcome.push)
 
         let pull = outcome.pull
-        var current = outcome.policy
+        var current = outcome.push.policy
         current.serverTime = now
         return SyncResponse(accepted: AcceptedRange.ranges(of: outcome.push.accepted), rejected: outcome.push.rejected,
                             deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge,

@@ -34,25 +34,19 @@ final class ServerStore: Sendable {
     }
 
     /// The user's policy context, from the cache when still valid. A context
-    /// built inside a write transaction comes back as `cacheAfterCommit`: a
-    /// writer may be inside a group-commit batch whose policy change can still
-    /// roll back (and its version number be reused), so only the caller, once
-    /// that transaction has committed, may cache it (`cache(_:)`).
-    func policyContext(_ db: Database, user: UserRow, now: UInt64,
-                       version knownVersion: UInt64? = nil) throws -> (context: PolicyContext, cacheAfterCommit: CachedPolicy?) {
-        let version = try knownVersion ?? PolicyStore.version(db)
+    /// built afresh comes back as `cacheAfterCommit`: it was read inside a
+    /// group-commit batch whose policy change can still roll back (and its
+    /// version number be reused), so only the caller, once that transaction
+    /// has committed, may cache it (`cache(_:)`).
+    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> (context: PolicyContext, cacheAfterCommit: CachedPolicy?) {
+        let version = try PolicyStore.version(db)
         if let cached = policyCache.withLock({ $0[user.id] }), cached.version == version, now >= cached.builtAt, now - cached.builtAt < 60_000 {
             var context = cached.context
             context.serverTime = now
             return (context, nil)
         }
         let context = try policyStore.context(db, user: user, now: now, version: version)
-        let entry = CachedPolicy(userID: user.id, version: version, builtAt: now, context: context)
-        if db.configuration.readonly {
-            cache(entry)
-            return (context, nil)
-        }
-        return (context, entry)
+        return (context, CachedPolicy(userID: user.id, version: version, builtAt: now, context: context))
     }
 
     /// Caches a policy context read from committed state.
