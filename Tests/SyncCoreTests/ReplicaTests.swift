@@ -406,16 +406,20 @@ struct ReplicaTests {
         do { let same = world.identical("coach"); #expect(same) }
     }
 
-    @Test func markingAGoalDoneWhileAnotherRemovesItKeepsItsWords() throws {
+    /// A goal both devices hold, then edited on "wmo" and removed on "coach", neither synced since.
+    func goalEditedWhileRemoved(text: String, field: ItemField, value: String) throws -> (World, Dot) {
         var world = try seededWorld()
         var goal = Dot(replica: ReplicaID(10), counter: 1)
-        try world.edit("wmo") { r, wall in
-            goal = try r.insertItem(household: h, purpose: .regie, text: "Zelf boodschappen doen", wall: wall).dot
-        }
+        try world.edit("wmo") { r, wall in goal = try r.insertItem(household: h, purpose: .regie, text: text, wall: wall).dot }
         try world.sync("wmo")
         try world.sync("coach")
-        try world.edit("wmo") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: .status, value: "done", wall: wall) }
+        try world.edit("wmo") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: field, value: value, wall: wall) }
         try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
+        return (world, goal)
+    }
+
+    @Test func markingAGoalDoneWhileAnotherRemovesItKeepsItsWords() throws {
+        var (world, goal) = try goalEditedWhileRemoved(text: "Zelf boodschappen doen", field: .status, value: "done")
         try world.sync("wmo")
         try world.sync("coach")
         try world.sync("wmo")
@@ -430,15 +434,7 @@ struct ReplicaTests {
     /// A goal edited on one device and removed on another is a new conflict on
     /// both, counted by the sync that brings the other side.
     @Test func aGoalEditedWhileRemovedIsANewConflictOnBothSides() throws {
-        var world = try seededWorld()
-        var goal = Dot(replica: ReplicaID(10), counter: 1)
-        try world.edit("wmo") { r, wall in
-            goal = try r.insertItem(household: h, purpose: .regie, text: "Administratie op orde", wall: wall).dot
-        }
-        try world.sync("wmo")
-        try world.sync("coach")
-        try world.edit("wmo") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: .text, value: "Post openen", wall: wall) }
-        try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
+        var (world, _) = try goalEditedWhileRemoved(text: "Administratie op orde", field: .text, value: "Post openen")
         #expect(try world.sync("wmo").map(\.newConflicts).reduce(0, +) == 0)
         #expect(try world.sync("coach").map(\.newConflicts).reduce(0, +) == 1, "the edit arrives at the remover")
         #expect(try world.sync("wmo").map(\.newConflicts).reduce(0, +) == 1, "the remove arrives at the editor")
