@@ -77,15 +77,18 @@ final class AuditLog: Sendable {
         let last = try Row.fetchOne(try db.cachedStatement(sql: "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1"))
         var seq: Int64 = last?["seq"] ?? 0
         var previous: Data = last?["mac"] ?? Data(count: 32)
-        var values: [any DatabaseValueConvertible & Sendable] = []
+        // Database values, bound as they are: an array of `any … & Sendable` would
+        // go through GRDB's `[Any]` initializer, which casts every value at run time.
+        var values: [(any DatabaseValueConvertible)?] = []
         // A sync writes a handful of rows: a few statements of several rows each cost far less than one per row.
         for (index, var record) in records.enumerated() {
             seq += 1
             record.seq = seq
             let mac = Self.mac(record, previous: previous, keyed: keyedMAC)
-            values += [seq, Int64(record.at), record.actor, record.device, record.action,
-                       record.household.flatMap { HouseholdID($0)?.bytes }.map { Data($0) }, record.purpose, record.count,
-                       record.detail, mac]
+            values += [seq.databaseValue, Int64(record.at).databaseValue, record.actor.databaseValue, record.device.databaseValue,
+                       record.action.databaseValue,
+                       record.household.flatMap { HouseholdID($0)?.bytes }.map { Data($0) }.databaseValue,
+                       record.purpose.databaseValue, record.count.databaseValue, record.detail.databaseValue, mac.databaseValue]
             previous = mac
             let rows = values.count / Self.columns
             if rows == Self.rowsPerInsert || index == records.count - 1 {

@@ -93,6 +93,14 @@ struct SQLiteSyncBackend {
                    lastSeq: UInt64(row[first + 8] as Int64))
     }
 
+    /// The element stored in column `index` of a cursor's row, read in place
+    /// (a fetched row would copy every column first).
+    static func decodeElement(_ row: Row, at index: Int) throws -> SegmentElement {
+        try row.withUnsafeData(atIndex: index) { data in
+            try SegmentElement.decodeRow(Array(data ?? Data()))  // a NULL decodes as truncated
+        }
+    }
+
     /// An element row's metadata from `seq, writer, other_seq` at positions 0–2.
     static func meta(_ row: Row) -> ElementMeta {
         ElementMeta(seq: UInt64(row[0] as Int64), writer: ReplicaID(UInt32(row[1] as Int64)), otherSeq: UInt64(row[2] as Int64))
@@ -119,9 +127,7 @@ struct SQLiteSyncBackend {
         } else {
             let cursor = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ?"),
                                              arguments: [row.id])
-            while let element = try cursor.next() {
-                rows.append((try SegmentElement.decodeRow(Array(element[3] as Data)), meta(element)))
-            }
+            while let element = try cursor.next() { rows.append((try decodeElement(element, at: 3), meta(element))) }
         }
         // Rows come in storage-key order (varint bytes), not element order; joining
         // them sorted keeps building a large log or goal list linear.
@@ -295,8 +301,9 @@ extension SQLiteSyncBackend: PullBackend {
             WHERE segment_id = ? AND seq > ? AND (writer != ? OR other_seq > ?)
             """)
         var elements: [SegmentElement] = []
-        for element in try Row.fetchAll(statement, arguments: [row.id, Int64(cursor), Int64(replica.rawValue), Int64(cursor)]) {
-            elements.append(ServerSegment.strip(try SegmentElement.decodeRow(Array(element[0] as Data)), of: replica))
+        let rows = try Row.fetchCursor(statement, arguments: [row.id, Int64(cursor), Int64(replica.rawValue), Int64(cursor)])
+        while let element = try rows.next() {
+            elements.append(ServerSegment.strip(try Self.decodeElement(element, at: 0), of: replica))
         }
         guard !elements.isEmpty || row.contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
         return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
@@ -305,9 +312,8 @@ extension SQLiteSyncBackend: PullBackend {
     func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
         guard let row = try self.row(segment) else { return nil }
         var elements: [SegmentElement] = []
-        for element in try Row.fetchAll(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [row.id]) {
-            elements.append(try SegmentElement.decodeRow(Array(element[0] as Data)))
-        }
+        let rows = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT data FROM elements WHERE segment_id = ?"), arguments: [row.id])
+        while let element = try rows.next() { elements.append(try Self.decodeElement(element, at: 0)) }
         // In element order, as deltas are: a device then joins a whole log in one pass.
         elements.sort { $0.key < $1.key }
         return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
