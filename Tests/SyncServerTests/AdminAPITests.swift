@@ -147,6 +147,27 @@ struct AdminAPITests {
         }
     }
 
+    @Test("a conflict a worker resolves on the device leaves the admin's queue; one that stays, stays listed")
+    func conflictResolvedByAWorkerLeavesTheQueue() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            for (field, wendys, sams) in [("regisseur", "wendy", "sam"), ("next_contact", "2026-12-07", "2026-12-08")] {
+                _ = try s.wendy.replica.set(household: s.household, field: field, value: wendys, wall: server.clock.now)
+                _ = try s.sam.replica.set(household: s.household, field: field, value: sams, wall: server.clock.now)
+            }
+            try await s.wendy.sync(server)
+            try await s.sam.sync(server)
+            #expect(Set(try await server.conflicts(household: s.household).map(\.name)) == ["regisseur", "next_contact"])
+
+            server.clock.advance(60_000)
+            _ = try s.sam.replica.resolve(household: s.household, field: "regisseur", pick: nil, value: "sam", wall: server.clock.now)
+            try await s.sam.sync(server)
+            #expect(try await server.conflicts(household: s.household).map(\.name) == ["next_contact"])
+            try await s.wendy.sync(server)
+            #expect(s.wendy.replica.conflicts(household: s.household).map(\.name) == ["next_contact"])
+        }
+    }
+
     @Test("conflicts: listed with value IDs, values only with an audited break-glass; resolve by pick clears it on both devices")
     func conflictsBreakGlassAndResolve() async throws {
         try await withServer { server in

@@ -28,6 +28,19 @@ public struct ConflictValue: Hashable, Sendable, Codable {
 }
 
 extension SegmentState {
+    /// Whether this element is one of `conflicts(schema:)`.
+    public func isInConflict(_ key: ElementKey) -> Bool {
+        switch key {
+        case .field(let name):
+            return fields[name]?.isConflict == true
+        case .item(let collection, let id):
+            guard let item = collections[collection]?[id] else { return false }
+            return item.isLive && (item.isFlagged || item.text.isConflict)
+        case .creation, .logEntry:
+            return false
+        }
+    }
+
     /// Every conflict in this state, in a stable order.
     public func conflicts(schema: Schema) -> [ConflictInfo] {
         var result: [ConflictInfo] = []

@@ -13,6 +13,9 @@ struct SQLiteSyncBackend {
     let userID: Int64
     /// Audit rows for what this push did, written by the caller in the same transaction.
     var audit: [AuditRecord] = []
+    /// The elements each segment this push loaded had in conflict when loaded:
+    /// only those can have a row in `conflicts` to delete when they stop.
+    private var conflictedAtLoad: [SegmentKey: Set<ElementKey>] = [:]
     /// While a pull reads (after the push, in its transaction) rows cannot
     /// change, so list, delta, hash and epoch lookups of one segment share one
     /// read. Nil while a push writes.
@@ -145,8 +148,11 @@ struct SQLiteSyncBackend {
             """), arguments: [household, segment.purpose.rawValue, household, segment.purpose.rawValue]).map { UInt32($0) }
     }
 
-    /// Writes a segment's row and the given elements' rows, and refreshes its conflicts.
-    static func save(_ db: Database, _ segment: ServerSegment, changed: Set<ElementKey>, schema: Schema, now: UInt64) throws {
+    /// Writes a segment's row and the given elements' rows, and refreshes its
+    /// conflicts. `conflictedBefore`, when known, names the changed elements that
+    /// were in conflict before (the others have no conflict row to delete).
+    static func save(_ db: Database, _ segment: ServerSegment, changed: Set<ElementKey>, schema: Schema, now: UInt64,
+                     conflictedBefore: Set<ElementKey>? = nil) throws {
         let key = segment.state.key
         let householdData = Data(key.household.bytes)
         let upsertSegment = try db.cachedStatement(sql: """
@@ -175,6 +181,7 @@ struct SQLiteSyncBackend {
         // The conflict queue holds the post-merge conflicts of changed elements.
         let conflicts = segment.state.conflicts(schema: schema)
         for elementKey in changed {
+            if let conflictedBefore, !conflictedBefore.contains(elementKey), !segment.state.isInConflict(elementKey) { continue }
             let (name, item): (String, String)
             switch elementKey {
             case .field(let field): (name, item) = (field, "")
@@ -215,6 +222,7 @@ extension SQLiteSyncBackend: PushBackend {
 
     mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment? {
         guard let loaded = try Self.load(db, segment, only: elements), loaded.state.epoch == epoch else { return nil }
+        conflictedAtLoad[segment] = elements.filter(loaded.state.isInConflict)
         return loaded
     }
 
@@ -253,7 +261,8 @@ extension SQLiteSyncBackend: PushBackend {
     }
 
     mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
-        try Self.save(db, segment, changed: changed, schema: policyStore.schema, now: now)
+        try Self.save(db, segment, changed: changed, schema: policyStore.schema, now: now,
+                      conflictedBefore: conflictedAtLoad[segment.state.key])
     }
 
     mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext {
