@@ -118,16 +118,11 @@ extension ClientReplica {
         var keys = conflictKeys(in: scope.wholeSegments)
         for (segment, elements) in scope.elements {
             guard let state = view(segment) else { continue }
-            for element in elements {
+            for element in elements where state.isInConflict(element) {
                 switch element {
-                case .field(let name):
-                    if state.fields[name]?.isConflict == true { keys.insert(ConflictKey(segment: segment, name: name)) }
-                case .item(let collection, let id):
-                    if let item = state.collections[collection]?[id], item.isLive, item.isFlagged || item.text.isConflict {
-                        keys.insert(ConflictKey(segment: segment, name: collection, item: id))
-                    }
-                case .creation, .logEntry:
-                    break
+                case .field(let name): keys.insert(ConflictKey(segment: segment, name: name))
+                case .item(let collection, let id): keys.insert(ConflictKey(segment: segment, name: collection, item: id))
+                case .creation, .logEntry: break
                 }
             }
         }
