@@ -9,6 +9,8 @@ extension ServerStore {
         var push: PushResult
         var pull: PullResult
         var auditAck: UInt64
+        /// The policy the push started from, with its digest.
+        var policy: CachedPolicy
         var policyToCache: CachedPolicy?
     }
 
@@ -34,7 +36,8 @@ extension ServerStore {
             guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
             let revoked = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT revoked_at FROM devices WHERE id = ?"), arguments: [identity.deviceID])
             guard revoked == nil else { throw Self.revokedError() }
-            let (policy, policyToCache) = try self.policyContext(db, user: user, now: now)
+            let (cachedPolicy, fresh) = try self.policyContext(db, user: user, now: now)
+            let policy = cachedPolicy.context
             var pushBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
             let push = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
                                                  backend: &pushBackend)
@@ -67,17 +70,19 @@ extension ServerStore {
             try db.cachedStatement(sql: """
                 UPDATE devices SET last_sync_at = ?, last_cursor = ?, held = CASE WHEN ? THEN held ELSE ? END WHERE id = ?
                 """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, held, identity.deviceID])
-            return SyncOutcome(push: push, pull: pull, auditAck: auditAck, policyToCache: policyToCache)
+            return SyncOutcome(push: push, pull: pull, auditAck: auditAck, policy: cachedPolicy, policyToCache: fresh ? cachedPolicy : nil)
         }
         cache(outcome.policyToCache)
         metrics.recordPush(outcome.push)
 
         let pull = outcome.pull
         var current = outcome.push.policy
+        // The push changes the policy only when it creates a household (its creator is assigned).
+        let currentDigest = current == outcome.policy.context ? outcome.policy.digest : current.digest
         current.serverTime = now
         return SyncResponse(accepted: AcceptedRange.ranges(of: outcome.push.accepted), rejected: outcome.push.rejected,
                             deltas: pull.deltas, snapshots: pull.snapshots, purge: pull.purge,
-                            policy: request.policyDigest == current.digest ? nil : current,
+                            policy: request.policyDigest == currentDigest ? nil : current,
                             schema: schema.matches(request.schemaHash) ? nil : schema, cursor: pull.cursor, more: pull.more,
                             needHeld: pull.needHeld, stateCheck: pull.stateCheck, auditAck: outcome.auditAck, serverTime: now,
                             maxBody: configuration.maxBody, epochs: pull.epochs)

@@ -31,22 +31,23 @@ final class ServerStore: Sendable {
         var version: UInt64
         var builtAt: UInt64
         var context: PolicyContext
+        /// `context.digest`, worked out once: every sync compares it with the device's.
+        var digest: Digest
     }
 
-    /// The user's policy context, from the cache when still valid. A context
-    /// built afresh comes back as `cacheAfterCommit`: it was read inside a
-    /// group-commit batch whose policy change can still roll back (and its
-    /// version number be reused), so only the caller, once that transaction
-    /// has committed, may cache it (`cache(_:)`).
-    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> (context: PolicyContext, cacheAfterCommit: CachedPolicy?) {
+    /// The user's policy context and its digest, from the cache when still
+    /// valid. A context built afresh comes back with `cacheAfterCommit`: it was
+    /// read inside a group-commit batch whose policy change can still roll
+    /// back (and its version number be reused), so only the caller, once that
+    /// transaction has committed, may cache it (`cache(_:)`).
+    func policyContext(_ db: Database, user: UserRow, now: UInt64) throws -> (policy: CachedPolicy, cacheAfterCommit: Bool) {
         let version = try PolicyStore.version(db)
-        if let cached = policyCache.withLock({ $0[user.id] }), cached.version == version, now >= cached.builtAt, now - cached.builtAt < 60_000 {
-            var context = cached.context
-            context.serverTime = now
-            return (context, nil)
+        if var cached = policyCache.withLock({ $0[user.id] }), cached.version == version, now >= cached.builtAt, now - cached.builtAt < 60_000 {
+            cached.context.serverTime = now  // not part of the digest
+            return (cached, false)
         }
         let context = try policyStore.context(db, user: user, now: now, version: version)
-        return (context, CachedPolicy(userID: user.id, version: version, builtAt: now, context: context))
+        return (CachedPolicy(userID: user.id, version: version, builtAt: now, context: context, digest: context.digest), true)
     }
 
     /// Caches a policy context read from committed state.
