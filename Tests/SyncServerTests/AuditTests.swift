@@ -10,6 +10,29 @@ import SyncServer
 /// truncated rows.
 @Suite("Audit")
 struct AuditTests {
+    /// The chain's bytes are a stored format: a server that hashed rows any
+    /// other way would call every deployment's existing log altered.
+    @Test("the audit chain's HMACs for a fixed key and clock are the ones every earlier version wrote")
+    func auditChainBytesAreStable() async throws {
+        let directory = makeTemporaryDirectory("audit-golden")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keyURL = directory.appendingPathComponent("audit.key")
+        try Data((0..<32).map { UInt8($0 &* 7 &+ 1) }).write(to: keyURL)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyURL.path)
+        let server = try await TestServer.start(directory: directory)
+        server.clock.advance(1_234)
+        #expect(try await server.admin("POST", "users", AdminAPI.AddUser(name: "bas", role: "buurtcoach", contact: nil)).status == 201)
+        await server.stop()
+        let macs = try StoreFile.read(server.databaseURL) { db in
+            try Row.fetchAll(db, sql: "SELECT action, mac FROM audit ORDER BY seq").map { row in
+                (row["action"] as String) + " " + (row["mac"] as Data).map { String(format: "%02x", $0) }.joined()
+            }
+        }
+        #expect(macs == ["bootstrapAdmin 8de0b7d53f179a55f2418c09e12836a02593b1907d292172ce5686010ded1498",
+                         "userAdd 5f312b842efff07dd8e7c4ed1743aa21e91e14a0bebde0fd65d88ebbc2ebecbd"])
+    }
+
     @Test("disclosures, writes and admin actions are audited with IDs and purposes, never content, in a gapless sequence")
     func auditRowsForDisclosureWriteAndAdmin() async throws {
         try await withServer { server in
