@@ -33,9 +33,14 @@ extension ServerStore {
         let userID = device.user.id
 
         let outcome = try await committer.write { db -> SyncOutcome in
-            guard let user = try UserRow.find(db, id: userID) else { throw ServerError.unauthorized() }
-            let revoked = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT revoked_at FROM devices WHERE id = ?"), arguments: [identity.deviceID])
-            guard revoked == nil else { throw Self.revokedError() }
+            // The user and the device's standing, in one read.
+            guard let standing = try Row.fetchOne(try db.cachedStatement(sql: """
+                SELECT users.id, users.name, users.role, users.contact, users.disabled, devices.revoked_at, devices.audit_ack
+                FROM devices JOIN users ON users.id = devices.user_id WHERE devices.id = ? AND users.id = ?
+                """), arguments: [identity.deviceID, userID]) else { throw ServerError.unauthorized() }
+            let user = UserRow(row: standing)
+            guard (standing["revoked_at"] as Int64?) == nil else { throw Self.revokedError() }
+            let acknowledgedReads = UInt64(standing["audit_ack"] as Int64)
             let (cachedPolicy, fresh) = try self.policyContext(db, user: user, now: now)
             let policy = cachedPolicy.context
             var pushBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
@@ -64,7 +69,8 @@ extension ServerStore {
                 records.append(AuditRecord(at: now, actor: identity.user, device: identity.deviceID, action: "purgeInstructed",
                                            household: purge.segment.household, purpose: purge.segment.purpose, detail: purge.reason))
             }
-            let auditAck = try Self.storeOfflineReads(request.auditEvents, device: identity, db: db, now: now, records: &records)
+            let auditAck = try Self.storeOfflineReads(request.auditEvents, acknowledged: acknowledgedReads, device: identity, db: db,
+                                                      now: now, records: &records)
             try audit.append(records, db: db)
             let held = pull.needHeld ? Data() : HeldSegment.storageBytes(pull.heldAfter)
             try db.cachedStatement(sql: """
@@ -90,9 +96,10 @@ extension ServerStore {
 
     /// Stores offline reads uploaded by a device: deduplicated by device
     /// sequence, gaps flagged, and acknowledged up to the contiguous prefix.
-    static func storeOfflineReads(_ events: [AuditEvent], device: DeviceIdentity, db: Database, now: UInt64,
+    /// `acknowledged`: the device's stored acknowledgement so far.
+    static func storeOfflineReads(_ events: [AuditEvent], acknowledged: UInt64, device: DeviceIdentity, db: Database, now: UInt64,
                                   records: inout [AuditRecord]) throws -> UInt64 {
-        var ack = UInt64(try Int64.fetchOne(try db.cachedStatement(sql: "SELECT audit_ack FROM devices WHERE id = ?"), arguments: [device.deviceID]) ?? 0)
+        var ack = acknowledged
         guard !events.isEmpty else { return ack }
         let actions: Set<String> = ["show", "export", "logList", "goalList"]
         for event in events.sorted(by: { $0.deviceSeq < $1.deviceSeq }) where event.deviceSeq > ack {
