@@ -125,7 +125,7 @@ struct SQLiteSyncBackend {
             let statement = try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ? AND key = ?")
             for key in only {
                 guard let element = try Row.fetchOne(statement, arguments: [row.id, Data(key.storageKey)]) else { continue }
-                rows.append((try SegmentElement.decodeRow(Array(element[3] as Data)), meta(element)))
+                rows.append((try decodeElement(element, at: 3), meta(element)))
             }
         } else {
             let cursor = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ?"),
@@ -178,8 +178,9 @@ struct SQLiteSyncBackend {
             try upsert.execute(arguments: [id, Data(elementKey.storageKey), Int64(meta.seq), Int64(meta.writer.rawValue),
                                            Int64(meta.otherSeq), Data(element.encodedRow())])
         }
-        // The conflict queue holds the post-merge conflicts of changed elements.
-        let conflicts = segment.state.conflicts(schema: schema)
+        // The conflict queue holds the post-merge conflicts of changed elements
+        // (listed only when one of them needs its row written or deleted).
+        lazy var conflicts = segment.state.conflicts(schema: schema)
         for elementKey in changed {
             if let conflictedBefore, !conflictedBefore.contains(elementKey), !segment.state.isInConflict(elementKey) { continue }
             let (name, item): (String, String)

@@ -11,7 +11,8 @@ extension ServerStore {
         var auditAck: UInt64
         /// The policy the push started from, with its digest.
         var policy: CachedPolicy
-        var policyToCache: CachedPolicy?
+        /// Built in this transaction: cached only once it has committed.
+        var policyIsFresh: Bool
     }
 
     /// One full sync exchange (DESIGN §5) in one group-committed write
@@ -76,9 +77,9 @@ extension ServerStore {
             try db.cachedStatement(sql: """
                 UPDATE devices SET last_sync_at = ?, last_cursor = ?, held = CASE WHEN ? THEN held ELSE ? END WHERE id = ?
                 """).execute(arguments: [Int64(now), Int64(pull.cursor.seq), pull.needHeld, held, identity.deviceID])
-            return SyncOutcome(push: push, pull: pull, auditAck: auditAck, policy: cachedPolicy, policyToCache: fresh ? cachedPolicy : nil)
+            return SyncOutcome(push: push, pull: pull, auditAck: auditAck, policy: cachedPolicy, policyIsFresh: fresh)
         }
-        cache(outcome.policyToCache)
+        if outcome.policyIsFresh { cache(outcome.policy) }
         metrics.recordPush(outcome.push)
 
         let pull = outcome.pull

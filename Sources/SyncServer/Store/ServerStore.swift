@@ -51,8 +51,7 @@ final class ServerStore: Sendable {
     }
 
     /// Caches a policy context read from committed state.
-    func cache(_ entry: CachedPolicy?) {
-        guard let entry else { return }
+    func cache(_ entry: CachedPolicy) {
         policyCache.withLock { $0[entry.userID] = entry }
     }
     var schema: Schema { configuration.schema }
