@@ -13,8 +13,9 @@ public struct StoredVerdict: Hashable, Sendable {
 /// The storage the push half of a sync needs, inside one write transaction.
 public protocol PushBackend {
     func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict?
-    /// The segment's current epoch (0 if it was never erased).
-    func currentEpoch(of segment: SegmentKey) throws -> UInt32
+    /// The segment's current epoch (0 if it was never erased). Asked once per
+    /// segment of a push, just before `loadSegment`: a store may read both at once.
+    mutating func currentEpoch(of segment: SegmentKey) throws -> UInt32
     func householdExists(_ household: HouseholdID) throws -> Bool
     /// Loads a segment for this push; the processor owns the returned copy
     /// and hands it back through `save` (changed) or `restore` (unchanged).
@@ -178,6 +179,8 @@ public enum PushProcessor {
         let exists: Bool
         if let known = households[op.segment.household] {
             exists = known
+        } else if work.segment != nil {
+            exists = true  // a segment is only ever stored for a household that exists
         } else {
             exists = try backend.householdExists(op.segment.household)
             households[op.segment.household] = exists

@@ -16,6 +16,8 @@ struct SQLiteSyncBackend {
     /// The elements each segment this push loaded had in conflict when loaded:
     /// only those can have a row in `conflicts` to delete when they stop.
     private var conflictedAtLoad: [SegmentKey: Set<ElementKey>] = [:]
+    /// Segment rows a push read for their epoch, kept for the load that follows.
+    private var rowsForLoad: [SegmentKey: SegmentRow] = [:]
     /// While a pull reads (after the push, in its transaction) rows cannot
     /// change, so list, delta, hash and epoch lookups of one segment share one
     /// read. Nil while a push writes.
@@ -53,8 +55,9 @@ struct SQLiteSyncBackend {
             return keys.compactMap { key in cache.rows[key].flatMap { $0 }.map { (key, $0) } }
         }
         var result: [(SegmentKey, SegmentRow)] = []
-        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT purpose, \(Self.rowColumns) FROM segments WHERE household = ?"),
-                                    arguments: [Data(household.bytes)]) {
+        let rows = try Row.fetchCursor(try db.cachedStatement(sql: "SELECT purpose, \(Self.rowColumns) FROM segments WHERE household = ?"),
+                                       arguments: [Data(household.bytes)])
+        while let row = try rows.next() {
             result.append((SegmentKey(household: household, purpose: Purpose(row[0] as String)), try Self.segmentRow(row, from: 1)))
         }
         if let cache = snapshotRows {
@@ -68,13 +71,17 @@ struct SQLiteSyncBackend {
     struct SegmentRow {
         var id: Int64
         var epoch: UInt32
-        var context: CausalContext
+        /// The stored causal context, decoded only where it is needed: a pull
+        /// lists every segment of a household but sends few of them.
+        var contextBytes: [UInt8]
         var contextMeta: ElementMeta
         var createdSeq: UInt64
         /// The stored sum of element hashes (nil in rows from before it was kept).
         var digest: ContentHash128?
         /// Sequence of the segment's latest change.
         var lastSeq: UInt64
+
+        func context() throws -> CausalContext { try CausalContext(storageBytes: contextBytes) }
     }
 
     static let rowColumns = "id, epoch, context, context_seq, context_writer, context_other_seq, created_seq, digest, last_seq"
@@ -89,7 +96,7 @@ struct SQLiteSyncBackend {
     /// A segment row from `rowColumns`, starting at column `first`.
     static func segmentRow(_ row: Row, from first: Int) throws -> SegmentRow {
         SegmentRow(id: row[first], epoch: UInt32(row[first + 1] as Int64),
-                   context: try CausalContext(storageBytes: Array(row[first + 2] as Data)),
+                   contextBytes: try row.withUnsafeData(atIndex: first + 2) { Array($0 ?? Data()) },
                    contextMeta: ElementMeta(seq: UInt64(row[first + 3] as Int64), writer: ReplicaID(UInt32(row[first + 4] as Int64)),
                                             otherSeq: UInt64(row[first + 5] as Int64)),
                    createdSeq: UInt64(row[first + 6] as Int64), digest: digest(row[first + 7] as Data),
@@ -118,8 +125,9 @@ struct SQLiteSyncBackend {
     }
 
     /// Loads a segment; with `only`, just those elements (plus the row's context and digest).
-    static func load(_ db: Database, _ segment: SegmentKey, only: Set<ElementKey>? = nil) throws -> ServerSegment? {
-        guard let row = try segmentRow(db, segment) else { return nil }
+    /// `row`: the segment's row when the caller has just read it.
+    static func load(_ db: Database, _ segment: SegmentKey, only: Set<ElementKey>? = nil, row knownRow: SegmentRow? = nil) throws -> ServerSegment? {
+        guard let row = try knownRow ?? segmentRow(db, segment) else { return nil }
         var rows: [(SegmentElement, ElementMeta)] = []
         if let only, row.digest != nil {
             let statement = try db.cachedStatement(sql: "SELECT seq, writer, other_seq, data FROM elements WHERE segment_id = ? AND key = ?")
@@ -135,7 +143,7 @@ struct SQLiteSyncBackend {
         // Rows come in storage-key order (varint bytes), not element order; joining
         // them sorted keeps building a large log or goal list linear.
         rows.sort { $0.0.key < $1.0.key }
-        return ServerSegment.restore(key: segment, epoch: row.epoch, context: row.context, contextMeta: row.contextMeta,
+        return ServerSegment.restore(key: segment, epoch: row.epoch, context: try row.context(), contextMeta: row.contextMeta,
                                      createdSeq: row.createdSeq, digest: row.digest, rows: rows)
     }
 
@@ -213,8 +221,14 @@ extension SQLiteSyncBackend: PushBackend {
         return StoredVerdict(fingerprint: Digest(Array(row["fingerprint"] as Data)), rejection: rejection.map(RefusalReason.init(_:)))
     }
 
-    func currentEpoch(of segment: SegmentKey) throws -> UInt32 {
-        try Self.currentEpoch(db, segment) ?? 0
+    mutating func currentEpoch(of segment: SegmentKey) throws -> UInt32 {
+        // A stored segment's row carries the current epoch (an erasure deletes
+        // the row whose epoch it raises), and the push loads that row next.
+        if let row = try Self.segmentRow(db, segment) {
+            rowsForLoad[segment] = row
+            return row.epoch
+        }
+        return try Self.currentEpoch(db, segment) ?? 0
     }
 
     func householdExists(_ household: HouseholdID) throws -> Bool {
@@ -222,7 +236,8 @@ extension SQLiteSyncBackend: PushBackend {
     }
 
     mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment? {
-        guard let loaded = try Self.load(db, segment, only: elements), loaded.state.epoch == epoch else { return nil }
+        guard let loaded = try Self.load(db, segment, only: elements, row: rowsForLoad.removeValue(forKey: segment)),
+              loaded.state.epoch == epoch else { return nil }
         conflictedAtLoad[segment] = elements.filter(loaded.state.isInConflict)
         return loaded
     }
@@ -316,7 +331,7 @@ extension SQLiteSyncBackend: PullBackend {
             elements.append(ServerSegment.strip(try Self.decodeElement(element, at: 0), of: replica))
         }
         guard !elements.isEmpty || row.contextMeta.effectiveSeq(for: replica) > cursor else { return nil }
-        return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
+        return SegmentPatch(segment: segment, epoch: row.epoch, context: try row.context(), elements: elements)
     }
 
     func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
@@ -326,7 +341,7 @@ extension SQLiteSyncBackend: PullBackend {
         while let element = try rows.next() { elements.append(try Self.decodeElement(element, at: 0)) }
         // In element order, as deltas are: a device then joins a whole log in one pass.
         elements.sort { $0.key < $1.key }
-        return SegmentPatch(segment: segment, epoch: row.epoch, context: row.context, elements: elements)
+        return SegmentPatch(segment: segment, epoch: row.epoch, context: try row.context(), elements: elements)
     }
 
     func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
@@ -335,7 +350,7 @@ extension SQLiteSyncBackend: PullBackend {
             return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: row.epoch, hash: Digest($0.state.stateHash())) }
         }
         return SegmentHash(segment: segment, epoch: row.epoch,
-                           hash: Digest(SegmentState.stateHash(key: segment, epoch: row.epoch, context: row.context, elementDigest: digest)))
+                           hash: Digest(SegmentState.stateHash(key: segment, epoch: row.epoch, context: try row.context(), elementDigest: digest)))
     }
 
     func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
