@@ -121,7 +121,7 @@ extension ClientReplica {
         responseSegments.formUnion(response.accepted.map(\.segment))
         responseSegments.formUnion(response.rejected.map(\.segment))
         let conflictScope = conflictScope(of: response)
-        let conflictsBefore = conflictKeys(in: conflictScope)
+        let conflictsBefore = conflictMarks(in: conflictScope)
         // A view shares the confirmed state's containers (SegmentState.isView): drop the
         // views of the segments this response changes before merging into them in place,
         // or every merge would copy a log or goal list a view still holds. Rebuilt below.
@@ -319,7 +319,7 @@ extension ClientReplica {
                 rejected.append(RejectedRecord(op: op, reason: error.refusal ?? .invalid, at: wall))
             }
         }
-        outcome.newConflicts = conflictKeys(in: conflictScope).subtracting(conflictsBefore).count
+        outcome.newConflicts = conflictMarks(in: conflictScope).newConflicts(since: conflictsBefore)
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
         return outcome
