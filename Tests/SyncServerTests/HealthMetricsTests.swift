@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import SyncCore
 import SyncServer
@@ -22,6 +23,33 @@ struct HealthMetricsTests {
             #expect(reply.status == 200)
             #expect(reply.isJSON)
             #expect(try reply.decode([String: String].self) == ["status": "ok", "synchronous": "full"])
+        }
+    }
+
+    @Test("/health answers while every write waits for the database lock: it never queues behind the writer")
+    func healthDoesNotWaitForTheWriter() async throws {
+        try await withServer { server in
+            var wendy = try await server.device("wendy", role: "wmo-consulent")
+            // Another connection takes the write lock, so the server's next write
+            // waits for it inside the writer (for up to its 10 s busy timeout).
+            var configuration = Configuration()
+            configuration.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+            let blocker = try DatabaseQueue(path: server.directory.appendingPathComponent("fieldsync.sqlite").path,
+                                            configuration: configuration)
+            try await blocker.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+            let wall = server.clock.now
+            let sync = Task { try await wendy.roundTrip(server.http, wall: wall) }
+            try await Task.sleep(for: .milliseconds(500))
+
+            let started = ContinuousClock.now
+            let reply = try await server.http.send("GET", "/health")
+            let waited = ContinuousClock.now - started
+            try await blocker.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+            _ = try await sync.value
+
+            #expect(reply.status == 200)
+            #expect(try reply.decode([String: String].self) == ["status": "ok", "synchronous": "full"])
+            #expect(waited < .seconds(5), "/health waited \(waited) for the writer")
         }
     }
 

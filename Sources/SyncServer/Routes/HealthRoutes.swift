@@ -10,7 +10,7 @@ struct HealthRoutes {
         router.get("/health") { request, _ in
             let healthy = await store.healthy()
             store.metrics.countRequest(route: "health", status: healthy ? 200 : 503)
-            return HTTPSupport.json(["status": healthy ? "ok" : "unavailable", "synchronous": store.synchronousMode()], request: request,
+            return HTTPSupport.json(["status": healthy ? "ok" : "unavailable", "synchronous": store.synchronousMode], request: request,
                                     status: healthy ? .ok : .serviceUnavailable)
         }
         router.get("/metrics") { request, _ in

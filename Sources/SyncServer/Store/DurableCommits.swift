@@ -8,8 +8,10 @@ public import GRDB
 /// syncs only at checkpoints, so a power cut could lose commits already
 /// acknowledged. This sets FULL on the writer after GRDB is done and checks it.
 public enum DurableCommits {
-    /// Sets and verifies `synchronous = FULL` on the writer connection.
-    public static func require(_ writer: some DatabaseWriter) throws {
+    /// Sets and verifies `synchronous = FULL` on the writer connection, and
+    /// returns the mode's name (`full`) for the store to report.
+    @discardableResult
+    public static func require(_ writer: some DatabaseWriter) throws -> String {
         let mode = try writer.writeWithoutTransaction { db -> Int? in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             return try Int.fetchOne(db, sql: "PRAGMA synchronous")
@@ -17,6 +19,7 @@ public enum DurableCommits {
         guard mode == 2 else {
             throw DatabaseError(message: "SQLite did not accept synchronous = FULL (it reports \(mode.map(String.init) ?? "nothing")); commits would not be durable")
         }
+        return "full"
     }
 
     /// The writer's synchronous mode as SQLite names it (`full` once `require` ran).

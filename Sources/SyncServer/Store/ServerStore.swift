@@ -17,6 +17,10 @@ final class ServerStore: Sendable {
     let policyStore: PolicyStore
     let configuration: ServerConfiguration
     let metrics: ServerMetrics
+    /// The writer's synchronous mode, verified at start, for `/health` (`full`:
+    /// every commit is fsynced). Kept, not asked again: asking would wait for
+    /// the writer connection behind a group commit and block the health check.
+    let synchronousMode: String
     /// The clock of the server's own replica (admin resolves, server-created households).
     let serverClock = Mutex(HybridLogicalClock())
     /// Policy contexts by user, valid while the store's policy version is unchanged
@@ -80,7 +84,7 @@ final class ServerStore: Sendable {
         }
         let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
         pool = try DatabasePool(path: path, configuration: config)
-        try DurableCommits.require(pool)
+        synchronousMode = try DurableCommits.require(pool)
         try Self.checkSQLiteVersion(pool)
         try Migrations.migrator().migrate(pool)
         for suffix in ["", "-wal", "-shm"] {
@@ -139,8 +143,6 @@ final class ServerStore: Sendable {
         (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
     }
 
-    /// The writer's synchronous mode, for `/health` (`full`: every commit is fsynced).
-    func synchronousMode() -> String { (try? DurableCommits.mode(pool)) ?? "unknown" }
 
     /// Bytes on disk of the database and its WAL.
     func storeSize() -> Int64 {
