@@ -117,6 +117,17 @@ struct CLIWorkflowTests {
         let again = await world.admin(["--json", "erase", h])
         #expect(again.code == 0)
         #expect(try world.json(AdminAPI.EraseResult.self, again).devicesStillHolding.isEmpty == false)
+
+        // Following the erasure up: with nothing left to erase, the erase lists who has not purged yet.
+        let followUp = try world.json(AdminAPI.EraseResult.self, await world.admin(["--json", "erase", h]))
+        #expect(followUp.erased.isEmpty)
+        #expect(Set(followUp.erasedBefore.map(\.purpose)) == [.regie, .wmo])
+        #expect(followUp.devicesStillHolding.map(\.name) == ["laptop-wim"])
+        _ = await world.cli("wim", ["sync"])
+        let done = await world.admin(["erase", h])
+        #expect(done.code == 0)
+        #expect(done.out.contains("Nothing left to erase") && done.out.contains("No device reports holding it."), "\(done.out)")
+        #expect(await world.admin(["erase", h, "--purpose", "WGS"]).code == 1, "a purpose never stored or erased is not found")
     }
 
     @Test func aLongOfflineDaySyncsInChunksUnderTheServersBodyLimit() async throws {

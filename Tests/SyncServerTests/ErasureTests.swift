@@ -100,7 +100,11 @@ struct ErasureTests {
             for text in [s.wmoSecret, s.wmoLogText, s.regieLogText, s.label] {
                 #expect(!bytes.containsBytes(text))
             }
-            #expect(try await server.admin("POST", "erase", AdminAPI.Erase(household: s.household, purpose: .wmo)).status == 404)
+            // Erasing again erases nothing and is the follow-up: once every device purged, none is listed.
+            let again = try await server.admin("POST", "erase", AdminAPI.Erase(household: s.household, purpose: .wmo))
+            #expect(again.status == 200)
+            let followUp = try again.decode(AdminAPI.EraseResult.self)
+            #expect(followUp.erased.isEmpty && followUp.erasedBefore.map(\.purpose) == [.wmo] && followUp.devicesStillHolding.isEmpty)
         }
     }
 }

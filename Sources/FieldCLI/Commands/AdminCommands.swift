@@ -299,7 +299,7 @@ struct AdminCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "audit", abstract: "Read the audit log, or --verify its HMAC chain and anchors.")
         @Option(help: "Only rows about this household (its full ID).") var household: String?
         @Flag(help: "Check the HMAC chain and the anchors instead of listing rows.") var verify = false
-        @Option(help: "How many recent rows (default 200).") var limit = 200
+        @Option(help: "How many recent rows.") var limit = 200
         func run() async throws {
             let client = try AdminCommand.client()
             if verify {
@@ -329,14 +329,17 @@ struct AdminCommand: AsyncParsableCommand {
     struct Erase: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
         commandName: "erase",
-            abstract: "Erase a household (or one purpose) on the server (AVG art. 17); then lists devices that still hold it.")
+            abstract: "Erase a household (or one purpose) on the server (AVG art. 17); then lists devices that still hold it.",
+            discussion: "Run it again later to follow the erasure up: with nothing left to erase it lists the devices that have not purged yet.")
         @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
         @Option(help: "Only this purpose, e.g. WGS (default: the whole household).") var purpose: String?
         func run() async throws {
             let result: AdminAPI.EraseResult = try await AdminCommand.client().json("POST", "v1/admin/erase",
                 body: AdminAPI.Erase(household: try AdminCommand.household(household), purpose: purpose.map { Purpose($0.uppercased()) }), action: "erase")
             CLIContext.current.emit(result) {
-                var lines = ["Erased \(result.erased.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."]
+                var lines = result.erased.isEmpty
+                    ? ["Nothing left to erase: \(result.erasedBefore.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household) was erased before."]
+                    : ["Erased \(result.erased.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."]
                 if result.devicesStillHolding.isEmpty {
                     lines.append("No device reports holding it.")
                 } else {
@@ -355,7 +358,7 @@ struct AdminCommand: AsyncParsableCommand {
             abstract: "Record a consent withdrawal for a household (one purpose, or all but REGIE); --remove lifts it.")
         @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
         @Option(help: "Only this purpose, e.g. WGS (default: the whole household).") var purpose: String?
-        @Flag var remove = false
+        @Flag(help: "Lift the block instead (consent given again).") var remove = false
         func run() async throws {
             AdminCommand.done(try await AdminCommand.client().json("POST", remove ? "v1/admin/consent-blocks/remove" : "v1/admin/consent-blocks",
                 body: AdminAPI.ConsentBlockRequest(household: try AdminCommand.household(household), purpose: purpose.map { Purpose($0.uppercased()) }),

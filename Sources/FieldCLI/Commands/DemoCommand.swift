@@ -8,13 +8,28 @@ struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "Run the end-to-end story: a real server on loopback, three devices, offline edits, a conflict, purpose binding.",
-        discussion: "Uses a temporary directory and fictional data; exits 0 only if every check in the story held.")
+        discussion: "Uses a temporary directory and fictional data; exits 0 only if every check in the story held. With --json the story goes to stderr and stdout gets one JSON object: passed, checks (claim, held), kept.")
 
     @Flag(help: "Keep the temporary directory and print its path.") var keep = false
 
+    struct Result: Encodable {
+        struct Check: Encodable {
+            var claim: String
+            var held: Bool
+        }
+        var passed: Bool
+        var checks: [Check]
+        var kept: String?
+    }
+
     func run() async throws {
-        var story = DemoStory(output: CLIContext.current.output, keep: keep)
+        let context = CLIContext.current
+        var story = DemoStory(output: context.output, keep: keep, narrateToStderr: context.json)
         let passed = try await story.run()
+        if context.json {
+            context.printJSON(Result(passed: passed, checks: story.checks.map { Result.Check(claim: $0.claim, held: $0.held) },
+                                     kept: keep ? story.root.path : nil))
+        }
         if !passed { throw CLIError.other("The demo found a problem (see the checks above).") }
     }
 }
@@ -24,14 +39,19 @@ struct DemoCommand: AsyncParsableCommand {
 struct DemoStory {
     let output: OutputSink
     let keep: Bool
-    private var failures: [String] = []
+    /// `--json`: the story is for people, so it goes to stderr and stdout keeps the JSON.
+    let narrateToStderr: Bool
+    let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fieldsync-demo-\(UUID().uuidString.prefix(8))")
+    private(set) var checks: [(claim: String, held: Bool)] = []
+    private var failures: [String] { checks.filter { !$0.held }.map(\.claim) }
 
-    init(output: OutputSink, keep: Bool) {
+    init(output: OutputSink, keep: Bool, narrateToStderr: Bool = false) {
         self.output = output
         self.keep = keep
+        self.narrateToStderr = narrateToStderr
     }
 
-    private func say(_ text: String) { output.out(text) }
+    private func say(_ text: String) { narrateToStderr ? output.err(text) : output.out(text) }
 
     /// Runs `fieldcli --home HOME args…` in process and returns (exit code, stdout, stderr).
     private func cli(_ home: URL?, _ arguments: [String], environment: [String: String] = [:]) async -> (Int32, String, String) {
@@ -43,11 +63,10 @@ struct DemoStory {
 
     private mutating func check(_ condition: Bool, _ claim: String) {
         say(condition ? "   ✔ \(claim)" : "   ✘ \(claim)")
-        if !condition { failures.append(claim) }
+        checks.append((claim, condition))
     }
 
     mutating func run() async throws -> Bool {
-        let root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fieldsync-demo-\(UUID().uuidString.prefix(8))")
         try FileSecurity.makePrivateDirectory(root)
         defer { if !keep { try? FileManager.default.removeItem(at: root) } }
         var logger = Logger(label: "fieldsyncd-demo")

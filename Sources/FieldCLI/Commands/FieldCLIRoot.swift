@@ -8,10 +8,12 @@ struct FieldCLIRoot: AsyncParsableCommand {
         abstract: "Offline-first household plans and contact logs, synced with a FieldSync server.",
         discussion: """
             Every command except enroll, sync and admin works without a network.
-            Global options go before the command: fieldcli [--home DIR] [--json] COMMAND.
+
+            Global options: fieldcli [--home DIR] [--json] COMMAND. They may also follow the command; after -- every argument is a value.
+
             Environment: FIELDCLI_HOME, FIELDSYNC_SERVER, FIELDSYNC_ADMIN_TOKEN, FIELDCLI_PASSPHRASE (device key passphrase).
-            Exit codes: 0 ok, 1 usage error (fix the command as the message says), 2 refused by policy,
-            3 network or server unreachable, 4 conflicts or rejected ops need attention (sync), 5 other.
+
+            Exit codes: 0 ok, 1 usage error (fix the command as the message says), 2 refused by policy, 3 network or server unreachable, 4 conflicts or rejected ops need attention (sync), 5 other.
             """,
         subcommands: [
             EnrollCommand.self, HouseholdCommand.self, HouseholdsCommand.self, ShowCommand.self, SetCommand.self,
@@ -35,16 +37,21 @@ public enum FieldCLIEntry {
         var home = environment["FIELDCLI_HOME"]
         var json = false
         var index = 0
-        var sawCommand = false
-        // Global options may come before the command (or anywhere, for --json).
+        // Global options are read wherever they stand, up to a `--` (after it
+        // every argument is a value): `--home` after the command used to be
+        // parsed and dropped, so the command ran on another device's store.
         while index < arguments.count {
             let argument = arguments[index]
-            if !sawCommand, argument == "--home", index + 1 < arguments.count {
+            if argument == "--" {
+                rest += arguments[index...]
+                break
+            }
+            if argument == "--home", index + 1 < arguments.count {
                 home = arguments[index + 1]
                 index += 2
                 continue
             }
-            if !sawCommand, argument.hasPrefix("--home=") {
+            if argument.hasPrefix("--home=") {
                 home = String(argument.dropFirst(7))
                 index += 1
                 continue
@@ -54,18 +61,22 @@ public enum FieldCLIEntry {
                 index += 1
                 continue
             }
-            if !argument.hasPrefix("-") { sawCommand = true }
             rest.append(argument)
             index += 1
         }
-        // `admin --server URL --token T …`: the options of the admin group, read wherever they stand.
+        // `admin --server URL --token T …`: the options of the admin group, read wherever they
+        // stand, but only when admin is the command (`enroll --name admin --server …` keeps its own).
         var adminServer: String?
         var adminToken: String?
-        if let adminIndex = rest.firstIndex(of: "admin") {
-            var kept = Array(rest[...adminIndex])
-            var position = adminIndex + 1
+        if let commandIndex = rest.firstIndex(where: { !$0.hasPrefix("-") }), rest[commandIndex] == "admin" {
+            var kept = Array(rest[...commandIndex])
+            var position = commandIndex + 1
             while position < rest.count {
                 let argument = rest[position]
+                if argument == "--" {
+                    kept += rest[position...]
+                    break
+                }
                 if (argument == "--server" || argument == "--token"), position + 1 < rest.count {
                     if argument == "--server" { adminServer = rest[position + 1] } else { adminToken = rest[position + 1] }
                     position += 2

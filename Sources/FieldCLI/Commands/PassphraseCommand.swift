@@ -7,9 +7,9 @@ struct PassphraseCommand: AsyncParsableCommand {
         commandName: "passphrase",
         abstract: "Protect this device's key with a passphrase, change it, or remove it.",
         discussion: """
-            The local store is encrypted under a device key kept in the home directory. With a passphrase,
-            that key file is sealed (scrypt + AES-GCM), so a lost laptop's store cannot be read without it.
-            Every command then asks for the passphrase on the terminal, or reads FIELDCLI_PASSPHRASE.
+            The local store is encrypted under a device key kept in the home directory. With a passphrase, \
+            that key file is sealed (scrypt + AES-GCM), so a lost laptop's store cannot be read without it. \
+            Every command then asks for the passphrase on the terminal, or reads FIELDCLI_PASSPHRASE. \
             There is no recovery: a forgotten passphrase means enrolling again (unsynced changes are lost).
             """,
         subcommands: [PassphraseSetCommand.self, PassphraseRemoveCommand.self, PassphraseStatusCommand.self])

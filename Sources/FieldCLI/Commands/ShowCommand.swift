@@ -97,7 +97,8 @@ struct HouseholdView: Encodable {
                          purposes: $0.purposes.map(\.rawValue), contact: $0.contact)
         }
         let held = Set(segments.map(\.purpose))
-        let notShown = purpose == nil ? replica.schema.devicePurposes.map(\.rawValue).filter { !held.contains($0) } : []
+        let notShown = purpose.map { held.contains($0.rawValue) ? [] : [$0.rawValue] }
+            ?? replica.schema.devicePurposes.map(\.rawValue).filter { !held.contains($0) }
         return HouseholdView(household: household.description, label: workspace.label(of: household), segments: segments,
                              involved: involved, notShown: notShown)
     }
@@ -126,6 +127,11 @@ struct HouseholdView: Encodable {
             for entry in segment.logs {
                 lines.append("  \(entry.occurredAt) \(entry.kind) by \(entry.author): \(entry.text)")
             }
+        }
+        if segments.isEmpty, !notShown.isEmpty {
+            // Asked for one purpose the device does not hold: say so rather than print a bare header.
+            lines.append("")
+            lines.append("Nothing of \(notShown.joined(separator: ", ")) is on this device: you are not granted it here, or nothing was written to it yet.")
         }
         lines.append("")
         if involved.isEmpty {

@@ -7,9 +7,9 @@ struct SyncCommand: AsyncParsableCommand {
         commandName: "sync",
         abstract: "Push pending changes, pull what changed, purge what you may no longer hold.",
         discussion: """
-            Exit code 3 when the server cannot be reached (pending changes stay on this device), 4 when the server
-            rejected changes or new conflicts arrived ('fieldcli rejected', 'fieldcli conflicts'). Progress is shown
-            on stderr when it is a terminal.
+            Exit code 3 when the server cannot be reached (pending changes stay on this device), 4 when the server \
+            rejected changes or new conflicts arrived ('fieldcli rejected', 'fieldcli conflicts'; 'fieldcli status' \
+            shows what is still open). Progress is shown on stderr when it is a terminal.
             """)
 
     func run() async throws {
@@ -221,6 +221,12 @@ struct RejectedCommand: AsyncParsableCommand {
             var text = entries.isEmpty ? "No rejected changes." : Table.render(["ID", "HOUSEHOLD", "PURPOSE", "CHANGE", "REASON"], entries.map {
                 [$0.id, String($0.household.prefix(8)), $0.purpose, $0.kind + ($0.name.map { " " + $0 } ?? ""), $0.reason]
             })
+            // What to do about each reason, once per reason (the table has no room for it).
+            var explained = Set<String>()
+            for entry in entries where explained.insert(entry.reason).inserted {
+                text += "\n\(entry.reason): \(entry.advice)"
+            }
+            if !entries.isEmpty { text += "\nOnce dealt with, drop one with 'fieldcli rejected --discard ID'." }
             if workspace.replica.purgedRejectedCount > 0 {
                 text += "\n\(workspace.replica.purgedRejectedCount) more were dropped with purged segments; an admin can see those the server received ('fieldcli admin rejects')."
             }

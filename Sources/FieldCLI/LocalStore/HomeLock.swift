@@ -18,6 +18,10 @@ final class HomeLock {
             if FileManager.default.fileExists(atPath: home.path, isDirectory: &isDirectory), !isDirectory.boolValue {
                 throw CLIError.usage("\(home.path) is a file, not a directory. Give this device's home directory with --home or FIELDCLI_HOME.")
             }
+            if reason == ENOENT, !FileManager.default.fileExists(atPath: home.path) {
+                // The first thing a new user meets: say what is missing, not "check permissions".
+                throw CLIError.other("This home (\(home.path)) does not exist, so no device is enrolled there. Run 'fieldcli enroll --server URL --code CODE' (it creates it), or give the right --home.")
+            }
             throw CLIError.other("Cannot open the lock file in \(home.path) (\(String(cString: strerror(reason)))). Check its permissions.")
         }
         let deadline = Date().addingTimeInterval(seconds)

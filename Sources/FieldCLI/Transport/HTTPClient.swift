@@ -11,14 +11,21 @@ struct HTTPClient: Sendable {
     let base: URL
     let token: String?
     let timeout: TimeInterval
+    /// What an unreachable server means for this command, said after the reason.
+    let unreachableAdvice: String
 
-    init(server: String, token: String?, timeout: TimeInterval = 10) throws {
+    /// The advice for commands that only ask the server (admin, enroll): a sync's differs.
+    static let retryAdvice = "Check the server URL and the connection, then run the command again."
+    static let syncAdvice = "Nothing was lost: pending changes stay on this device; sync again when there is a connection."
+
+    init(server: String, token: String?, timeout: TimeInterval = 10, unreachableAdvice: String = HTTPClient.retryAdvice) throws {
         guard let url = URL(string: server), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw CLIError.usage("\(server) is not a server URL. Give one like https://sync.gemeente.nl or http://127.0.0.1:8080.")
         }
         base = url
         self.token = token
         self.timeout = timeout
+        self.unreachableAdvice = unreachableAdvice
     }
 
     struct Reply: Sendable {
@@ -54,7 +61,7 @@ struct HTTPClient: Sendable {
         do {
             (data, response) = try await session.data(for: request)
         } catch {
-            throw CLIError(.network, "Cannot reach the server at \(base.absoluteString) (\(Self.describe(error))). Nothing was lost: pending changes stay on this device; sync again when there is a connection.")
+            throw CLIError(.network, "Cannot reach the server at \(base.absoluteString) (\(Self.describe(error))). \(unreachableAdvice)")
         }
         guard let http = response as? HTTPURLResponse else { throw CLIError(.network, "The server sent no HTTP response.") }
         var bytes = Array(data)

@@ -28,7 +28,8 @@ struct SyncSession {
     static func run(_ workspace: inout Workspace, progress: Bool) async throws -> Summary {
         guard let token = try workspace.store.token() else { throw CLIError.other("This device has no token; enroll it again.") }
         let client = try HTTPClient(server: workspace.identity.server, token: token,
-                                    timeout: Double(workspace.context.environment["FIELDCLI_TIMEOUT"] ?? "") ?? 5)
+                                    timeout: Double(workspace.context.environment["FIELDCLI_TIMEOUT"] ?? "") ?? 5,
+                                    unreachableAdvice: HTTPClient.syncAdvice)
         var summary = Summary(server: workspace.identity.server)
         var maxBody = max(4096, workspace.identity.maxBody)
         var maxOps = Int.max

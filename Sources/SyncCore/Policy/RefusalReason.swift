@@ -38,7 +38,7 @@ public struct RefusalReason: RawRepresentable, Hashable, Sendable, Codable, Cust
         case .notAssigned: return "You are not assigned to this household. Ask a regisseur or admin to assign you."
         case .purposeNotGranted: return "Your role has no access to this purpose. Ask an admin for a grant if your work needs it."
         case .readOnly: return "You may read this purpose but not write it. Ask an admin for a write grant."
-        case .unknownField: return "This name is not in the schema. Check the spelling with 'fieldcli show'."
+        case .unknownField: return "This name is not in the schema the server uses. Check its spelling: 'fieldcli set' given a wrong name lists the fields you may write."
         case .fieldRetired: return "This field is retired and can no longer be written."
         case .erased: return "This part of the household was erased on the server; the write cannot be kept."
         case .invalid: return "The change was malformed and could not be accepted."

@@ -115,10 +115,48 @@ public struct ClientReplica: Sendable {
     @discardableResult
     public mutating func set(household: HouseholdID, field name: String, value: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         guard let field = schema.field(name) else {
-            throw SyncCoreError(.refused, "There is no field \"\(name)\" in schema \(schema.name) v\(schema.version). Run 'fieldcli show H' to list the fields.", refusal: .unknownField)
+            throw SyncCoreError(.refused, unknownFieldMessage(name, household: household, wall: wall), refusal: .unknownField)
         }
         return try write(segment: SegmentKey(household: household, purpose: field.purpose),
                          payload: .set(field: name, value: value, resolves: []), wall: wall)
+    }
+
+    /// Names the fields the user could have meant: close spellings first, else
+    /// the ones they may write in this household (`show` lists only fields with
+    /// values, so it cannot tell a worker what the schema calls a field).
+    func unknownFieldMessage(_ name: String, household: HouseholdID, wall: UInt64) -> String {
+        let now = policyTime(wall: wall)
+        let writable = schema.fields.filter { field in
+            !field.retired && PolicyEvaluator.check(.write, segment: SegmentKey(household: household, purpose: field.purpose), context: policy,
+                                                    now: now, createdLocally: locallyCreated.contains(household),
+                                                    serverOnly: schema.purpose(field.purpose)?.serverOnly ?? true).isAllowed
+        }.map(\.name)
+        var message = "There is no field \"\(name)\" in schema \(schema.name) v\(schema.version)."
+        let close = schema.fields.filter { !$0.retired && Self.isCloseSpelling($0.name, of: name) }.map(\.name)
+        if !close.isEmpty {
+            message += " Did you mean \(close.prefix(3).joined(separator: " or "))?"
+        } else if writable.isEmpty {
+            message += " You may write no field of this household."
+        } else {
+            message += " Fields you may write here: \(writable.joined(separator: ", "))."
+        }
+        return message
+    }
+
+    /// Same letters but for case or up to two edits (a typo), or one name inside the other.
+    static func isCloseSpelling(_ candidate: String, of typed: String) -> Bool {
+        let a = Array(candidate.lowercased().utf8), b = Array(typed.lowercased().utf8)
+        if b.count >= 3, a.count >= 3, a.starts(with: b) || b.starts(with: a) { return true }
+        guard abs(a.count - b.count) <= 2 else { return false }
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in stride(from: 1, through: b.count, by: 1) {
+                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count] <= Swift.min(2, Swift.max(a.count, b.count) / 3)
     }
 
     /// Resolves a conflicting field by writing the picked value (or a new one)

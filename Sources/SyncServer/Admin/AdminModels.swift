@@ -189,6 +189,8 @@ public enum AdminAPI {
     public struct EraseResult: Codable, Sendable {
         public var household: HouseholdID
         public var erased: [ErasedSegment]
+        /// When there was nothing left to erase: the earlier erasures this follows up.
+        public var erasedBefore: [ErasedSegment]
         /// Devices that reported holding an erased segment and have not purged it yet.
         public var devicesStillHolding: [DeviceHolding]
     }

@@ -535,9 +535,7 @@ extension ServerStore {
             var purposes = try String.fetchAll(db, sql: "SELECT purpose FROM segments WHERE household = ?", arguments: [Data(household.bytes)])
                 .map(Purpose.init(_:))
             if let only = request.purpose { purposes = purposes.filter { $0 == only } }
-            guard !purposes.isEmpty else {
-                throw ServerError.notFound("Household \(household) has no \(request.purpose.map { "\($0) " } ?? "")data on the server.")
-            }
+            guard !purposes.isEmpty else { return [] }
             var result: [API.ErasedSegment] = []
             var records: [AuditRecord] = []
             for purpose in purposes.sorted() {
@@ -564,11 +562,35 @@ extension ServerStore {
             try audit.append(records, db: db)
             return result
         }
+        if erased.isEmpty {
+            // Nothing left to erase. If it was erased before, say so and list the devices that have
+            // not purged yet: running the erase again is how an admin follows an erasure up.
+            let earlier = try await erasedBefore(household: household, purpose: request.purpose)
+            guard !earlier.isEmpty else {
+                throw ServerError.notFound("Household \(household) has no \(request.purpose.map { "\($0) " } ?? "")data on the server.")
+            }
+            return API.EraseResult(household: household, erased: [], erasedBefore: earlier,
+                                   devicesStillHolding: try await devicesHolding(household: household, purposes: Set(earlier.map(\.purpose)),
+                                                                                 epochs: Dictionary(uniqueKeysWithValues: earlier.map { ($0.purpose, $0.oldEpoch) })))
+        }
         // Deleted pages are zeroed (secure_delete); the WAL is emptied too.
         try await checkpointTruncate()
-        return API.EraseResult(household: household, erased: erased,
+        return API.EraseResult(household: household, erased: erased, erasedBefore: [],
                                devicesStillHolding: try await devicesHolding(household: household, purposes: Set(erased.map(\.purpose)),
                                                                              epochs: Dictionary(uniqueKeysWithValues: erased.map { ($0.purpose, $0.oldEpoch) })))
+    }
+
+    /// The last erasure of each of a household's purposes (or of one), from the erasure log.
+    private func erasedBefore(household: HouseholdID, purpose: Purpose?) async throws -> [API.ErasedSegment] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT purpose, MAX(old_epoch) AS old_epoch FROM erasures WHERE household = ? GROUP BY purpose ORDER BY purpose",
+                             arguments: [Data(household.bytes)])
+                .map { row in
+                    let oldEpoch = UInt32(row["old_epoch"] as Int64)
+                    return API.ErasedSegment(purpose: Purpose(row["purpose"] as String), oldEpoch: oldEpoch, newEpoch: oldEpoch + 1)
+                }
+                .filter { purpose == nil || $0.purpose == purpose }
+        }
     }
 
     /// `PRAGMA wal_checkpoint(TRUNCATE)` until it is not busy (readers can hold it up briefly).

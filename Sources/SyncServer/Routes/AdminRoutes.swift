@@ -35,7 +35,9 @@ struct AdminRoutes {
         }
         @Sendable func parameter(_ context: BasicRequestContext, _ name: String) throws -> String {
             guard let value = context.parameters.get(name) else { throw ServerError.badRequest("Missing \(name) in the path.") }
-            return value
+            // The router hands the segment over still percent-encoded: a device named
+            // "laptop wim" arrives as "laptop%20wim" and would match nothing.
+            return value.removingPercentEncoding ?? value
         }
 
         admin.post("users") { request, context in

@@ -143,7 +143,6 @@ final class ServerStore: Sendable {
         (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
     }
 
-
     /// Bytes on disk of the database and its WAL.
     func storeSize() -> Int64 {
         let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path

@@ -1,0 +1,127 @@
+import FieldCLI
+import Foundation
+import SyncServer
+import Testing
+
+/// What the user typed reaches the command they meant, and what goes wrong
+/// says what to do: the findings of a walk through DESIGN §7–§8 with the real CLI.
+@Suite("CLI guidance")
+struct CLIGuidanceTests {
+    @Test("--home after the command is this device's home, not dropped; after -- every argument is text")
+    func globalOptionsAfterTheCommandAreHonoured() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        try await world.enroll("noor", role: "buurtcoach")
+        let h = try await world.household(on: "wim", label: "Fam. Achteraan")
+
+        // It used to run on FIELDCLI_HOME's store (here noor's) while the user named wim's.
+        let status = await world.cli(nil, ["status", "--home", world.home("wim").path],
+                                     environment: ["FIELDCLI_HOME": world.home("noor").path])
+        #expect(status.code == 0, "\(status.err)")
+        #expect(status.out.contains("wim") && !status.out.contains("noor"))
+        let written = await world.cli(nil, ["log", "add", h, "--purpose", "WMO", "--kind", "telefoon", "--home", world.home("wim").path,
+                                            "--", "--home en --json zijn hier tekst (fictief)"],
+                                      environment: ["FIELDCLI_HOME": world.home("noor").path])
+        #expect(written.code == 0, "\(written.err)")
+        #expect(!written.out.hasPrefix("{"), "--json after -- is text, not the option")
+        let logs = await world.cli("wim", ["--json", "log", "list", h, "--purpose", "WMO"])
+        #expect(logs.out.contains("--home en --json zijn hier tekst (fictief)"))
+        #expect(await world.cli("noor", ["households"]).out.contains(String(h.prefix(8))) == false)
+    }
+
+    @Test("admin's --server and --token are read only when admin is the command: enroll --name admin keeps its own --server")
+    func adminOptionsBelongToTheAdminCommand() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        #expect(await world.admin(["user", "add", "sam", "--role", "wmo-consulent"]).code == 0)
+        let code = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "sam"]))
+        let enrolled = await world.cli("sam", ["enroll", "--name", "admin", "--server", world.url, "--code", code.code])
+        #expect(enrolled.code == 0, "\(enrolled.err)")
+        #expect(await world.cli("sam", ["status"]).out.contains("sam"))
+    }
+
+    @Test("A missing home, a misspelt field and an unreachable server for an admin command each get advice that fits")
+    func errorsNameTheFix() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        let h = try await world.household(on: "wim", label: "Fam. Spelling")
+
+        let missing = await world.cli(nil, ["--home", world.root.appendingPathComponent("nergens/dieper").path, "status"])
+        #expect(missing.code == 5)
+        #expect(missing.err.contains("does not exist") && missing.err.contains("fieldcli enroll"), "\(missing.err)")
+        #expect(!missing.err.contains("permissions"))
+
+        let typo = await world.cli("wim", ["set", h, "wmo_reqest", "Hulp bij het huishouden (fictief)"])
+        #expect(typo.code == 1)
+        #expect(typo.err.contains("Did you mean wmo_request?"), "\(typo.err)")
+        let unknown = await world.cli("wim", ["set", h, "zzz_onbekend", "x"])
+        #expect(unknown.code == 1)
+        #expect(unknown.err.contains("Fields you may write here:") && unknown.err.contains("wmo_request") && unknown.err.contains("label"),
+                "\(unknown.err)")
+        #expect(!unknown.err.contains("wgs_notes"), "a WGS field is not the Wmo consulent's to write")
+        #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 0"), "nothing was queued")
+
+        let unreachable = await world.cli(nil, ["admin", "--server", "http://127.0.0.1:1", "--token", "x", "user", "list"])
+        #expect(unreachable.code == 3)
+        #expect(unreachable.err.contains("run the command again") && !unreachable.err.contains("pending changes"), "\(unreachable.err)")
+    }
+
+    @Test("show of a purpose the device does not hold says so; rejected says what to do about each reason")
+    func emptyAndRejectedViewsExplainThemselves() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let h = try await world.household(on: "noor", label: "Fam. Leesrecht")
+        let notHeld = await world.cli("noor", ["show", h, "--purpose", "WGS"])
+        #expect(notHeld.code == 0)
+        #expect(notHeld.out.contains("Nothing of WGS is on this device"), "\(notHeld.out)")
+        let notShown = try JSONSerialization.jsonObject(with: Data(await world.cli("noor", ["--json", "show", h, "--purpose", "WGS"]).out.utf8))
+        #expect((notShown as? [String: Any])?["notShown"] as? [String] == ["WGS"])
+
+        // Written with a write grant, which becomes read-only before the sync: the server rejects it.
+        #expect(await world.admin(["grant", "noor", "WMO", "--write", "--household", h]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        #expect(await world.cli("noor", ["set", h, "wmo_request", "Begeleiding (fictief)"]).code == 0)
+        #expect(await world.admin(["revoke-grant", "noor", "WMO", "--household", h]).code == 0)
+        #expect(await world.admin(["grant", "noor", "WMO", "--read", "--household", h]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 4)
+        let rejected = await world.cli("noor", ["rejected"])
+        #expect(rejected.out.contains("readOnly: You may read this purpose but not write it."), "\(rejected.out)")
+        #expect(rejected.out.contains("fieldcli rejected --discard ID"))
+    }
+
+    @Test("admin device revoke takes a device name with spaces, as the help says")
+    func aDeviceIsRevokedByItsName() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        #expect(await world.admin(["user", "add", "kim", "--role", "buurtcoach"]).code == 0)
+        let code = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "kim"]))
+        #expect(await world.cli("kim", ["enroll", "--server", world.url, "--code", code.code, "--name", "laptop van kim"]).code == 0)
+        let revoked = await world.admin(["device", "revoke", "laptop van kim"])
+        #expect(revoked.code == 0, "\(revoked.err)")
+        let devices = try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"]))
+        #expect(devices.map(\.revoked) == [true])
+        #expect(await world.cli("kim", ["sync"]).code == 2)
+    }
+
+    @Test("fieldcli --json demo: the story on stderr, one JSON verdict on stdout, every check held")
+    func theDemoRunsAndReportsInJSON() async throws {
+        let sink = OutputSink.capturing()
+        let code = await FieldCLIEntry.run(["--json", "demo"], environment: [:], output: sink)
+        #expect(code == 0, "\(sink.stderr)")
+        struct Verdict: Decodable {
+            struct Check: Decodable {
+                var claim: String
+                var held: Bool
+            }
+            var passed: Bool
+            var checks: [Check]
+        }
+        let verdict = try JSONDecoder().decode(Verdict.self, from: Data(sink.stdout.utf8))
+        #expect(verdict.passed)
+        #expect(verdict.checks.count >= 15 && verdict.checks.allSatisfy(\.held), "\(verdict.checks.filter { !$0.held }.map(\.claim))")
+        #expect(sink.stderr.contains("Demo finished: every check held."))
+    }
+}
