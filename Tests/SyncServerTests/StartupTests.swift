@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import Testing
 import SyncCore
 import SyncServer
@@ -134,6 +135,94 @@ struct StartupTests {
         let server = try await TestServer.start(directory: directory)
         #expect(FileSecurity.mode(of: directory).map { $0 & 0o777 } == 0o700)
         #expect(server.server.adminToken != nil)
+        await server.stop()
+    }
+
+    /// The default schema with one field changed (or removed), as a deployment's --schema file would be.
+    static func schema(changing name: String, _ change: (inout Schema.Field) -> Void = { _ in }, removing: Bool = false,
+                       adding: [Schema.Field] = []) throws -> Schema {
+        let base = Schema.defaultHouseholdPlan()
+        var fields = base.fields
+        if removing { fields.removeAll { $0.name == name } } else if let index = fields.firstIndex(where: { $0.name == name }) { change(&fields[index]) }
+        return try Schema(name: base.name, version: base.version + 1, purposes: base.purposes, fields: fields + adding,
+                          logs: base.logs, collections: base.collections)
+    }
+
+    static func start(_ directory: URL, schema: Schema) async throws -> FieldSyncServer {
+        var logger = Logger(label: "test-server")
+        logger.logLevel = .critical
+        return try await FieldSyncServer.start(ServerConfiguration(dataDirectory: directory, port: 0, schema: schema, logger: logger))
+    }
+
+    @Test("a --schema that moves a stored field to another purpose, changes its type or drops it is refused at start; retiring it and adding fields is fine")
+    func aFieldKeepsItsPurposeAndType() async throws {
+        let directory = makeTemporaryDirectory("startup-schema")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        await (try await Self.start(directory, schema: .defaultHouseholdPlan())).stop()
+
+        let refusals: [(Schema, String)] = [
+            (try Self.schema(changing: "address") { $0.purpose = Purpose("WMO") }, "moves field \"address\" from purpose REGIE to WMO"),
+            (try Self.schema(changing: "address") { $0.type = .number }, "changes the type of field \"address\" from text to number"),
+            (try Self.schema(changing: "address", removing: true), "drops field \"address\""),
+        ]
+        for (schema, expected) in refusals {
+            do {
+                let server = try await Self.start(directory, schema: schema)
+                await server.stop()
+                Issue.record("a schema that \(expected) was accepted")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+            }
+        }
+        let evolved = try Self.schema(changing: "address", { $0.retired = true },
+                                      adding: [Schema.Field(name: "address_v2", purpose: .regie, type: .text)])
+        await (try await Self.start(directory, schema: evolved)).stop()
+        // The added field is bound now too.
+        do {
+            let server = try await Self.start(directory, schema: try Self.schema(changing: "address", { $0.retired = true }))
+            await server.stop()
+            Issue.record("dropping the added field was accepted")
+        } catch {
+            #expect("\(error)".contains("drops field \"address_v2\""), "\(error)")
+        }
+    }
+
+    @Test("audit.key: a missing or foreign key for a log with rows stops the start with what to restore; loosened secret files are made 0600 again")
+    func theAuditKeyBelongsToItsLog() async throws {
+        let directory = makeTemporaryDirectory("startup-auditkey")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        await (try await TestServer.start(directory: directory)).stop()
+        let keyURL = directory.appendingPathComponent("audit.key")
+        let tokenURL = directory.appendingPathComponent("admin.token")
+        let original = try Data(contentsOf: keyURL)
+
+        try FileManager.default.removeItem(at: keyURL)
+        do {
+            let server = try await TestServer.start(directory: directory)
+            await server.stop()
+            Issue.record("a missing audit.key was replaced")
+        } catch {
+            #expect("\(error)".contains("audit.key is missing") && "\(error)".contains("Restore audit.key"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: keyURL.path), "no new key was written for the old log")
+
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: keyURL)
+        do {
+            let server = try await TestServer.start(directory: directory)
+            await server.stop()
+            Issue.record("a foreign audit.key was accepted")
+        } catch {
+            #expect("\(error)".contains("does not belong to this database"), "\(error)")
+        }
+
+        try original.write(to: keyURL)
+        chmod(keyURL.path, 0o644)
+        chmod(tokenURL.path, 0o644)
+        let server = try await TestServer.start(directory: directory)
+        #expect(FileSecurity.mode(of: keyURL).map { $0 & 0o777 } == 0o600)
+        #expect(FileSecurity.mode(of: tokenURL).map { $0 & 0o777 } == 0o600)
+        let verified = try await server.adminOK(AuditVerification.self, "GET", "audit/verify")
+        #expect(verified.ok, "\(verified.problem ?? "")")
         await server.stop()
     }
 }

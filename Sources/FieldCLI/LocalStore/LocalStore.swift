@@ -45,6 +45,8 @@ final class LocalStore: Sendable {
         try FileSecurity.makePrivateDirectory(home)
         DeviceKeyFile.scrubLeftovers(keyURL)
         if let existing = try? Data(contentsOf: keyURL) {
+            // A restore or copy may have loosened it; the key opens the whole store.
+            if FileSecurity.mode(of: keyURL) != 0o600 { try FileSecurity.restrict(keyURL) }
             key = try DeviceKeyFile.unwrap(try DeviceKeyFile.parse(existing, path: keyURL.path), passphrase: passphrase)
             keyIsWrapped = DeviceKeyFile.isWrapped(existing)
         } else {

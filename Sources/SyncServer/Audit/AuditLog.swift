@@ -52,23 +52,58 @@ final class AuditLog: Sendable {
     private let anchorsURL: URL
     private let logger: Logger
 
-    init(dataDirectory: URL, logger: Logger) throws {
+    /// Opens the chain's key and checks that it is the one that signs this
+    /// store's log, by a fingerprint of the key kept in the database. A new
+    /// key is made only for a store without a log: one made for an existing
+    /// log (its key lost, or not restored with the database) could never
+    /// verify it, and `--verify` would report every row as altered. The
+    /// fingerprint, not the newest row's HMAC, is what is compared, so an
+    /// altered row still lets the server start and `--verify` find it.
+    init(dataDirectory: URL, logger: Logger, database: some DatabaseWriter) throws {
         let keyURL = dataDirectory.appendingPathComponent("audit.key")
         anchorsURL = dataDirectory.appendingPathComponent("audit.anchors")
         self.logger = logger
+        let (stored, hasRows) = try database.read { db in
+            (try Data.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'audit.key.fingerprint'"),
+             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit)") ?? false)
+        }
         if let existing = try? Data(contentsOf: keyURL) {
             guard existing.count == 32 else {
                 throw ServerError(.internalError, "audit.key in the data directory is damaged (expected 32 bytes). Restore it from backup.", status: .internalServerError)
             }
+            // A restore or copy may have loosened it: the key signs the audit log.
+            if FileSecurity.mode(of: keyURL) != 0o600 { try FileSecurity.restrict(keyURL) }
             key = SymmetricKey(data: existing)
             keyedMAC = HMAC<SHA256>(key: key)
+            if let stored, stored != Self.fingerprint(keyedMAC) {
+                throw ServerError(.internalError, "audit.key does not belong to this database: it is not the key that signs its audit log. "
+                                  + "Restore audit.key from the same backup as fieldsync.sqlite.", status: .internalServerError)
+            }
         } else {
+            guard stored == nil, !hasRows else {
+                throw ServerError(.internalError, "audit.key is missing from the data directory, but the database holds an audit log signed with it. "
+                                  + "Restore audit.key from the backup of this data directory; a new key could never verify the existing log.",
+                                  status: .internalServerError)
+            }
             let fresh = SymmetricKey(size: .bits256)
-            let bytes = fresh.withUnsafeBytes { Data($0) }
-            try FileSecurity.writePrivate(bytes, to: keyURL)
+            try FileSecurity.writePrivate(fresh.withUnsafeBytes { Data($0) }, to: keyURL)
             key = fresh
             keyedMAC = HMAC<SHA256>(key: fresh)
         }
+        if stored == nil {
+            // First start, or a store from before fingerprints: the key in place now is the one on record.
+            let fingerprint = Self.fingerprint(keyedMAC)
+            try database.write { db in
+                try db.execute(sql: "INSERT INTO store_meta (key, value) VALUES ('audit.key.fingerprint', ?)", arguments: [fingerprint])
+            }
+        }
+    }
+
+    /// An HMAC of a fixed label: names the key without revealing it.
+    private static func fingerprint(_ keyed: HMAC<SHA256>) -> Data {
+        var hmac = keyed
+        hmac.update(data: Array("fieldsync audit.key fingerprint v1".utf8))
+        return Data(hmac.finalize())
     }
 
     /// Appends rows inside the caller's transaction (the same one as what they record).

@@ -173,6 +173,15 @@ enum Migrations {
         migrator.registerMigration("v2-elements-by-seq") { db in
             try db.execute(sql: "CREATE INDEX elements_changed ON elements(segment_id, seq)")
         }
+        // Every field name the store has run with, bound to its purpose and type
+        // (SchemaBindings): a later --schema may retire a field, never rebind it.
+        migrator.registerMigration("v3-schema-fields") { db in
+            try db.execute(sql: "CREATE TABLE schema_fields (name TEXT PRIMARY KEY, purpose TEXT NOT NULL, type TEXT NOT NULL) WITHOUT ROWID")
+        }
+        // Facts about the store itself, e.g. which audit key signs its log (AuditLog).
+        migrator.registerMigration("v4-store-meta") { db in
+            try db.execute(sql: "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+        }
         return migrator
     }
 }

@@ -87,6 +87,7 @@ final class ServerStore: Sendable {
         synchronousMode = try DurableCommits.require(pool)
         try Self.checkSQLiteVersion(pool)
         try Migrations.migrator().migrate(pool)
+        try pool.write { db in try SchemaBindings.checkAndRecord(configuration.schema, in: db) }
         for suffix in ["", "-wal", "-shm"] {
             let file = path + suffix
             if FileManager.default.fileExists(atPath: file) {
@@ -95,7 +96,9 @@ final class ServerStore: Sendable {
         }
         committer = GroupCommitter(pool: pool)
         checkpointer = try BackgroundCheckpointer(databasePath: path)
-        audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger)
+        audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger, database: pool)
+        let adminToken = configuration.dataDirectory.appendingPathComponent("admin.token")
+        if let mode = FileSecurity.mode(of: adminToken), mode != 0o600 { try FileSecurity.restrict(adminToken) }
         policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
     }
 

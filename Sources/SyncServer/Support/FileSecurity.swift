@@ -82,4 +82,11 @@ public enum FileSecurity {
     public static func mode(of url: URL) -> Int? {
         (try? FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions]) as? Int
     }
+
+    /// Makes an existing secret file owner-only (0600) again, e.g. after a restore or copy loosened it.
+    public static func restrict(_ url: URL) throws {
+        guard chmod(url.path, 0o600) == 0 else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: url.path])
+        }
+    }
 }
