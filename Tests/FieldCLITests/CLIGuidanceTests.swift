@@ -124,4 +124,37 @@ struct CLIGuidanceTests {
         #expect(verdict.checks.count >= 15 && verdict.checks.allSatisfy(\.held), "\(verdict.checks.filter { !$0.held }.map(\.claim))")
         #expect(sink.stderr.contains("Demo finished: every check held."))
     }
+
+    @Test("enroll --force keeps a home that holds unsynced changes unless told to discard them; the code is not used up by the refusal")
+    func reEnrollingDoesNotQuietlyDropUnsyncedWork() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        let h = try await world.household(on: "wim", label: "Fam. Opnieuw")
+        #expect(await world.cli("wim", ["set", h, "wmo_request", "Notitie van vanmiddag (fictief)"]).code == 0)
+        let code = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "wim"]))
+
+        let refused = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", code.code])
+        #expect(refused.code == 1)
+        #expect(refused.err.contains("1 change(s) that are not on the server") && refused.err.contains("--discard-unsynced"), "\(refused.err)")
+        #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 1"), "the store was left as it was")
+
+        let replaced = await world.cli("wim", ["enroll", "--force", "--discard-unsynced", "--server", world.url, "--code", code.code])
+        #expect(replaced.code == 0, "\(replaced.err)")
+        #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 0"))
+    }
+
+    @Test("a damaged local store is named as damaged, with the way back, not as a disk-space problem")
+    func aDamagedLocalStoreSaysWhatToDo() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        let store = world.home("wim").appendingPathComponent("store.sqlite")
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store.path + suffix) }
+        try Data(repeating: 0x5A, count: 8_192).write(to: store)
+        let result = await world.cli("wim", ["households"])
+        #expect(result.code == 5)
+        #expect(result.err.contains("is damaged") && result.err.contains("enroll --force"), "\(result.err)")
+        #expect(!result.err.contains("disk space"), "\(result.err)")
+    }
 }

@@ -283,6 +283,14 @@ struct AdminAPITests {
             try await s.wendy.sync(server)
             #expect(s.wendy.segment(s.household, .wmo)?.value(of: "wmo_request") == s.wmoSecret, "newly readable segments arrive complete")
             #expect(s.wendy.segment(s.household, .wmo)?.value(of: "wmo_indication") == nil, "the refused write never landed")
+
+            // A mistyped purpose, an unknown household or lifting a block that is not there changes nothing and says so.
+            let mistyped = try await server.admin("POST", "consent-blocks", AdminAPI.ConsentBlockRequest(household: s.household, purpose: Purpose("WM0")))
+            #expect(mistyped.status == 400 && mistyped.error?.message.contains("Purposes: ") == true)
+            let unknown = try await server.admin("POST", "consent-blocks", AdminAPI.ConsentBlockRequest(household: HouseholdID(UUID()), purpose: .wmo))
+            #expect(unknown.status == 404)
+            let notThere = try await server.admin("POST", "consent-blocks/remove", AdminAPI.ConsentBlockRequest(household: s.household, purpose: .wmo))
+            #expect(notThere.status == 404 && notThere.error?.message.contains("no consent block") == true)
         }
     }
 

@@ -225,4 +225,32 @@ struct StartupTests {
         #expect(verified.ok, "\(verified.problem ?? "")")
         await server.stop()
     }
+
+    @Test("a database overwritten with garbage, or emptied beside an anchored audit log, stops the start with what to restore")
+    func aDamagedOrSwappedDatabaseIsNamed() async throws {
+        let directory = makeTemporaryDirectory("startup-damaged")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        await (try await TestServer.start(directory: directory)).stop()  // a graceful stop anchors the audit head
+        let database = directory.appendingPathComponent("fieldsync.sqlite")
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database.path + suffix) }
+
+        try Data(repeating: 0xA5, count: 16_384).write(to: database)
+        do {
+            let server = try await TestServer.start(directory: directory)
+            await server.stop()
+            Issue.record("a garbage database was opened")
+        } catch {
+            #expect("\(error)".contains("is damaged or not a FieldSync database") && "\(error)".contains("from backup"), "\(error)")
+            #expect(!"\(error)".contains("SQLite error"), "\(error)")
+        }
+
+        try Data().write(to: database)
+        do {
+            let server = try await TestServer.start(directory: directory)
+            await server.stop()
+            Issue.record("an emptied database was taken for a first start")
+        } catch {
+            #expect("\(error)".contains("audit.anchors records an audit log") && "\(error)".contains("emptied or replaced"), "\(error)")
+        }
+    }
 }

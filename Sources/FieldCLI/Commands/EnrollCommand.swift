@@ -18,8 +18,11 @@ struct EnrollCommand: AsyncParsableCommand {
     @Option(help: "A name for this device, shown to admins (default: the host name).")
     var name: String?
 
-    @Flag(help: "Replace an existing enrollment in this home (wipes its local store).")
+    @Flag(help: "Replace an existing enrollment in this home (wipes its local store; refused while it holds unsynced changes).")
     var force = false
+
+    @Flag(help: "With --force: wipe even changes that never reached the server (they are lost).")
+    var discardUnsynced = false
 
     @Flag(help: ArgumentHelp("Protect the device key with a passphrase from the start (asked on the terminal, or FIELDCLI_NEW_PASSPHRASE).",
                              discussion: "Setting FIELDCLI_NEW_PASSPHRASE alone also does this."))
@@ -34,7 +37,7 @@ struct EnrollCommand: AsyncParsableCommand {
         let wantsPassphrase = passphrase || !(context.environment["FIELDCLI_NEW_PASSPHRASE"] ?? "").isEmpty
         let secret = wantsPassphrase ? try context.newDevicePassphrase() : nil
         let result = try await Enrollment.enroll(context: context, server: server, code: code,
-                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force, passphrase: secret)
+                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force, discardUnsynced: discardUnsynced, passphrase: secret)
         context.emit(result) {
             var text = "Enrolled as \(result.user) (\(result.role)); device \(result.deviceName), replica \(result.replica)."
             if result.passphraseRequired && !result.passphraseProtected {
@@ -59,7 +62,7 @@ enum Enrollment {
         var passphraseRequired: Bool
     }
 
-    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool,
+    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool, discardUnsynced: Bool = false,
                        passphrase: String? = nil) async throws -> Result {
         try FileSecurity.makePrivateDirectory(context.home)
         let lock = try HomeLock(home: context.home)
@@ -68,6 +71,11 @@ enum Enrollment {
         let enrolled = FileManager.default.fileExists(atPath: databaseURL.path)
         if enrolled, !force {
             throw CLIError.other("This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).")
+        }
+        if enrolled, !discardUnsynced, let unsynced = unsyncedChanges(context), unsynced > 0 {
+            // The advice for a damaged store is "enroll again": it must not quietly cost a worker their notes.
+            throw CLIError.usage("This home holds \(unsynced) change(s) that are not on the server (pending or rejected). Run 'fieldcli sync' first "
+                                 + "(and 'fieldcli rejected' for refused ones); to wipe them anyway, add --discard-unsynced.")
         }
         let client = try HTTPClient(server: server, token: nil)
         let response: EnrollResponse = try await client.json("POST", "v1/enroll", body: EnrollRequest(code: code, name: name),
@@ -86,5 +94,14 @@ enum Enrollment {
         return Result(user: response.user, role: response.role, deviceID: response.deviceID, deviceName: name,
                       replica: response.replica, server: server, passphraseProtected: store.keyIsWrapped,
                       passphraseRequired: response.policy.requiresDevicePassphrase)
+    }
+
+    /// Pending and rejected changes in the home's store, or nil when it cannot
+    /// be read (damaged, key lost, passphrase not given): then nothing in it
+    /// can be saved anyway, and --force may replace it.
+    static func unsyncedChanges(_ context: CLIContext) -> Int? {
+        guard let store = try? LocalStore(home: context.home, create: false, passphrase: context.devicePassphrase),
+              let (replica, _) = try? store.loadReplica() else { return nil }
+        return replica.pending.count + replica.rejected.count
     }
 }

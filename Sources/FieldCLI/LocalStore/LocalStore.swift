@@ -63,8 +63,12 @@ final class LocalStore: Sendable {
         config.busyMode = .timeout(30)
         // synchronous = FULL is set after GRDB's own WAL set-up (DurableCommits, below).
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
-        queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
-        try DurableCommits.require(queue)
+        do {
+            queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
+            try DurableCommits.require(queue)
+        } catch where DamagedStore.isDamage(error) {
+            throw Self.damaged(databaseURL, error)
+        }
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -74,13 +78,23 @@ final class LocalStore: Sendable {
                 CREATE TABLE schema (hash TEXT PRIMARY KEY, json BLOB NOT NULL);
                 """)
         }
-        try migrator.migrate(queue)
+        do {
+            try migrator.migrate(queue)
+        } catch where DamagedStore.isDamage(error) {
+            throw Self.damaged(databaseURL, error)
+        }
         for suffix in ["", "-wal", "-shm"] {
             let path = databaseURL.path + suffix
             if FileManager.default.fileExists(atPath: path) {
                 try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
             }
         }
+    }
+
+    private static func damaged(_ databaseURL: URL, _ error: any Error) -> CLIError {
+        CLIError.other("The local store \(databaseURL.path) is damaged (\((error as? DatabaseError)?.message ?? "unreadable")). "
+                       + "Restore this home directory from a backup if there is one; otherwise enroll again with "
+                       + "'fieldcli enroll --force --code CODE' (changes not yet synced are lost).")
     }
 
     static func noPassphrase() throws -> String {
@@ -107,7 +121,7 @@ final class LocalStore: Sendable {
             let box = try AES.GCM.SealedBox(combined: data)
             return Array(try AES.GCM.open(box, using: key, authenticating: Data(name.utf8)))
         } catch {
-            throw CLIError.other("The local store cannot be decrypted with this device key (row \(name.prefix(8))). It may be damaged; enroll again.")
+            throw CLIError.other("The local store cannot be decrypted with this device key (row \(name.prefix(8))). It may be damaged; enroll again with 'fieldcli enroll --force --code CODE' (changes not yet synced are lost).")
         }
     }
 

@@ -173,13 +173,24 @@ extension ServerStore {
     func consentBlock(_ request: API.ConsentBlockRequest, add: Bool, by admin: UserRow) async throws -> API.Done {
         let now = self.now
         let audit = self.audit
+        let schema = self.schema
         return try await committer.write { db in
+            // A mistyped purpose (WM0) would be stored as given and block nothing while the admin is told it does.
+            if let purpose = request.purpose, schema.purpose(purpose)?.serverOnly ?? true {
+                throw ServerError.badRequest("Unknown or server-only purpose \(purpose). Purposes: \(schema.devicePurposes.map(\.rawValue).joined(separator: ", ")).")
+            }
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(request.household.bytes)]) == true else {
+                throw ServerError.notFound("There is no household \(request.household) on the server.")
+            }
             if add {
                 try db.execute(sql: "INSERT INTO consent_blocks (household, purpose, created_by, created_at) VALUES (?, ?, ?, ?)",
                                arguments: [Data(request.household.bytes), request.purpose?.rawValue, admin.name, Int64(now)])
             } else {
                 try db.execute(sql: "DELETE FROM consent_blocks WHERE household = ? AND purpose IS ?",
                                arguments: [Data(request.household.bytes), request.purpose?.rawValue])
+                guard db.changesCount > 0 else {
+                    throw ServerError.notFound("There is no consent block on \(request.household)\(request.purpose.map { " for \($0)" } ?? " for the whole household"); nothing was changed. Give the purpose exactly as it was blocked (or none for a whole-household block).")
+                }
             }
             try PolicyStore.bumpVersion(db)
             try audit.append([AuditRecord(at: now, actor: admin.name, action: add ? "consentBlock" : "consentUnblock",

@@ -67,6 +67,14 @@ final class AuditLog: Sendable {
             (try Data.fetchOne(db, sql: "SELECT value FROM store_meta WHERE key = 'audit.key.fingerprint'"),
              try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM audit)") ?? false)
         }
+        if !hasRows, let anchors = try? String(contentsOf: anchorsURL, encoding: .utf8),
+           let head = anchors.split(separator: "\n").last?.split(separator: " ").first {
+            // An anchored log and a database without one: the database was emptied or swapped,
+            // and starting afresh would make a new admin beside the old data directory's devices.
+            throw ServerError(.internalError, "audit.anchors records an audit log up to row \(head), but fieldsync.sqlite holds no audit rows: "
+                              + "the database was emptied or replaced. Restore fieldsync.sqlite (with its -wal file) from backup, "
+                              + "or move the whole data directory away to start a new server.", status: .internalServerError)
+        }
         if let existing = try? Data(contentsOf: keyURL) {
             guard existing.count == 32 else {
                 throw ServerError(.internalError, "audit.key in the data directory is damaged (expected 32 bytes). Restore it from backup.", status: .internalServerError)

@@ -83,10 +83,16 @@ final class ServerStore: Sendable {
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536") }
         }
         let path = configuration.dataDirectory.appendingPathComponent("fieldsync.sqlite").path
-        pool = try DatabasePool(path: path, configuration: config)
-        synchronousMode = try DurableCommits.require(pool)
-        try Self.checkSQLiteVersion(pool)
-        try Migrations.migrator().migrate(pool)
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            synchronousMode = try DurableCommits.require(pool)
+            try Self.checkSQLiteVersion(pool)
+            try Migrations.migrator().migrate(pool)
+        } catch where DamagedStore.isDamage(error) {
+            throw ServerError(.internalError, "fieldsync.sqlite in \(configuration.dataDirectory.path) is damaged or not a FieldSync database "
+                              + "(\((error as? DatabaseError)?.message ?? "unreadable")). Restore it, with its -wal file, from backup; "
+                              + "the server did not start and changed nothing.", status: .internalServerError)
+        }
         try pool.write { db in try SchemaBindings.checkAndRecord(configuration.schema, in: db) }
         for suffix in ["", "-wal", "-shm"] {
             let file = path + suffix
