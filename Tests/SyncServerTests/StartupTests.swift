@@ -253,4 +253,21 @@ struct StartupTests {
             #expect("\(error)".contains("audit.anchors records an audit log") && "\(error)".contains("emptied or replaced"), "\(error)")
         }
     }
+
+    @Test("a second server on the same data directory is refused while the first runs, and starts once it stopped")
+    func oneServerPerDataDirectory() async throws {
+        let first = try await TestServer.start()
+        defer { first.removeDirectory() }
+        do {
+            let second = try await TestServer.start(directory: first.directory)
+            await second.stop()
+            Issue.record("two servers ran on one data directory")
+        } catch {
+            #expect("\(error)".contains("Another fieldsyncd (process \(getpid()))") && "\(error)".contains("--data"), "\(error)")
+        }
+        #expect(try await first.http.send("GET", "/health").status == 200)
+        let next = try await first.restart()
+        #expect(try await next.http.send("GET", "/health").status == 200)
+        await next.stop()
+    }
 }

@@ -21,6 +21,8 @@ final class ServerStore: Sendable {
     /// every commit is fsynced). Kept, not asked again: asking would wait for
     /// the writer connection behind a group commit and block the health check.
     let synchronousMode: String
+    /// Held from open to close: one server per data directory.
+    private let directoryLock: DataDirectoryLock
     /// The clock of the server's own replica (admin resolves, server-created households).
     let serverClock = Mutex(HybridLogicalClock())
     /// Policy contexts by user, valid while the store's policy version is unchanged
@@ -65,6 +67,7 @@ final class ServerStore: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         try FileSecurity.makePrivateDirectory(configuration.dataDirectory)
+        directoryLock = try DataDirectoryLock(directory: configuration.dataDirectory)
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(10)
@@ -164,5 +167,6 @@ final class ServerStore: Sendable {
         checkpointer.stop()
         anchorAudit()
         try? pool.close()
+        directoryLock.release()
     }
 }
