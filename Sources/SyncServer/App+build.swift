@@ -68,12 +68,16 @@ public final class FieldSyncServer: Sendable {
         for await value in bound { port = value }
         guard let port else {
             task.cancel()
-            var reason = ""
-            if case .failure(let error) = await task.result {
-                reason = (error as? IOError).map { " (\(String(cString: strerror($0.errnoCode))))" } ?? ""
+            var errno: Int32?
+            if case .failure(let error) = await task.result { errno = (error as? IOError)?.errnoCode }
+            let reason = errno.map { " (\(String(cString: strerror($0))))" } ?? ""
+            // The port is the usual culprit; a host that is not this machine's (or not an address) is the other.
+            let advice = switch errno {
+            case EADDRINUSE: "Is another server using the port? Choose another with --port, or stop the other one."
+            case EACCES: "Ports below 1024 need privileges: choose another with --port (and a reverse proxy in front)."
+            default: "Is \(configuration.host) an address of this machine? Give --host 127.0.0.1, 0.0.0.0 or one of its addresses."
             }
-            throw ServerError(.unavailable, "fieldsyncd could not listen on \(configuration.host):\(configuration.port)\(reason). "
-                              + "Is another server using the port? Choose another with --port, or stop the other one.",
+            throw ServerError(.unavailable, "fieldsyncd could not listen on \(configuration.host):\(configuration.port)\(reason). \(advice)",
                               status: .serviceUnavailable)
         }
         return FieldSyncServer(port: port, adminToken: adminToken, configuration: configuration, group: group, task: task, store: store)

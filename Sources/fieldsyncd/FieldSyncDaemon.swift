@@ -70,6 +70,18 @@ struct FieldSyncDaemon: AsyncParsableCommand {
             adjusted.requireDevicePassphrase = true
             policyValue = adjusted
         }
+        // A file where a parent directory should be: say so, not "error 512".
+        var ancestor = URL(fileURLWithPath: dataPath).standardizedFileURL
+        while ancestor.path != "/" {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDirectory) {
+                guard isDirectory.boolValue else {
+                    throw StartupError("\(ancestor.path) is a file, so the data directory \(dataPath) cannot be \(ancestor.path == URL(fileURLWithPath: dataPath).standardizedFileURL.path ? "used" : "created under it"). Give a directory with --data or FIELDSYNC_DATA.")
+                }
+                break
+            }
+            ancestor.deleteLastPathComponent()
+        }
         let envPort = environment["FIELDSYNC_PORT"].flatMap(Int.init)
         let envBody = environment["FIELDSYNC_MAX_BODY"].flatMap(Int.init)
         let config = ServerConfiguration(
@@ -102,6 +114,10 @@ struct FieldSyncDaemon: AsyncParsableCommand {
 extension FieldSyncDaemon {
     /// A file named on the command line, or an error that names the option.
     static func read(_ path: String, option: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw StartupError("\(path) (given to \(option)) is a directory; give the JSON file itself.")
+        }
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch let error as CocoaError {

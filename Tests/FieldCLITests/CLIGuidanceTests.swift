@@ -157,4 +157,25 @@ struct CLIGuidanceTests {
         #expect(result.err.contains("is damaged") && result.err.contains("enroll --force"), "\(result.err)")
         #expect(!result.err.contains("disk space"), "\(result.err)")
     }
+
+    @Test("small slips get a message that says what to do: an empty --home, enroll into a file, a URL that is not a FieldSync server, a contact that is a document")
+    func smallSlipsAreNamed() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        let empty = await world.cli(nil, ["status"], environment: ["FIELDCLI_HOME": ""])
+        #expect(empty.code == 1 && empty.err.contains("is empty"), "\(empty.err)")
+
+        let file = world.root.appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: file)
+        let intoFile = await world.cli(nil, ["--home", file.path, "enroll", "--server", world.url, "--code", "ABCD-EFGH"])
+        #expect(intoFile.code == 1 && intoFile.err.contains("is a file, not a directory"), "\(intoFile.err)")
+
+        let wrongPath = await world.cli(nil, ["admin", "--server", world.url + "/elders", "--token", world.adminToken, "user", "list"])
+        #expect(wrongPath.code == 3 && wrongPath.err.contains("did not come from a FieldSync server") && wrongPath.err.contains("scheme, host and port only"),
+                "\(wrongPath.err)")
+
+        let long = await world.admin(["user", "add", "piet", "--role", "buurtcoach", "--contact", String(repeating: "06-12345678 ", count: 40)])
+        #expect(long.code == 1 && long.err.contains("at most 200 characters"), "\(long.err)")
+        #expect(try world.json([AdminAPI.UserInfo].self, await world.admin(["--json", "user", "list"])).map(\.name) == ["admin"])
+    }
 }

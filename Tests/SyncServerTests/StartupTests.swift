@@ -108,13 +108,19 @@ struct StartupTests {
     @Test("fieldsyncd names the problem when its data directory or schema file cannot be used", arguments: [
         (["--data", "/proc/fieldsync-test"], "cannot use the data directory /proc/fieldsync-test"),
         (["--data", "DATA", "--schema", "/nonexistent/schema.json"], "Cannot read /nonexistent/schema.json (given to --schema): no such file"),
+        (["--data", "DATA", "--policy", "/tmp"], "/tmp (given to --policy) is a directory; give the JSON file itself"),
+        (["--data", "FILE/data"], "FILE is a file, so the data directory FILE/data cannot be created under it"),
+        (["--data", "DATA", "--host", "999.1.1.1"], "Is 999.1.1.1 an address of this machine?"),
     ])
     func unusableFilesAreNamed(arguments: [String], expected: String) throws {
         let directory = makeTemporaryDirectory("startup-files")
         defer { try? FileManager.default.removeItem(at: directory) }
         let process = Process()
         process.executableURL = try CrashRecoveryTests.fieldsyncdBinary()
-        process.arguments = arguments.map { $0 == "DATA" ? directory.path : $0 } + ["--port", "0"]
+        let file = directory.deletingLastPathComponent().appendingPathComponent(directory.lastPathComponent + "-a-file")
+        try Data("not a directory".utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        process.arguments = arguments.map { $0 == "DATA" ? directory.path : $0.replacingOccurrences(of: "FILE", with: file.path) } + ["--port", "0"]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -122,7 +128,7 @@ struct StartupTests {
         let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 1)
-        #expect(output.contains(expected), "\(output)")
+        #expect(output.contains(expected.replacingOccurrences(of: "FILE", with: file.path)), "\(output)")
         #expect(!output.contains("NSCocoaErrorDomain") && !output.contains("UserInfo"), "\(output)")
     }
 

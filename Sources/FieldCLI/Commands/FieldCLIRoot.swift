@@ -89,6 +89,12 @@ public enum FieldCLIEntry {
             }
             rest = kept
         }
+        if let home, home.trimmingCharacters(in: .whitespaces).isEmpty {
+            // An empty path would quietly mean the current directory.
+            let context = CLIContext(home: URL(fileURLWithPath: "/"), json: json, environment: environment, output: output)
+            report(CLIError.usage("--home (or FIELDCLI_HOME) is empty. Give this device's home directory, e.g. --home ~/.fieldcli."), context: context)
+            return CLIError.ExitCode.usage.rawValue
+        }
         let homeURL = home.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             ?? URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".fieldcli")
         var context = CLIContext(home: homeURL, json: json, environment: environment, output: output)

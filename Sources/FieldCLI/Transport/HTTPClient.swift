@@ -97,6 +97,11 @@ struct HTTPClient: Sendable {
             var error: Body
         }
         let parsed = try? JSONDecoder().decode(Envelope.self, from: Data(reply.body))
+        if parsed == nil, (400..<500).contains(reply.status) {
+            // Every FieldSync 4xx carries its JSON error: this answer came from something else (a wrong path, a proxy).
+            return CLIError(.network, "\(action): the answer (HTTP \(reply.status)) did not come from a FieldSync server. \(notFieldSyncAdvice)",
+                            code: "notFieldSync")
+        }
         let message = parsed?.error.message ?? "HTTP \(reply.status)"
         let code = parsed?.error.code ?? "http\(reply.status)"
         switch reply.status {
@@ -118,9 +123,15 @@ struct HTTPClient: Sendable {
         do {
             return try JSONDecoder().decode(Response.self, from: Data(reply.body))
         } catch {
+            guard (try? JSONSerialization.jsonObject(with: Data(reply.body))) != nil else {
+                throw CLIError(.network, "\(action): the answer was not JSON, so it did not come from a FieldSync server. \(Self.notFieldSyncAdvice)",
+                               code: "notFieldSync")
+            }
             throw CLIError.other("\(action): the server's answer was not understood. Are client and server the same version?")
         }
     }
+
+    static let notFieldSyncAdvice = "Check the server URL: scheme, host and port only, e.g. https://sync.gemeente.nl or http://127.0.0.1:8080."
 }
 
 /// No request body.

@@ -33,6 +33,10 @@ extension ServerStore {
             let roles = configuration.policy.roles.keys.sorted().joined(separator: ", ")
             throw ServerError.badRequest("Unknown role \(request.role). Roles: \(roles).")
         }
+        // The contact goes to every colleague's device in the involvement list: a line, not a document.
+        if let contact = request.contact, contact.count > 200 || contact.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ServerError.badRequest("A contact is one line of at most 200 characters (a phone number or a team's address).")
+        }
         let now = self.now
         let audit = self.audit
         return try await committer.write { db in
