@@ -53,6 +53,40 @@ struct HealthMetricsTests {
         }
     }
 
+    @Test("/health turns 503 \"damaged\" once a request met a damaged database file, and /metrics counts it")
+    func healthReportsADamagedStore() async throws {
+        let first = try await TestServer.start()
+        defer { first.removeDirectory() }
+        let s = try await PlanScenario.make(first)
+        await first.stop()
+        // Overwrite the elements table's root page: the file still opens, the server starts, a pull fails.
+        let database = first.databaseURL
+        let inspector = try DatabaseQueue(path: database.path)
+        let (rootPage, pageSize) = try await inspector.read { db in
+            (try Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_master WHERE name = 'elements'")!,
+             try Int.fetchOne(db, sql: "PRAGMA page_size")!)
+        }
+        try inspector.close()
+        let handle = try FileHandle(forWritingTo: database)
+        try handle.seek(toOffset: UInt64((rootPage - 1) * pageSize))
+        try handle.write(contentsOf: Data(repeating: 0xEE, count: pageSize))
+        try handle.close()
+
+        let server = try await TestServer.start(directory: first.directory, logs: first.logs)
+        #expect(try await server.http.send("GET", "/health").status == 200, "nothing has met the damage yet")
+        let nina = try await server.device("nina", role: "wmo-consulent", initialSync: false)
+        try await server.assign("nina", s.household)
+        let (reply, _) = try await postSync(server.http, token: nina.token, request: nina.replica.makeRequest(), encoding: .binary)
+        #expect(reply.status == 500)
+        let health = try await server.http.send("GET", "/health")
+        #expect(health.status == 503)
+        #expect(try health.decode([String: String].self)["status"] == "damaged")
+        let metrics = String(decoding: try await server.http.send("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("fieldsync_store_damage_total 1"))
+        #expect(server.logs.all.contains { $0.hasPrefix("critical") && $0.contains("restore fieldsync.sqlite from backup") })
+        await server.stop()
+    }
+
     @Test("/metrics is Prometheus text with requests, sync latency, ops accepted and rejected by reason, store size")
     func metricsCountWhatHappened() async throws {
         try await withServer { server in

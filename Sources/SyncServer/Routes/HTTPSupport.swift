@@ -98,6 +98,11 @@ enum HTTPSupport {
             response = Self.error(ServerError(.malformed, "The JSON body does not match the expected shape.", status: .badRequest),
                                   request: request)
         } catch {
+            if DamagedStore.isDamage(error) {
+                // Not a passing fault: every later request will meet the same pages. Say it once per request, loudly.
+                metrics.recordStoreDamage()
+                context.logger.critical("the database file is damaged; restore fieldsync.sqlite from backup", metadata: ["route": "\(route)"])
+            }
             context.logger.error("request failed", metadata: ["route": "\(route)", "error.type": "\(type(of: error))"])
             response = Self.error(ServerError(.internalError, "The server could not complete the request. It was not applied; try again.",
                                               status: .internalServerError), request: request)

@@ -13,6 +13,8 @@ public final class ServerMetrics: Sendable {
         var latencyBuckets = [Int](repeating: 0, count: ServerMetrics.bounds.count + 1)
         var latencySum = 0.0
         var latencyCount = 0
+        /// Requests that failed because SQLite found the database file damaged.
+        var storeDamage = 0
     }
 
     static let bounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
@@ -39,6 +41,10 @@ public final class ServerMetrics: Sendable {
             state.latencyCount += 1
         }
     }
+
+    /// A request failed on a damaged database file: `/health` reports it from now on.
+    func recordStoreDamage() { state.withLock { $0.storeDamage += 1 } }
+    var storeDamageSeen: Bool { state.withLock { $0.storeDamage > 0 } }
 
     func render(storeBytes: Int64) -> String {
         state.withLock { state in
@@ -71,6 +77,9 @@ public final class ServerMetrics: Sendable {
             lines.append("# HELP fieldsync_store_bytes Size of the database and its WAL.")
             lines.append("# TYPE fieldsync_store_bytes gauge")
             lines.append("fieldsync_store_bytes \(storeBytes)")
+            lines.append("# HELP fieldsync_store_damage_total Requests that failed because the database file is damaged.")
+            lines.append("# TYPE fieldsync_store_damage_total counter")
+            lines.append("fieldsync_store_damage_total \(state.storeDamage)")
             return lines.joined(separator: "\n") + "\n"
         }
     }
