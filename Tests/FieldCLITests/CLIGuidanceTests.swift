@@ -177,5 +177,12 @@ struct CLIGuidanceTests {
         let long = await world.admin(["user", "add", "piet", "--role", "buurtcoach", "--contact", String(repeating: "06-12345678 ", count: 40)])
         #expect(long.code == 1 && long.err.contains("at most 200 characters"), "\(long.err)")
         #expect(try world.json([AdminAPI.UserInfo].self, await world.admin(["--json", "user", "list"])).map(\.name) == ["admin"])
+
+        // What the admin asked for is already so: the input's doing (exit 1), not "other".
+        let twice = await world.admin(["user", "add", "admin", "--role", "admin"])
+        #expect(twice.code == 1 && twice.err.contains("already exists"), "\(twice.err)")
+        try await world.enroll("wim", role: "wmo-consulent")
+        let again = await world.cli("wim", ["enroll", "--server", world.url, "--code", "ABCD-EFGH"])
+        #expect(again.code == 1 && again.err.contains("already enrolled"), "\(again.err)")
     }
 }

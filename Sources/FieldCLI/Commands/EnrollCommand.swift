@@ -74,7 +74,8 @@ enum Enrollment {
         let databaseURL = context.home.appendingPathComponent(LocalStore.databaseName)
         let enrolled = FileManager.default.fileExists(atPath: databaseURL.path)
         if enrolled, !force {
-            throw CLIError.other("This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).")
+            throw CLIError(.usage, "This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).",
+                           code: "alreadyEnrolled")
         }
         if enrolled, !discardUnsynced, let unsynced = unsyncedChanges(context), unsynced > 0 {
             // The advice for a damaged store is "enroll again": it must not quietly cost a worker their notes.

@@ -106,7 +106,8 @@ struct HTTPClient: Sendable {
         let code = parsed?.error.code ?? "http\(reply.status)"
         switch reply.status {
         case 401, 403: return CLIError(.refused, "\(action): \(message)", code: code)
-        case 400, 404:
+        case 400, 404, 409:
+            // 409: what the admin asked for is already so (a user that exists, a code for a disabled user).
             let usersInput = badRequestIsUsage && code != "malformed" && code != "unsupportedVersion"
             return CLIError(usersInput ? .usage : .other, "\(action): \(message)", code: code)
         case 400..<500: return CLIError(.other, "\(action): \(message)", code: code)
