@@ -64,10 +64,7 @@ enum Enrollment {
 
     static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool, discardUnsynced: Bool = false,
                        passphrase: String? = nil) async throws -> Result {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: context.home.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-            throw CLIError.usage("\(context.home.path) is a file, not a directory. Give this device's home directory with --home or FIELDCLI_HOME.")
-        }
+        try HomeLock.refuseFile(at: context.home)
         try FileSecurity.makePrivateDirectory(context.home)
         let lock = try HomeLock(home: context.home)
         defer { withExtendedLifetime(lock) {} }

@@ -14,10 +14,7 @@ final class HomeLock {
         fd = open(path, O_RDWR | O_CREAT, 0o600)
         guard fd >= 0 else {
             let reason = errno
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: home.path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw CLIError.usage("\(home.path) is a file, not a directory. Give this device's home directory with --home or FIELDCLI_HOME.")
-            }
+            try Self.refuseFile(at: home)
             if reason == ENOENT, !FileManager.default.fileExists(atPath: home.path) {
                 // The first thing a new user meets: say what is missing, not "check permissions".
                 throw CLIError.other("This home (\(home.path)) does not exist, so no device is enrolled there. Run 'fieldcli enroll --server URL --code CODE' (it creates it), or give the right --home.")
@@ -31,6 +28,14 @@ final class HomeLock {
                 throw CLIError.other("Another fieldcli command (perhaps a sync) is using \(home.path). Wait for it to finish and try again.")
             }
             usleep(50_000)
+        }
+    }
+
+    /// A home given as a file: a usage error that says so (before any "cannot open" or Foundation error).
+    static func refuseFile(at home: URL) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: home.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw CLIError.usage("\(home.path) is a file, not a directory. Give this device's home directory with --home or FIELDCLI_HOME.")
         }
     }
 
