@@ -178,6 +178,10 @@ struct CLIGuidanceTests {
         #expect(long.code == 1 && long.err.contains("at most 200 characters"), "\(long.err)")
         #expect(try world.json([AdminAPI.UserInfo].self, await world.admin(["--json", "user", "list"])).map(\.name) == ["admin"])
 
+        // Bytes that were not UTF-8 arrive repaired as U+FFFD: refused, not stored changed.
+        let mangled = await world.cli("wim", ["household", "new", "--label", "Fam. Kern\u{FFFD}X"])
+        #expect(mangled.code == 1 && mangled.err.contains("not valid UTF-8"), "\(mangled.err)")
+
         // What the admin asked for is already so: the input's doing (exit 1), not "other".
         let twice = await world.admin(["user", "add", "admin", "--role", "admin"])
         #expect(twice.code == 1 && twice.err.contains("already exists"), "\(twice.err)")

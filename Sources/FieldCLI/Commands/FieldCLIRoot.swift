@@ -33,6 +33,14 @@ public enum FieldCLIEntry {
     /// Runs one command line and returns its exit code. Output goes to `output`.
     public static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment,
                            output: OutputSink = .standard()) async -> Int32 {
+        // Bytes that were not UTF-8 reach us as U+FFFD (the decoding repairs them): storing that would
+        // quietly change what the worker typed, so say so instead.
+        if let index = arguments.firstIndex(where: { $0.unicodeScalars.contains("\u{FFFD}") }) {
+            let context = CLIContext(home: URL(fileURLWithPath: "/"), json: arguments.contains("--json"), environment: environment, output: output)
+            report(CLIError.usage("Argument \(index + 1) is not valid UTF-8 text (it has bytes shown as \u{FFFD}). "
+                                  + "Set the terminal to UTF-8 (e.g. LANG=nl_NL.UTF-8) and type it again."), context: context)
+            return CLIError.ExitCode.usage.rawValue
+        }
         var rest: [String] = []
         var home = environment["FIELDCLI_HOME"]
         var json = false
