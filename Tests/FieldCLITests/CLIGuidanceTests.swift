@@ -189,4 +189,18 @@ struct CLIGuidanceTests {
         let again = await world.cli("wim", ["enroll", "--server", world.url, "--code", "ABCD-EFGH"])
         #expect(again.code == 1 && again.err.contains("already enrolled"), "\(again.err)")
     }
+
+    @Test("a worker whose account was disabled is told why the sync emptied the device")
+    func aDisabledAccountIsExplained() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        let h = try await world.household(on: "wim", label: "Fam. Uitdienst")
+        #expect(await world.cli("wim", ["sync"]).out.contains("no access") == false)
+        #expect(await world.admin(["user", "disable", "wim"]).code == 0)
+        let sync = await world.cli("wim", ["sync"])
+        #expect(sync.code == 0, "\(sync.err)")
+        #expect(sync.out.contains("The server gives your account no access now"), "\(sync.out)")
+        #expect(!(await world.cli("wim", ["households"]).out.contains(String(h.prefix(8)))))
+    }
 }

@@ -30,6 +30,9 @@ struct SyncCommand: AsyncParsableCommand {
             if summary.pendingLeft > 0 { line += " \(summary.pendingLeft) changes are still pending." }
             if summary.rejected > 0 { line += "\nSome changes were rejected: see 'fieldcli rejected'." }
             if summary.newConflicts > 0 { line += "\nNew conflicts: see 'fieldcli conflicts'." }
+            if summary.noAccess {
+                line += "\nThe server gives your account no access now (it may have been disabled): this device holds no household. Ask an admin."
+            }
             return line
         }
         if summary.rejected > 0 || summary.newConflicts > 0 {

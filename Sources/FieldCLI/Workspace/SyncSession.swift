@@ -23,6 +23,9 @@ struct SyncSession {
         var bytesUp = 0
         var bytesDown = 0
         var wiped = false
+        /// The server gives this user no access at all (no role purposes, assignments or grants):
+        /// the account was disabled, or its role gives nothing. Said, so a purge of everything is explained.
+        var noAccess = false
     }
 
     static func run(_ workspace: inout Workspace, progress: Bool) async throws -> Summary {
@@ -96,6 +99,8 @@ struct SyncSession {
             break
         }
         summary.pendingLeft = workspace.replica.pending.count
+        let policy = workspace.replica.policy
+        summary.noAccess = policy.rolePurposes.isEmpty && policy.assignments.isEmpty && policy.grants.isEmpty
         if progress { workspace.context.output.err("\r", newline: false) }
         return summary
     }
