@@ -75,7 +75,8 @@ public final class FieldSyncServer: Sendable {
             let advice = switch errno {
             case EADDRINUSE: "Is another server using the port? Choose another with --port, or stop the other one."
             case EACCES: "Ports below 1024 need privileges: choose another with --port (and a reverse proxy in front)."
-            default: "Is \(configuration.host) an address of this machine? Give --host 127.0.0.1, 0.0.0.0 or one of its addresses."
+            case EADDRNOTAVAIL, nil: "Is \(configuration.host) an address of this machine? Give --host 127.0.0.1, 0.0.0.0 or one of its addresses."
+            default: "Check --host and --port, and the system's limits (open files, sockets)."
             }
             throw ServerError(.unavailable, "fieldsyncd could not listen on \(configuration.host):\(configuration.port)\(reason). \(advice)",
                               status: .serviceUnavailable)

@@ -118,16 +118,20 @@ struct CLIWorkflowTests {
         #expect(again.code == 0)
         #expect(try world.json(AdminAPI.EraseResult.self, again).devicesStillHolding.isEmpty == false)
 
-        // Following the erasure up: with nothing left to erase, the erase lists who has not purged yet.
-        let followUp = try world.json(AdminAPI.EraseResult.self, await world.admin(["--json", "erase", h]))
+        // Following the erasure up, read-only: who has not purged yet.
+        let followUp = try world.json(AdminAPI.EraseResult.self, await world.admin(["--json", "erase", h, "--status"]))
         #expect(followUp.erased.isEmpty)
         #expect(Set(followUp.erasedBefore.map(\.purpose)) == [.regie, .wmo])
         #expect(followUp.devicesStillHolding.map(\.name) == ["laptop-wim"])
         _ = await world.cli("wim", ["sync"])
-        let done = await world.admin(["erase", h])
+        let done = await world.admin(["erase", h, "--status"])
         #expect(done.code == 0)
-        #expect(done.out.contains("Nothing left to erase") && done.out.contains("No device reports holding it."), "\(done.out)")
+        #expect(done.out.contains("Erased before") && done.out.contains("No device reports holding it."), "\(done.out)")
+        // An erase with nothing left erases nothing and answers the same way.
+        let repeated = try world.json(AdminAPI.EraseResult.self, await world.admin(["--json", "erase", h]))
+        #expect(repeated.erased.isEmpty && repeated.devicesStillHolding.isEmpty && !repeated.erasedBefore.isEmpty)
         #expect(await world.admin(["erase", h, "--purpose", "WGS"]).code == 1, "a purpose never stored or erased is not found")
+        #expect(await world.admin(["erase", h, "--purpose", "WGS", "--status"]).code == 1)
     }
 
     @Test func aLongOfflineDaySyncsInChunksUnderTheServersBodyLimit() async throws {

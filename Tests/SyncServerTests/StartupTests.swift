@@ -221,6 +221,25 @@ struct StartupTests {
             #expect("\(error)".contains("does not belong to this database"), "\(error)")
         }
 
+        // A store from before fingerprints: a key is adopted only if it verifies the log.
+        let database = directory.appendingPathComponent("fieldsync.sqlite")
+        func dropFingerprint() throws {
+            let queue = try DatabaseQueue(path: database.path)
+            try queue.write { try $0.execute(sql: "DELETE FROM store_meta WHERE key = 'audit.key.fingerprint'") }
+            try queue.close()
+        }
+        func fingerprintRecorded() throws -> Bool {
+            let queue = try DatabaseQueue(path: database.path)
+            defer { try? queue.close() }
+            return try queue.read { try Bool.fetchOne($0, sql: "SELECT EXISTS (SELECT 1 FROM store_meta WHERE key = 'audit.key.fingerprint')") ?? false }
+        }
+        try dropFingerprint()
+        let logs = LogCapture()
+        let adopting = try await TestServer.start(directory: directory, logs: logs)  // the foreign key is still in place
+        await adopting.stop()
+        #expect(logs.all.contains { $0.hasPrefix("critical") && $0.contains("does not verify the newest audit row") })
+        #expect(try fingerprintRecorded() == false, "a key that does not verify the log is not adopted")
+
         try original.write(to: keyURL)
         chmod(keyURL.path, 0o644)
         chmod(tokenURL.path, 0o644)
@@ -230,6 +249,7 @@ struct StartupTests {
         let verified = try await server.adminOK(AuditVerification.self, "GET", "audit/verify")
         #expect(verified.ok, "\(verified.problem ?? "")")
         await server.stop()
+        #expect(try fingerprintRecorded(), "the right key, which verifies the log, is adopted")
     }
 
     @Test("a database overwritten with garbage, or emptied beside an anchored audit log, stops the start with what to restore")

@@ -336,15 +336,20 @@ struct AdminCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
         commandName: "erase",
             abstract: "Erase a household (or one purpose) on the server (AVG art. 17); then lists devices that still hold it.",
-            discussion: "Run it again later to follow the erasure up: with nothing left to erase it lists the devices that have not purged yet.")
+            discussion: "Follow an erasure up with --status, which erases nothing: it lists the devices that have not purged yet. (Running the erase again would also erase anything written since.)")
         @Argument(help: "The household's full ID ('fieldcli admin households' lists them).") var household: String
         @Option(help: "Only this purpose, e.g. WGS (default: the whole household).") var purpose: String?
+        @Flag(help: "Erase nothing: show the last erasure and the devices that still hold it.") var status = false
         func run() async throws {
-            let result: AdminAPI.EraseResult = try await AdminCommand.client().json("POST", "v1/admin/erase",
-                body: AdminAPI.Erase(household: try AdminCommand.household(household), purpose: purpose.map { Purpose($0.uppercased()) }), action: "erase")
+            let id = try AdminCommand.household(household)
+            let result: AdminAPI.EraseResult = status
+                ? try await AdminCommand.client().json("GET", "v1/admin/erasures", body: NoBody?.none,
+                                                       query: ["household": id.description, "purpose": purpose?.uppercased() ?? ""], action: "erase --status")
+                : try await AdminCommand.client().json("POST", "v1/admin/erase",
+                                                       body: AdminAPI.Erase(household: id, purpose: purpose.map { Purpose($0.uppercased()) }), action: "erase")
             CLIContext.current.emit(result) {
                 var lines = result.erased.isEmpty
-                    ? ["Nothing left to erase: \(result.erasedBefore.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household) was erased before."]
+                    ? ["\(status ? "Erased before" : "Nothing left to erase"): \(result.erasedBefore.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."]
                     : ["Erased \(result.erased.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."]
                 if result.devicesStillHolding.isEmpty {
                     lines.append("No device reports holding it.")

@@ -30,7 +30,11 @@ struct DemoCommand: AsyncParsableCommand {
             context.printJSON(Result(passed: passed, checks: story.checks.map { Result.Check(claim: $0.claim, held: $0.held) },
                                      kept: keep ? story.root.path : nil))
         }
-        if !passed { throw CLIError.other("The demo found a problem (see the checks above).") }
+        if !passed {
+            var error = CLIError.other("The demo found a problem (see the checks above).")
+            error.reported = context.json  // the JSON verdict already says so
+            throw error
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GRDB
 import SyncCore
 import SyncServer
 
@@ -33,11 +34,14 @@ struct EnrollCommand: AsyncParsableCommand {
         guard let server = server ?? context.environment["FIELDSYNC_SERVER"] else {
             throw ValidationError("Give --server URL (or set FIELDSYNC_SERVER).")
         }
+        // Before any prompt or server call: --force must not quietly cost a worker their notes
+        // (the advice for a damaged store is "enroll again").
+        if force, !discardUnsynced { try Enrollment.refuseToDropUnsyncedWork(context) }
         // Asked before the server takes the one-time code, so a typo costs nothing.
         let wantsPassphrase = passphrase || !(context.environment["FIELDCLI_NEW_PASSPHRASE"] ?? "").isEmpty
         let secret = wantsPassphrase ? try context.newDevicePassphrase() : nil
         let result = try await Enrollment.enroll(context: context, server: server, code: code,
-                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force, discardUnsynced: discardUnsynced, passphrase: secret)
+                                                 name: name ?? ProcessInfo.processInfo.hostName, force: force, passphrase: secret)
         context.emit(result) {
             var text = "Enrolled as \(result.user) (\(result.role)); device \(result.deviceName), replica \(result.replica)."
             if result.passphraseRequired && !result.passphraseProtected {
@@ -62,7 +66,7 @@ enum Enrollment {
         var passphraseRequired: Bool
     }
 
-    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool, discardUnsynced: Bool = false,
+    static func enroll(context: CLIContext, server: String, code: String, name: String, force: Bool,
                        passphrase: String? = nil) async throws -> Result {
         try HomeLock.refuseFile(at: context.home)
         try FileSecurity.makePrivateDirectory(context.home)
@@ -73,11 +77,6 @@ enum Enrollment {
         if enrolled, !force {
             throw CLIError(.usage, "This home is already enrolled. Use another --home, or --force to replace it (its local data is wiped).",
                            code: "alreadyEnrolled")
-        }
-        if enrolled, !discardUnsynced, let unsynced = unsyncedChanges(context), unsynced > 0 {
-            // The advice for a damaged store is "enroll again": it must not quietly cost a worker their notes.
-            throw CLIError.usage("This home holds \(unsynced) change(s) that are not on the server (pending or rejected). Run 'fieldcli sync' first "
-                                 + "(and 'fieldcli rejected' for refused ones); to wipe them anyway, add --discard-unsynced.")
         }
         let client = try HTTPClient(server: server, token: nil)
         let response: EnrollResponse = try await client.json("POST", "v1/enroll", body: EnrollRequest(code: code, name: name),
@@ -98,12 +97,33 @@ enum Enrollment {
                       passphraseRequired: response.policy.requiresDevicePassphrase)
     }
 
-    /// Pending and rejected changes in the home's store, or nil when it cannot
-    /// be read (damaged, key lost, passphrase not given): then nothing in it
-    /// can be saved anyway, and --force may replace it.
-    static func unsyncedChanges(_ context: CLIContext) -> Int? {
-        guard let store = try? LocalStore(home: context.home, create: false, passphrase: context.devicePassphrase),
-              let (replica, _) = try? store.loadReplica() else { return nil }
-        return replica.pending.count + replica.rejected.count
+    /// Refuses `enroll --force` while the home's store holds changes that
+    /// never reached the server. Pending ops are counted straight from the
+    /// file (their rows need no key to count); rejected ones live in the
+    /// sealed replica row, read only with a passphrase from the environment,
+    /// never a prompt. A file that is not a database has nothing to save.
+    static func refuseToDropUnsyncedWork(_ context: CLIContext) throws {
+        let databaseURL = context.home.appendingPathComponent(LocalStore.databaseName)
+        guard FileManager.default.fileExists(atPath: databaseURL.path) else { return }
+        guard let file = try? DatabaseQueue(path: databaseURL.path),
+              let pending = try? file.read({ try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM pending") }) else { return }
+        try? file.close()
+        let advice = "Run 'fieldcli sync' first (and 'fieldcli rejected' for refused ones); to wipe them anyway, add --discard-unsynced."
+        var rejected = 0
+        do {
+            let store = try LocalStore(home: context.home, create: false, passphrase: {
+                guard let value = context.environment["FIELDCLI_PASSPHRASE"], !value.isEmpty else { throw LocalStore.passphraseNotGiven }
+                return value
+            })
+            rejected = (try store.loadReplica())?.0.rejected.count ?? 0
+        } catch let error as CLIError where error.code == "passphraseRequired" || error.code == "wrongPassphrase" {
+            if pending == 0 { throw CLIError.usage("This home's device key has a passphrase, so its rejected changes cannot be counted without it. "
+                                 + "Set FIELDCLI_PASSPHRASE to check, or add --discard-unsynced to wipe whatever is there.") }
+        } catch {
+            // A key that is missing or damaged, or rows that do not decrypt: nothing more can be read.
+        }
+        if pending + rejected > 0 {
+            throw CLIError.usage("This home holds \(pending + rejected) change(s) that are not on the server (\(pending) pending, \(rejected) rejected). \(advice)")
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 public import Foundation
+import SyncServer
 
 /// `fieldcli`: the field worker's and admin's command line (DESIGN §7–§8).
 struct FieldCLIRoot: AsyncParsableCommand {
@@ -42,7 +43,7 @@ public enum FieldCLIEntry {
             return CLIError.ExitCode.usage.rawValue
         }
         var rest: [String] = []
-        var home = environment["FIELDCLI_HOME"]
+        var home = environment["FIELDCLI_HOME"].flatMap { $0.isEmpty ? nil : $0 }  // an empty variable means unset
         var json = false
         var index = 0
         // Global options are read wherever they stand, up to a `--` (after it
@@ -100,7 +101,7 @@ public enum FieldCLIEntry {
         if let home, home.trimmingCharacters(in: .whitespaces).isEmpty {
             // An empty path would quietly mean the current directory.
             let context = CLIContext(home: URL(fileURLWithPath: "/"), json: json, environment: environment, output: output)
-            report(CLIError.usage("--home (or FIELDCLI_HOME) is empty. Give this device's home directory, e.g. --home ~/.fieldcli."), context: context)
+            report(CLIError.usage("--home is empty. Give this device's home directory, e.g. --home ~/.fieldcli."), context: context)
             return CLIError.ExitCode.usage.rawValue
         }
         let homeURL = home.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
@@ -120,6 +121,11 @@ public enum FieldCLIEntry {
             } catch let error as CLIError {
                 report(error, context: context)
                 return error.exitCode.rawValue
+            } catch where DamagedStore.isDamage(error) {
+                // Found past the open (a page deep in the file): the same advice as at the open.
+                let damaged = LocalStore.damaged(homeURL.appendingPathComponent(LocalStore.databaseName), error)
+                report(damaged, context: context)
+                return damaged.exitCode.rawValue
             } catch {
                 let code = FieldCLIRoot.exitCode(for: error)
                 let message = FieldCLIRoot.fullMessage(for: error)

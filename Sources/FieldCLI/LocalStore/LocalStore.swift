@@ -91,11 +91,15 @@ final class LocalStore: Sendable {
         }
     }
 
-    private static func damaged(_ databaseURL: URL, _ error: any Error) -> CLIError {
+    static func damaged(_ databaseURL: URL, _ error: any Error) -> CLIError {
         CLIError.other("The local store \(databaseURL.path) is damaged (\((error as? DatabaseError)?.message ?? "unreadable")). "
                        + "Restore this home directory from a backup if there is one; otherwise enroll again with "
                        + "'fieldcli enroll --force --code CODE' (changes not yet synced are lost).")
     }
+
+    /// The error for a wrapped key when no passphrase was given (no prompt).
+    static let passphraseNotGiven = CLIError(.usage, "This device's key is protected by a passphrase. Set FIELDCLI_PASSPHRASE or run the command in a terminal.",
+                                             code: "passphraseRequired")
 
     static func noPassphrase() throws -> String {
         throw CLIError(.usage, "This device's key is protected by a passphrase. Set FIELDCLI_PASSPHRASE or run the command in a terminal.",

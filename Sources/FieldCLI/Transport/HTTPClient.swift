@@ -97,10 +97,11 @@ struct HTTPClient: Sendable {
             var error: Body
         }
         let parsed = try? JSONDecoder().decode(Envelope.self, from: Data(reply.body))
-        if parsed == nil, (400..<500).contains(reply.status) {
-            // Every FieldSync 4xx carries its JSON error: this answer came from something else (a wrong path, a proxy).
-            return CLIError(.network, "\(action): the answer (HTTP \(reply.status)) did not come from a FieldSync server. \(notFieldSyncAdvice)",
-                            code: "notFieldSync")
+        if parsed == nil, reply.status == 404 || reply.status == 405 {
+            // FieldSync's own 404s carry its JSON error; a bare one means no such endpoint here:
+            // the URL has a path, it is not a FieldSync server, or the server is older than this client.
+            return CLIError(.network, "\(action): the server has no such endpoint (HTTP \(reply.status)). \(notFieldSyncAdvice) "
+                            + "If it is right, the server may run an older FieldSync version than this client.", code: "noSuchEndpoint")
         }
         let message = parsed?.error.message ?? "HTTP \(reply.status)"
         let code = parsed?.error.code ?? "http\(reply.status)"

@@ -180,7 +180,8 @@ extension ServerStore {
         let schema = self.schema
         return try await committer.write { db in
             // A mistyped purpose (WM0) would be stored as given and block nothing while the admin is told it does.
-            if let purpose = request.purpose, schema.purpose(purpose)?.serverOnly ?? true {
+            // Only on add: a block stored under a purpose since dropped from the schema must stay removable.
+            if add, let purpose = request.purpose, schema.purpose(purpose)?.serverOnly ?? true {
                 throw ServerError.badRequest("Unknown or server-only purpose \(purpose). Purposes: \(schema.devicePurposes.map(\.rawValue).joined(separator: ", ")).")
             }
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(request.household.bytes)]) == true else {
@@ -593,6 +594,24 @@ extension ServerStore {
         return API.EraseResult(household: household, erased: erased, erasedBefore: [],
                                devicesStillHolding: try await devicesHolding(household: household, purposes: Set(erased.map(\.purpose)),
                                                                              epochs: Dictionary(uniqueKeysWithValues: erased.map { ($0.purpose, $0.oldEpoch) })))
+    }
+
+    /// The follow-up of an erasure, read-only: the last erasure of each purpose
+    /// (or of one) and the devices that still hold those epochs. Audited, as
+    /// every admin call is; 404 when nothing of it was ever erased.
+    func erasureStatus(household: HouseholdID, purpose: Purpose?, by admin: UserRow) async throws -> API.EraseResult {
+        let earlier = try await erasedBefore(household: household, purpose: purpose)
+        guard !earlier.isEmpty else {
+            throw ServerError.notFound("Nothing of household \(household)\(purpose.map { " (\($0))" } ?? "") was erased on this server.")
+        }
+        let now = self.now
+        let audit = self.audit
+        try await committer.write { db in
+            try audit.append([AuditRecord(at: now, actor: admin.name, action: "erasureStatus", household: household, purpose: purpose)], db: db)
+        }
+        return API.EraseResult(household: household, erased: [], erasedBefore: earlier,
+                               devicesStillHolding: try await devicesHolding(household: household, purposes: Set(earlier.map(\.purpose)),
+                                                                             epochs: Dictionary(uniqueKeysWithValues: earlier.map { ($0.purpose, $0.oldEpoch) })))
     }
 
     /// The last erasure of each of a household's purposes (or of one), from the erasure log.

@@ -99,7 +99,17 @@ final class AuditLog: Sendable {
             keyedMAC = HMAC<SHA256>(key: fresh)
         }
         if stored == nil {
-            // First start, or a store from before fingerprints: the key in place now is the one on record.
+            // First start, or a store from before fingerprints. For the latter the key must first
+            // prove itself on the log: adopting a foreign key here would make it the one on record.
+            if hasRows {
+                let newest = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq DESC LIMIT 2") }
+                let previous: Data = newest.count > 1 ? newest[1]["mac"] : Data(count: 32)
+                guard let last = newest.first, Self.mac(Self.record(from: last), previous: previous, keyed: keyedMAC) == (last["mac"] as Data) else {
+                    // A different key, or an altered newest row: start (so --verify can say which), but record nothing.
+                    logger.critical("audit.key does not verify the newest audit row: a different key, or an altered row; run 'fieldcli admin audit --verify'")
+                    return
+                }
+            }
             let fingerprint = Self.fingerprint(keyedMAC)
             try database.write { db in
                 try db.execute(sql: "INSERT INTO store_meta (key, value) VALUES ('audit.key.fingerprint', ?)", arguments: [fingerprint])

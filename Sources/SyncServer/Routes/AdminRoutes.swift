@@ -185,5 +185,15 @@ struct AdminRoutes {
                 HTTPSupport.json(try await store.erase(try HTTPSupport.decodeJSON(AdminAPI.Erase.self, from: body), by: user), request: request)
             }
         }
+        // The read-only follow-up of an erasure: what was erased, who still holds it. Erases nothing.
+        admin.get("erasures") { request, context in
+            await handle("erasureStatus", request, context) { user, _ in
+                guard let id = try household(request.uri.queryParameters.get("household")) else {
+                    throw ServerError.badRequest("Give ?household=ID.")
+                }
+                let purpose = request.uri.queryParameters.get("purpose").flatMap { $0.isEmpty ? nil : Purpose(String($0).uppercased()) }
+                return HTTPSupport.json(try await store.erasureStatus(household: id, purpose: purpose, by: user), request: request)
+            }
+        }
     }
 }

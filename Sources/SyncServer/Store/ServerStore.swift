@@ -103,9 +103,10 @@ final class ServerStore: Sendable {
                 try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
             }
         }
+        // Before the checkpointer: a refused audit key must not leave its task running on the file.
+        audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger, database: pool)
         committer = GroupCommitter(pool: pool)
         checkpointer = try BackgroundCheckpointer(databasePath: path)
-        audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger, database: pool)
         let adminToken = configuration.dataDirectory.appendingPathComponent("admin.token")
         if let mode = FileSecurity.mode(of: adminToken), mode != 0o600 { try FileSecurity.restrict(adminToken) }
         policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
