@@ -190,6 +190,13 @@ struct AdminAPITests {
 
             let tooShort = try await server.admin("POST", "conflicts/query", ["household": s.household.description, "breakGlass": "kort"])
             #expect(tooShort.status == 400)
+            // The audit log is never erased: a reason is one line, not a place for a client's story.
+            let story = String(repeating: "Mevrouw belde over haar schulden en haar zoon. ", count: 6)
+            let tooLong = try await server.admin("POST", "conflicts/query", ["household": s.household.description, "breakGlass": story])
+            #expect(tooLong.status == 400 && tooLong.error?.message.contains("no client details") == true)
+            let shortResolve = try await server.admin("POST", "conflicts/resolve",
+                                                      AdminAPI.Resolve(household: s.household, field: "regisseur", pick: nil, value: "admin", breakGlass: "kort"))
+            #expect(shortResolve.status == 400, "a resolve's reason is held to the same rule")
             let reason = "Klacht van bewoner over dubbele regie, onderzoek 2026-17"
             let glass = try await server.conflicts(household: s.household, breakGlass: reason)
             #expect(Set(glass.first?.values?.map(\.value) ?? []) == ["wendy", "sam"])

@@ -227,7 +227,7 @@ struct AdminCommand: AsyncParsableCommand {
             abstract: "The server's conflict queue with value IDs.",
             discussion: "Values are shown only where you hold a grant, or with --break-glass REASON (audited with the reason).")
         @Argument(help: "Only this household (its full ID).") var household: String?
-        @Option(name: .customLong("break-glass"), help: "Why you must see the values (kept in the audit log).") var breakGlass: String?
+        @Option(name: .customLong("break-glass"), help: "Why you must see the values, e.g. a case number; no client details (kept in the audit log, never erased).") var breakGlass: String?
         func run() async throws {
             struct Query: Encodable {
                 var household: HouseholdID?
@@ -256,7 +256,7 @@ struct AdminCommand: AsyncParsableCommand {
         @Argument(help: "The field name.") var field: String
         @Option(help: "Keep this value (its ID from 'fieldcli admin conflicts').") var pick: String?
         @Option(help: "Write this new value instead.") var value: String?
-        @Option(name: .customLong("break-glass"), help: "Needed to write a new value without a grant.") var breakGlass: String?
+        @Option(name: .customLong("break-glass"), help: "Why you must write without a grant, e.g. a case number; no client details (kept in the audit log, never erased).") var breakGlass: String?
         func validate() throws {
             guard (pick == nil) != (value == nil) else { throw ValidationError("Give exactly one of --pick VALUE_ID or --value V.") }
         }

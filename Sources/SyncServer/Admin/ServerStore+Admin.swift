@@ -364,16 +364,25 @@ extension ServerStore {
     // MARK: Conflicts
 
     /// The conflict queue, with value IDs. Values only where the admin holds a
+    /// A break-glass reason as the audit log keeps it: why, in one line. The log is
+    /// never erased (its rows are chained), so it must not become a place for
+    /// client details: short, and the help asks for a case number instead.
+    static func breakGlassReason(_ text: String) throws -> String {
+        let reason = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard reason.count >= 8, reason.count <= 200, !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw ServerError.badRequest("A break-glass reason is one line of 8 to 200 characters saying why, e.g. a case or ticket number; "
+                                         + "no client details: it is kept in the audit log, which is never erased.")
+        }
+        return reason
+    }
+
     /// read grant, or with an audited break-glass reason.
     func conflicts(household: HouseholdID?, breakGlass: String?, by admin: UserRow) async throws -> [API.ConflictEntry] {
         let now = self.now
         let policyStore = self.policyStore
         let audit = self.audit
         let schema = self.schema
-        let reason = breakGlass?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let reason, reason.count < 8 {
-            throw ServerError.badRequest("A break-glass reason must say why (at least 8 characters); it is kept in the audit log.")
-        }
+        let reason = try breakGlass.map(Self.breakGlassReason)
         return try await committer.write { db in
             var sql = "SELECT conflicts.*, segments.household, segments.purpose FROM conflicts JOIN segments ON segments.id = conflicts.segment_id"
             var arguments: StatementArguments = []
@@ -442,7 +451,7 @@ extension ServerStore {
                                           payload: .set(field: request.field, value: value, resolves: superseded), now: now)
             var records = [AuditRecord(at: now, actor: admin.name, action: "resolve", household: request.household, purpose: field.purpose,
                                        count: superseded.count, detail: "field=\(request.field) value=\(op.dot)")]
-            if let reason = request.breakGlass {
+            if let reason = try request.breakGlass.map(Self.breakGlassReason) {
                 records.append(AuditRecord(at: now, actor: admin.name, action: "breakGlass", household: request.household, purpose: field.purpose,
                                            detail: "reason: \(reason)"))
             }
