@@ -1,5 +1,6 @@
 import FieldCLI
 import Foundation
+import SyncCore
 import SyncServer
 import Testing
 
@@ -212,5 +213,25 @@ struct CLIGuidanceTests {
         #expect(sync.code == 0, "\(sync.err)")
         #expect(sync.out.contains("The server gives your account no access now"), "\(sync.out)")
         #expect(!(await world.cli("wim", ["households"]).out.contains(String(h.prefix(8)))))
+    }
+
+    @Test("a sync that brings a policy requiring a device passphrase says so at once (exit 2); passphrase status needs no passphrase")
+    func aNewPassphraseRequirementIsToldInTheSync() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("wim", role: "wmo-consulent")
+        await world.stopServer()
+        var policy = PolicyFile.defaultPolicy(schema: .defaultHouseholdPlan())
+        policy.requireDevicePassphrase = true
+        world.policy = policy
+        try await world.restartServer()
+        let sync = await world.cli("wim", ["--json", "sync"])
+        #expect(sync.code == 2, "\(sync.err)")
+        #expect(sync.out.contains("\"passphraseRequired\" : true"), "\(sync.out)")
+
+        #expect(await world.cli("wim", ["passphrase", "set"], environment: ["FIELDCLI_NEW_PASSPHRASE": "lang genoeg geheim"]).code == 0)
+        let status = await world.cli("wim", ["passphrase", "status"])
+        #expect(status.code == 0 && status.out.contains("protected by a passphrase"), "\(status.err)")
+        #expect(await world.cli("wim", ["sync"], environment: ["FIELDCLI_PASSPHRASE": "lang genoeg geheim"]).code == 0)
     }
 }

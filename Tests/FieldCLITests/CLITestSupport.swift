@@ -14,7 +14,8 @@ final class CLIWorld: @unchecked Sendable {
     let adminToken: String
     var port: Int
 
-    let policy: PolicyFile?
+    /// The policy the server (re)starts with; a test may change it before `restartServer`.
+    var policy: PolicyFile?
     let maxBody: Int
 
     init(policy: PolicyFile? = nil, maxBody: Int = 8 << 20) async throws {

@@ -16,6 +16,8 @@ struct PassphraseCommand: AsyncParsableCommand {
 
     struct Result: Encodable {
         var passphraseProtected: Bool
+        /// The server's policy asks for one (read from the sealed store; with a sealed key and no
+        /// passphrase given it is not read, and a sealed key meets it anyway).
         var passphraseRequired: Bool
     }
 
@@ -72,6 +74,15 @@ struct PassphraseStatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = CLIContext.current
+        // Whether the key is sealed shows in its file: checking a laptop must not need its passphrase.
+        let keyURL = context.home.appendingPathComponent(LocalStore.keyFileName)
+        if let key = try? Data(contentsOf: keyURL), DeviceKeyFile.isWrapped(key),
+           (context.environment["FIELDCLI_PASSPHRASE"] ?? "").isEmpty {
+            context.emit(PassphraseCommand.Result(passphraseProtected: true, passphraseRequired: false)) {
+                "The device key is protected by a passphrase."
+            }
+            return
+        }
         let (lock, store, required) = try PassphraseCommand.open(context)
         withExtendedLifetime(lock) {}
         let result = PassphraseCommand.Result(passphraseProtected: store.keyIsWrapped, passphraseRequired: required)

@@ -131,7 +131,7 @@ struct HouseholdView: Encodable {
         if segments.isEmpty, !notShown.isEmpty {
             // Asked for one purpose the device does not hold: say so rather than print a bare header.
             lines.append("")
-            lines.append("Nothing of \(notShown.joined(separator: ", ")) is on this device: you are not granted it here, or nothing was written to it yet.")
+            lines.append("Nothing of \(notShown.joined(separator: ", ")) is on this device: you are not granted it here, nothing was written to it yet, or it was erased.")
         }
         lines.append("")
         if involved.isEmpty {

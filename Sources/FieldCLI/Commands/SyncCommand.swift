@@ -15,7 +15,8 @@ struct SyncCommand: AsyncParsableCommand {
     func run() async throws {
         let context = CLIContext.current
         var workspace = try Workspace.open(context)
-        let summary = try await SyncSession.run(&workspace, progress: context.output.stderrIsTerminal && !context.json)
+        var summary = try await SyncSession.run(&workspace, progress: context.output.stderrIsTerminal && !context.json)
+        summary.passphraseRequired = workspace.replica.policy.requiresDevicePassphrase && !workspace.store.keyIsWrapped
         if summary.wiped {
             context.emit(summary) {
                 "This device was revoked by an admin. Its local store has been wiped. Ask an admin for a new enrollment code."
@@ -26,7 +27,7 @@ struct SyncCommand: AsyncParsableCommand {
         }
         context.emit(summary) {
             var line = "Synced with \(summary.server): pushed \(summary.pushed) (accepted \(summary.accepted), rejected \(summary.rejected)), "
-                + "pulled \(summary.pulled) changes (\(summary.snapshots) new segments), purged \(summary.purged), new conflicts \(summary.newConflicts)."
+                + "pulled \(summary.pulled) changes (\(summary.snapshots) new segment\(summary.snapshots == 1 ? "" : "s")), purged \(summary.purged), new conflicts \(summary.newConflicts)."
             if summary.pendingLeft > 0 { line += " \(summary.pendingLeft) changes are still pending." }
             if summary.rejected > 0 { line += "\nSome changes were rejected: see 'fieldcli rejected'." }
             if summary.newConflicts > 0 { line += "\nNew conflicts: see 'fieldcli conflicts'." }
@@ -34,6 +35,13 @@ struct SyncCommand: AsyncParsableCommand {
                 line += "\nThe server gives your account no access now (it may have been disabled): this device holds no household. Ask an admin."
             }
             return line
+        }
+        if summary.passphraseRequired {
+            // The policy changed in this sync: say so now, not at the next command.
+            var error = CLIError(.refused, "The server's policy now requires a passphrase on this device's key. Run 'fieldcli passphrase set'; "
+                                 + "nothing else runs until then.", code: "passphraseRequired")
+            error.reported = context.json  // the summary says so
+            throw error
         }
         if summary.rejected > 0 || summary.newConflicts > 0 {
             var error = CLIError(.attention, summary.rejected > 0 ? "\(summary.rejected) change(s) were rejected; run 'fieldcli rejected'."
@@ -89,7 +97,9 @@ struct StatusCommand: AsyncParsableCommand {
             if status.rejectedAndPurged > 0 {
                 lines.append("\(status.rejectedAndPurged) rejected change(s) were dropped with a purged segment; the server's quarantine keeps those it received.")
             }
-            if status.clockSkew > 0 { lines.append("Clock skew: \(status.clockSkew) time(s) a stamp was more than 5 minutes ahead of this device's clock. Check the clock.") }
+            lines.append(status.clockSkew > 0
+                ? "Clock skew: \(status.clockSkew) time(s) a stamp was more than 5 minutes ahead of this device's clock. Check the clock."
+                : "Clock skew: none seen")
             return lines.joined(separator: "\n")
         }
     }

@@ -26,6 +26,8 @@ struct SyncSession {
         /// The server gives this user no access at all (no role purposes, assignments or grants):
         /// the account was disabled, or its role gives nothing. Said, so a purge of everything is explained.
         var noAccess = false
+        /// The policy now asks for a passphrase on the device key, which has none.
+        var passphraseRequired = false
     }
 
     static func run(_ workspace: inout Workspace, progress: Bool) async throws -> Summary {
