@@ -108,6 +108,8 @@ struct FieldSyncDaemon: AsyncParsableCommand {
         }
         emit("fieldsyncd listening on http://\(config.host):\(server.port)")
         try await server.wait()
+        // After SIGTERM/SIGINT: in-flight syncs finished, the audit head anchored, the store closed.
+        Logger(label: "fieldsyncd").info("fieldsyncd stopped: requests finished, audit head anchored, store closed")
     }
 }
 

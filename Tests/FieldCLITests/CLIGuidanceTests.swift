@@ -62,7 +62,12 @@ struct CLIGuidanceTests {
         #expect(unknown.err.contains("Fields you may write here:") && unknown.err.contains("wmo_request") && unknown.err.contains("label"),
                 "\(unknown.err)")
         #expect(!unknown.err.contains("wgs_notes"), "a WGS field is not the Wmo consulent's to write")
-        #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 0"), "nothing was queued")
+        #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 0"), "nothing was queued by the refused writes")
+
+        // A visit time with its offset, as a Dutch laptop would write it, is kept as that instant.
+        #expect(await world.cli("wim", ["log", "add", h, "--purpose", "WMO", "--kind", "huisbezoek", "--at", "2026-11-30T10:00+01:00",
+                                        "Huisbezoek (fictief)."]).code == 0)
+        #expect(await world.cli("wim", ["--json", "log", "list", h, "--purpose", "WMO"]).out.contains("2026-11-30T09:00:00Z"))
 
         let unreachable = await world.cli(nil, ["admin", "--server", "http://127.0.0.1:1", "--token", "x", "user", "list"])
         #expect(unreachable.code == 3)

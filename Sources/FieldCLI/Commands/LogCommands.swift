@@ -17,7 +17,7 @@ struct LogCommand: AsyncParsableCommand {
         @Argument(help: "Household ID (or a unique prefix).") var household: String
         @Option(help: "The purpose the entry belongs to, e.g. WMO or WGS.") var purpose: String
         @Option(help: "huisbezoek, telefoon, overleg or signaal (the schema lists more).") var kind: String
-        @Option(help: "When the contact happened, e.g. 2026-03-01T14:30 (default: now).") var at: String?
+        @Option(help: "When the contact happened, e.g. 2026-03-01T14:30 (this computer's time zone) or 2026-03-01T14:30+01:00 (default: now).") var at: String?
         @Option(help: "The ID of an entry this one corrects.") var corrects: String?
         @Argument(help: "The text of the entry.") var text: String
 

@@ -95,14 +95,15 @@ enum TimeText {
         return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 
-    /// Parses `2026-03-01`, `2026-03-01T10:30`, or a full ISO 8601 time.
+    /// Parses `2026-03-01`, `2026-03-01T10:30` (this machine's time zone),
+    /// `2026-03-01T10:30+01:00`, or a full ISO 8601 time.
     static func parse(_ text: String) -> UInt64? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         if let date = formatter.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = formatter.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
-        for pattern in ["yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] {
+        for pattern in ["yyyy-MM-dd'T'HH:mmXXXXX", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] {
             let parser = DateFormatter()
             parser.locale = Locale(identifier: "en_US_POSIX")
             parser.timeZone = TimeZone.current

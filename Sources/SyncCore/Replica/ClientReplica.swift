@@ -305,15 +305,18 @@ public struct ClientReplica: Sendable {
 
     private func refusal(_ reason: RefusalReason, op: SyncOperation) -> SyncCoreError {
         let purpose = op.segment.purpose
-        let target = op.payload.targetName.map { "\($0) (purpose \(purpose))" } ?? "purpose \(purpose)"
+        let name = op.payload.targetName
+        let target = name.map { "\($0) (purpose \(purpose))" } ?? "purpose \(purpose)"
         let message: String
+        // Each says what happened, then what to do, without saying the first part twice.
         switch reason {
         case .purposeNotGranted:
-            message = "Refused: \(target) belongs to purpose \(purpose), which your role \(policy.role) is not granted. \(reason.advice)"
+            message = "Refused: \(name ?? "this") belongs to purpose \(purpose), which your role \(policy.role) is not granted. "
+                + "Ask an admin for a grant if your work needs it."
         case .readOnly:
-            message = "Refused: you may read but not write purpose \(purpose) (\(target)). \(reason.advice)"
+            message = "Refused: you may read purpose \(purpose) but not write it\(name.map { " (\($0))" } ?? ""). Ask an admin for a write grant."
         case .notAssigned:
-            message = "Refused: you are not assigned to household \(op.segment.household) (writing \(target)). \(reason.advice)"
+            message = "Refused: you are not assigned to household \(op.segment.household) (writing \(target)). Ask a regisseur or admin to assign you."
         case .unknownField:
             message = "Refused: \(target) is not in the schema. \(reason.advice)"
         case .invalid:
