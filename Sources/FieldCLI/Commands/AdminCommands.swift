@@ -54,7 +54,12 @@ struct AdminCommand: AsyncParsableCommand {
             func run() async throws {
                 let user: AdminAPI.UserInfo = try await AdminCommand.client().json("POST", "v1/admin/users",
                     body: AdminAPI.AddUser(name: name, role: role, contact: contact), action: "user add")
-                CLIContext.current.emit(user) { "Added user \(user.name) (\(user.role)). Give them a code: fieldcli admin enroll-code \(user.name)" }
+                CLIContext.current.emit(user) {
+                    // An admin works through the admin API with a token; a worker needs a device.
+                    user.role == "admin"
+                        ? "Added user \(user.name) (\(user.role)). Give them an admin token: fieldcli admin admin-token \(user.name)"
+                        : "Added user \(user.name) (\(user.role)). Give them a code: fieldcli admin enroll-code \(user.name)"
+                }
             }
         }
 
