@@ -424,6 +424,7 @@ extension ServerStore {
     func resolve(_ request: API.Resolve, by admin: UserRow) async throws -> API.ResolveResult {
         guard let field = schema.field(request.field) else { throw ServerError.badRequest("There is no field \(request.field) in the schema.") }
         guard (request.pick == nil) != (request.value == nil) else { throw ServerError.badRequest("Give exactly one of --pick VALUE_ID or --value V.") }
+        let breakGlass = try request.breakGlass.map(Self.breakGlassReason)  // checked before anything is written
         let segment = SegmentKey(household: request.household, purpose: field.purpose)
         let now = self.now
         let audit = self.audit
@@ -451,7 +452,7 @@ extension ServerStore {
                                           payload: .set(field: request.field, value: value, resolves: superseded), now: now)
             var records = [AuditRecord(at: now, actor: admin.name, action: "resolve", household: request.household, purpose: field.purpose,
                                        count: superseded.count, detail: "field=\(request.field) value=\(op.dot)")]
-            if let reason = try request.breakGlass.map(Self.breakGlassReason) {
+            if let reason = breakGlass {
                 records.append(AuditRecord(at: now, actor: admin.name, action: "breakGlass", household: request.household, purpose: field.purpose,
                                            detail: "reason: \(reason)"))
             }
