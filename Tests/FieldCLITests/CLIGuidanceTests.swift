@@ -36,8 +36,8 @@ struct CLIGuidanceTests {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }
         #expect(await world.admin(["user", "add", "sam", "--role", "wmo-consulent"]).code == 0)
-        let code = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "sam"]))
-        let enrolled = await world.cli("sam", ["enroll", "--name", "admin", "--server", world.url, "--code", code.code])
+        let code = try await world.enrollmentCode("sam")
+        let enrolled = await world.cli("sam", ["enroll", "--name", "admin", "--server", world.url, "--code", code])
         #expect(enrolled.code == 0, "\(enrolled.err)")
         #expect(await world.cli("sam", ["status"]).out.contains("sam"))
     }
@@ -103,8 +103,8 @@ struct CLIGuidanceTests {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }
         #expect(await world.admin(["user", "add", "kim", "--role", "buurtcoach"]).code == 0)
-        let code = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "kim"]))
-        #expect(await world.cli("kim", ["enroll", "--server", world.url, "--code", code.code, "--name", "laptop van kim"]).code == 0)
+        let code = try await world.enrollmentCode("kim")
+        #expect(await world.cli("kim", ["enroll", "--server", world.url, "--code", code, "--name", "laptop van kim"]).code == 0)
         let revoked = await world.admin(["device", "revoke", "laptop van kim"])
         #expect(revoked.code == 0, "\(revoked.err)")
         let devices = try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"]))
@@ -138,24 +138,24 @@ struct CLIGuidanceTests {
         try await world.enroll("wim", role: "wmo-consulent")
         let h = try await world.household(on: "wim", label: "Fam. Opnieuw")
         #expect(await world.cli("wim", ["set", h, "wmo_request", "Notitie van vanmiddag (fictief)"]).code == 0)
-        let code = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "wim"]))
+        let code = try await world.enrollmentCode("wim")
 
-        let refused = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", code.code])
+        let refused = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", code])
         #expect(refused.code == 1)
         #expect(refused.err.contains("1 change(s) that are not on the server") && refused.err.contains("--discard-unsynced"), "\(refused.err)")
         #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 1"), "the store was left as it was")
 
-        let replaced = await world.cli("wim", ["enroll", "--force", "--discard-unsynced", "--server", world.url, "--code", code.code])
+        let replaced = await world.cli("wim", ["enroll", "--force", "--discard-unsynced", "--server", world.url, "--code", code])
         #expect(replaced.code == 0, "\(replaced.err)")
         #expect(await world.cli("wim", ["--json", "status"]).out.contains("\"pending\" : 0"))
 
         // A sealed key: rejected changes cannot be counted without the passphrase, and there is no prompt for it.
         let secret = ["FIELDCLI_NEW_PASSPHRASE": "correct horse battery"]
         #expect(await world.cli("wim", ["passphrase", "set"], environment: secret).code == 0)
-        let next = try world.json(AdminAPI.EnrollmentCode.self, await world.admin(["--json", "enroll-code", "wim"]))
-        let sealed = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", next.code])
+        let next = try await world.enrollmentCode("wim")
+        let sealed = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", next])
         #expect(sealed.code == 1 && sealed.err.contains("cannot be counted without it"), "\(sealed.err)")
-        let counted = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", next.code],
+        let counted = await world.cli("wim", ["enroll", "--force", "--server", world.url, "--code", next],
                                       environment: ["FIELDCLI_PASSPHRASE": "correct horse battery"])
         #expect(counted.code == 0, "nothing unsynced, so with the passphrase the re-enrollment goes ahead: \(counted.err)")
     }

@@ -65,14 +65,18 @@ final class CLIWorld: @unchecked Sendable {
         await cli(nil, ["admin", "--server", url, "--token", adminToken] + arguments)
     }
 
+    /// A fresh one-time enrollment code for an existing user.
+    func enrollmentCode(_ user: String) async throws -> String {
+        try json(AdminAPI.EnrollmentCode.self, await admin(["--json", "enroll-code", user])).code
+    }
+
     /// Adds a user and enrolls a device for them in home `name`; returns the enroll output.
     @discardableResult
     func enroll(_ name: String, role: String, environment: [String: String] = [:]) async throws -> Result {
         let added = await admin(["user", "add", name, "--role", role, "--contact", "06-0000\(name.count)"])
         try #require(added.code == 0, "user add: \(added.err)")
-        let code = await admin(["--json", "enroll-code", name])
-        let parsed = try JSONDecoder().decode(AdminAPI.EnrollmentCode.self, from: Data(code.out.utf8))
-        let enrolled = await cli(name, ["--json", "enroll", "--server", url, "--code", parsed.code, "--name", "laptop-\(name)"],
+        let code = try await enrollmentCode(name)
+        let enrolled = await cli(name, ["--json", "enroll", "--server", url, "--code", code, "--name", "laptop-\(name)"],
                                  environment: environment)
         try #require(enrolled.code == 0, "enroll: \(enrolled.err)")
         return enrolled

@@ -144,6 +144,18 @@ struct StartupTests {
         await server.stop()
     }
 
+    /// Starts a server that must be refused and returns the refusal's text;
+    /// a start that succeeds is recorded as an issue (`what` says what it accepted).
+    static func refusedStart(_ what: String, _ start: () async throws -> Void) async -> String {
+        do {
+            try await start()
+            Issue.record("\(what)")
+            return ""
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// The default schema with one field changed (or removed), as a deployment's --schema file would be.
     static func schema(changing name: String, _ change: (inout Schema.Field) -> Void = { _ in }, removing: Bool = false,
                        adding: [Schema.Field] = []) throws -> Schema {
@@ -172,25 +184,19 @@ struct StartupTests {
             (try Self.schema(changing: "address", removing: true), "drops field \"address\""),
         ]
         for (schema, expected) in refusals {
-            do {
-                let server = try await Self.start(directory, schema: schema)
-                await server.stop()
-                Issue.record("a schema that \(expected) was accepted")
-            } catch {
-                #expect("\(error)".contains(expected), "\(error)")
+            let refusal = await Self.refusedStart("a schema that \(expected) was accepted") {
+                await (try await Self.start(directory, schema: schema)).stop()
             }
+            #expect(refusal.contains(expected), "\(refusal)")
         }
         let evolved = try Self.schema(changing: "address", { $0.retired = true },
                                       adding: [Schema.Field(name: "address_v2", purpose: .regie, type: .text)])
         await (try await Self.start(directory, schema: evolved)).stop()
         // The added field is bound now too.
-        do {
-            let server = try await Self.start(directory, schema: try Self.schema(changing: "address", { $0.retired = true }))
-            await server.stop()
-            Issue.record("dropping the added field was accepted")
-        } catch {
-            #expect("\(error)".contains("drops field \"address_v2\""), "\(error)")
+        let dropped = await Self.refusedStart("dropping the added field was accepted") {
+            await (try await Self.start(directory, schema: try Self.schema(changing: "address", { $0.retired = true }))).stop()
         }
+        #expect(dropped.contains("drops field \"address_v2\""), "\(dropped)")
     }
 
     @Test("audit.key: a missing or foreign key for a log with rows stops the start with what to restore; loosened secret files are made 0600 again")
@@ -203,23 +209,17 @@ struct StartupTests {
         let original = try Data(contentsOf: keyURL)
 
         try FileManager.default.removeItem(at: keyURL)
-        do {
-            let server = try await TestServer.start(directory: directory)
-            await server.stop()
-            Issue.record("a missing audit.key was replaced")
-        } catch {
-            #expect("\(error)".contains("audit.key is missing") && "\(error)".contains("Restore audit.key"), "\(error)")
+        let missing = await Self.refusedStart("a missing audit.key was replaced") {
+            await (try await TestServer.start(directory: directory)).stop()
         }
+        #expect(missing.contains("audit.key is missing") && missing.contains("Restore audit.key"), "\(missing)")
         #expect(!FileManager.default.fileExists(atPath: keyURL.path), "no new key was written for the old log")
 
         try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: keyURL)
-        do {
-            let server = try await TestServer.start(directory: directory)
-            await server.stop()
-            Issue.record("a foreign audit.key was accepted")
-        } catch {
-            #expect("\(error)".contains("does not belong to this database"), "\(error)")
+        let foreign = await Self.refusedStart("a foreign audit.key was accepted") {
+            await (try await TestServer.start(directory: directory)).stop()
         }
+        #expect(foreign.contains("does not belong to this database"), "\(foreign)")
 
         // A store from before fingerprints: a key is adopted only if it verifies the log.
         let database = directory.appendingPathComponent("fieldsync.sqlite")
@@ -261,36 +261,27 @@ struct StartupTests {
         for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database.path + suffix) }
 
         try Data(repeating: 0xA5, count: 16_384).write(to: database)
-        do {
-            let server = try await TestServer.start(directory: directory)
-            await server.stop()
-            Issue.record("a garbage database was opened")
-        } catch {
-            #expect("\(error)".contains("is damaged or not a FieldSync database") && "\(error)".contains("from backup"), "\(error)")
-            #expect(!"\(error)".contains("SQLite error"), "\(error)")
+        let garbage = await Self.refusedStart("a garbage database was opened") {
+            await (try await TestServer.start(directory: directory)).stop()
         }
+        #expect(garbage.contains("is damaged or not a FieldSync database") && garbage.contains("from backup"), "\(garbage)")
+        #expect(!garbage.contains("SQLite error"), "\(garbage)")
 
         try Data().write(to: database)
-        do {
-            let server = try await TestServer.start(directory: directory)
-            await server.stop()
-            Issue.record("an emptied database was taken for a first start")
-        } catch {
-            #expect("\(error)".contains("audit.anchors records an audit log") && "\(error)".contains("emptied or replaced"), "\(error)")
+        let emptied = await Self.refusedStart("an emptied database was taken for a first start") {
+            await (try await TestServer.start(directory: directory)).stop()
         }
+        #expect(emptied.contains("audit.anchors records an audit log") && emptied.contains("emptied or replaced"), "\(emptied)")
     }
 
     @Test("a second server on the same data directory is refused while the first runs, and starts once it stopped")
     func oneServerPerDataDirectory() async throws {
         let first = try await TestServer.start()
         defer { first.removeDirectory() }
-        do {
-            let second = try await TestServer.start(directory: first.directory)
-            await second.stop()
-            Issue.record("two servers ran on one data directory")
-        } catch {
-            #expect("\(error)".contains("Another fieldsyncd (process \(getpid()))") && "\(error)".contains("--data"), "\(error)")
+        let second = await Self.refusedStart("two servers ran on one data directory") {
+            await (try await TestServer.start(directory: first.directory)).stop()
         }
+        #expect(second.contains("Another fieldsyncd (process \(getpid()))") && second.contains("--data"), "\(second)")
         #expect(try await first.http.send("GET", "/health").status == 200)
         let next = try await first.restart()
         #expect(try await next.http.send("GET", "/health").status == 200)

@@ -36,11 +36,15 @@ public enum FieldCLIEntry {
                            output: OutputSink = .standard()) async -> Int32 {
         // Bytes that were not UTF-8 reach us as U+FFFD (the decoding repairs them): storing that would
         // quietly change what the worker typed, so say so instead.
-        if let index = arguments.firstIndex(where: { $0.unicodeScalars.contains("\u{FFFD}") }) {
-            let context = CLIContext(home: URL(fileURLWithPath: "/"), json: arguments.contains("--json"), environment: environment, output: output)
-            report(CLIError.usage("Argument \(index + 1) is not valid UTF-8 text (it has bytes shown as \u{FFFD}). "
-                                  + "Set the terminal to UTF-8 (e.g. LANG=nl_NL.UTF-8) and type it again."), context: context)
+        /// A usage error found before there is a home to work in.
+        func refuse(_ message: String) -> Int32 {
+            report(CLIError.usage(message), context: CLIContext(home: URL(fileURLWithPath: "/"), json: arguments.contains("--json"),
+                                                                environment: environment, output: output))
             return CLIError.ExitCode.usage.rawValue
+        }
+        if let index = arguments.firstIndex(where: { $0.unicodeScalars.contains("\u{FFFD}") }) {
+            return refuse("Argument \(index + 1) is not valid UTF-8 text (it has bytes shown as \u{FFFD}). "
+                          + "Set the terminal to UTF-8 (e.g. LANG=nl_NL.UTF-8) and type it again.")
         }
         var rest: [String] = []
         var home = environment["FIELDCLI_HOME"].flatMap { $0.isEmpty ? nil : $0 }  // an empty variable means unset
@@ -99,10 +103,7 @@ public enum FieldCLIEntry {
             rest = kept
         }
         if let home, home.trimmingCharacters(in: .whitespaces).isEmpty {
-            // An empty path would quietly mean the current directory.
-            let context = CLIContext(home: URL(fileURLWithPath: "/"), json: json, environment: environment, output: output)
-            report(CLIError.usage("--home is empty. Give this device's home directory, e.g. --home ~/.fieldcli."), context: context)
-            return CLIError.ExitCode.usage.rawValue
+            return refuse("--home is empty. Give this device's home directory, e.g. --home ~/.fieldcli.")  // it would mean the current directory
         }
         let homeURL = home.map { URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
             ?? URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".fieldcli")

@@ -45,8 +45,7 @@ final class LocalStore: Sendable {
         try FileSecurity.makePrivateDirectory(home)
         DeviceKeyFile.scrubLeftovers(keyURL)
         if let existing = try? Data(contentsOf: keyURL) {
-            // A restore or copy may have loosened it; the key opens the whole store.
-            if FileSecurity.mode(of: keyURL) != 0o600 { try FileSecurity.restrict(keyURL) }
+            try FileSecurity.restrictIfLoosened(keyURL)  // a restore or copy may have loosened it; the key opens the whole store
             key = try DeviceKeyFile.unwrap(try DeviceKeyFile.parse(existing, path: keyURL.path), passphrase: passphrase)
             keyIsWrapped = DeviceKeyFile.isWrapped(existing)
         } else {
@@ -63,12 +62,6 @@ final class LocalStore: Sendable {
         config.busyMode = .timeout(30)
         // synchronous = FULL is set after GRDB's own WAL set-up (DurableCommits, below).
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
-        do {
-            queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
-            try DurableCommits.require(queue)
-        } catch where DamagedStore.isDamage(error) {
-            throw Self.damaged(databaseURL, error)
-        }
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -79,6 +72,8 @@ final class LocalStore: Sendable {
                 """)
         }
         do {
+            queue = try DatabaseQueue(path: databaseURL.path, configuration: config)
+            try DurableCommits.require(queue)
             try migrator.migrate(queue)
         } catch where DamagedStore.isDamage(error) {
             throw Self.damaged(databaseURL, error)
@@ -101,10 +96,7 @@ final class LocalStore: Sendable {
     static let passphraseNotGiven = CLIError(.usage, "This device's key is protected by a passphrase. Set FIELDCLI_PASSPHRASE or run the command in a terminal.",
                                              code: "passphraseRequired")
 
-    static func noPassphrase() throws -> String {
-        throw CLIError(.usage, "This device's key is protected by a passphrase. Set FIELDCLI_PASSPHRASE or run the command in a terminal.",
-                       code: "passphraseRequired")
-    }
+    static func noPassphrase() throws -> String { throw passphraseNotGiven }
 
     /// Rewrites the key file: wrapped under `passphrase`, or plain when nil.
     /// The data key itself does not change, so no row is rewritten.

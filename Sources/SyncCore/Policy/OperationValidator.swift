@@ -31,7 +31,7 @@ public struct OperationValidator: Sendable {
                          target: Target) -> RefusalReason? {
         if let reason = validateShape(op, replica: replica, user: user, target: target) { return reason }
         if let reason = validateSchema(op) { return reason }
-        let serverOnly = schema.purpose(op.segment.purpose)?.serverOnly ?? true
+        let serverOnly = schema.isServerOnly(op.segment.purpose)
         let createdHere: Bool
         if case .createHousehold = op.payload { createdHere = true } else { createdHere = target.createdLocally }
         if case .refused(let reason) = PolicyEvaluator.check(.write, segment: op.segment, context: policy, now: now,

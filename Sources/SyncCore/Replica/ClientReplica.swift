@@ -129,7 +129,7 @@ public struct ClientReplica: Sendable {
         let writable = schema.fields.filter { field in
             !field.retired && PolicyEvaluator.check(.write, segment: SegmentKey(household: household, purpose: field.purpose), context: policy,
                                                     now: now, createdLocally: locallyCreated.contains(household),
-                                                    serverOnly: schema.purpose(field.purpose)?.serverOnly ?? true).isAllowed
+                                                    serverOnly: schema.isServerOnly(field.purpose)).isAllowed
         }.map(\.name)
         var message = "There is no field \"\(name)\" in schema \(schema.name) v\(schema.version)."
         let close = schema.fields.filter { !$0.retired && Self.isCloseSpelling($0.name, of: name) }.map(\.name)

@@ -274,6 +274,8 @@ public struct Schema: Hashable, Sendable, Codable {
 
     /// Purposes a device may ever hold (all but server-only ones).
     public var devicePurposes: [Purpose] { purposes.filter { !$0.serverOnly }.map(\.code) }
+    /// A purpose no device may hold: server-only, or not in the schema at all.
+    public func isServerOnly(_ code: Purpose) -> Bool { purpose(code)?.serverOnly ?? true }
 
     public func isSensitive(_ purpose: Purpose) -> Bool { self.purpose(purpose)?.sensitive ?? false }
 

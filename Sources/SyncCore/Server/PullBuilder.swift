@@ -56,13 +56,13 @@ public enum PullBuilder {
         let assigned = policy.assignments.map(\.household).sortedUnique()
         let readable = try backend.existingSegments(of: assigned).filter { held in
             PolicyEvaluator.mayRead(held.segment, context: policy, now: now,
-                                    serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true)
+                                    serverOnly: schema.isServerOnly(held.segment.purpose))
         }.sortedUnique()
         let created = push?.createdSegments ?? []
         // Only purposes the user may use: that a purpose they cannot see was erased is itself a disclosure.
         let raised = try backend.raisedEpochs(of: assigned).filter { held in
             PolicyEvaluator.access(to: held.segment, context: policy, now: now,
-                                   serverOnly: schema.purpose(held.segment.purpose)?.serverOnly ?? true).isAllowed
+                                   serverOnly: schema.isServerOnly(held.segment.purpose)).isAllowed
         }
         var held: [HeldSegment]
         // What the device would hold had it taken everything readable before this push.

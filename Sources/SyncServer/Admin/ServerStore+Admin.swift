@@ -34,7 +34,7 @@ extension ServerStore {
             throw ServerError.badRequest("Unknown role \(request.role). Roles: \(roles).")
         }
         // The contact goes to every colleague's device in the involvement list: a line, not a document.
-        if let contact = request.contact, contact.count > 200 || contact.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if let contact = request.contact, contact.count > 200 || !contact.isOneLine {
             throw ServerError.badRequest("A contact is one line of at most 200 characters (a phone number or a team's address).")
         }
         let now = self.now
@@ -132,11 +132,16 @@ extension ServerStore {
         guard (until ?? 0) <= UInt64(Int64.max) else { throw ServerError.badRequest("until is out of range (milliseconds since 1970).") }
     }
 
+    /// A purpose an admin may give or block for devices: in the schema and not server-only.
+    private static func requireDevicePurpose(_ purpose: Purpose, in schema: Schema) throws {
+        guard !schema.isServerOnly(purpose) else {
+            throw ServerError.badRequest("Unknown or server-only purpose \(purpose). Purposes: \(schema.devicePurposes.map(\.rawValue).joined(separator: ", ")).")
+        }
+    }
+
     func grant(_ request: API.GrantRequest, by admin: UserRow) async throws -> API.GrantResult {
         try Self.checkUntil(request.until)
-        guard let info = schema.purpose(request.purpose), !info.serverOnly else {
-            throw ServerError.badRequest("Unknown or server-only purpose \(request.purpose). Purposes: \(schema.devicePurposes.map(\.rawValue).joined(separator: ", ")).")
-        }
+        try Self.requireDevicePurpose(request.purpose, in: schema)
         let now = self.now
         let audit = self.audit
         return try await committer.write { db in
@@ -181,9 +186,7 @@ extension ServerStore {
         return try await committer.write { db in
             // A mistyped purpose (WM0) would be stored as given and block nothing while the admin is told it does.
             // Only on add: a block stored under a purpose since dropped from the schema must stay removable.
-            if add, let purpose = request.purpose, schema.purpose(purpose)?.serverOnly ?? true {
-                throw ServerError.badRequest("Unknown or server-only purpose \(purpose). Purposes: \(schema.devicePurposes.map(\.rawValue).joined(separator: ", ")).")
-            }
+            if add, let purpose = request.purpose { try Self.requireDevicePurpose(purpose, in: schema) }
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(request.household.bytes)]) == true else {
                 throw ServerError.notFound("There is no household \(request.household) on the server.")
             }
@@ -363,19 +366,19 @@ extension ServerStore {
 
     // MARK: Conflicts
 
-    /// The conflict queue, with value IDs. Values only where the admin holds a
     /// A break-glass reason as the audit log keeps it: why, in one line. The log is
     /// never erased (its rows are chained), so it must not become a place for
     /// client details: short, and the help asks for a case number instead.
     static func breakGlassReason(_ text: String) throws -> String {
         let reason = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard reason.count >= 8, reason.count <= 200, !reason.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard reason.count >= 8, reason.count <= 200, reason.isOneLine else {
             throw ServerError.badRequest("A break-glass reason is one line of 8 to 200 characters saying why, e.g. a case or ticket number; "
                                          + "no client details: it is kept in the audit log, which is never erased.")
         }
         return reason
     }
 
+    /// The conflict queue, with value IDs. Values only where the admin holds a
     /// read grant, or with an audited break-glass reason.
     func conflicts(household: HouseholdID?, breakGlass: String?, by admin: UserRow) async throws -> [API.ConflictEntry] {
         let now = self.now
@@ -589,21 +592,18 @@ extension ServerStore {
             return result
         }
         if erased.isEmpty {
-            // Nothing left to erase. If it was erased before, say so and list the devices that have
-            // not purged yet: running the erase again is how an admin follows an erasure up.
+            // Nothing left to erase: answer as the follow-up does (`--status`), if it was erased before.
             let earlier = try await erasedBefore(household: household, purpose: request.purpose)
             guard !earlier.isEmpty else {
                 throw ServerError.notFound("Household \(household) has no \(request.purpose.map { "\($0) " } ?? "")data on the server.")
             }
             return API.EraseResult(household: household, erased: [], erasedBefore: earlier,
-                                   devicesStillHolding: try await devicesHolding(household: household, purposes: Set(earlier.map(\.purpose)),
-                                                                                 epochs: Dictionary(uniqueKeysWithValues: earlier.map { ($0.purpose, $0.oldEpoch) })))
+                                   devicesStillHolding: try await devicesHolding(household: household, erased: earlier))
         }
         // Deleted pages are zeroed (secure_delete); the WAL is emptied too.
         try await checkpointTruncate()
         return API.EraseResult(household: household, erased: erased, erasedBefore: [],
-                               devicesStillHolding: try await devicesHolding(household: household, purposes: Set(erased.map(\.purpose)),
-                                                                             epochs: Dictionary(uniqueKeysWithValues: erased.map { ($0.purpose, $0.oldEpoch) })))
+                               devicesStillHolding: try await devicesHolding(household: household, erased: erased))
     }
 
     /// The follow-up of an erasure, read-only: the last erasure of each purpose
@@ -620,8 +620,7 @@ extension ServerStore {
             try audit.append([AuditRecord(at: now, actor: admin.name, action: "erasureStatus", household: household, purpose: purpose)], db: db)
         }
         return API.EraseResult(household: household, erased: [], erasedBefore: earlier,
-                               devicesStillHolding: try await devicesHolding(household: household, purposes: Set(earlier.map(\.purpose)),
-                                                                             epochs: Dictionary(uniqueKeysWithValues: earlier.map { ($0.purpose, $0.oldEpoch) })))
+                               devicesStillHolding: try await devicesHolding(household: household, erased: earlier))
     }
 
     /// The last erasure of each of a household's purposes (or of one), from the erasure log.
@@ -677,9 +676,11 @@ extension ServerStore {
         }
     }
 
-    /// Devices whose last reported held list still contains these segments.
-    func devicesHolding(household: HouseholdID, purposes: Set<Purpose>, epochs: [Purpose: UInt32]) async throws -> [API.DeviceHolding] {
-        try await pool.read { db in
+    /// Devices whose last reported held list still contains these erased segments (at their old epoch or before).
+    func devicesHolding(household: HouseholdID, erased: [API.ErasedSegment]) async throws -> [API.DeviceHolding] {
+        let epochs = Dictionary(erased.map { ($0.purpose, $0.oldEpoch) }, uniquingKeysWith: max)
+        let purposes = Set(epochs.keys)
+        return try await pool.read { db in
             var result: [API.DeviceHolding] = []
             for row in try Row.fetchAll(db, sql: "SELECT devices.id, devices.name, devices.held, users.name AS user_name FROM devices JOIN users ON users.id = devices.user_id WHERE revoked_at IS NULL") {
                 guard let list = HeldSegment.fromStorage(row["held"]) else { continue }
@@ -694,4 +695,9 @@ extension ServerStore {
             return result
         }
     }
+}
+
+private extension String {
+    /// No line breaks, tabs or other control characters: text an admin types for a list or a log line.
+    var isOneLine: Bool { !unicodeScalars.contains { $0.properties.generalCategory == .control } }
 }

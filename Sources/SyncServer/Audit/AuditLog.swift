@@ -79,8 +79,7 @@ final class AuditLog: Sendable {
             guard existing.count == 32 else {
                 throw ServerError(.internalError, "audit.key in the data directory is damaged (expected 32 bytes). Restore it from backup.", status: .internalServerError)
             }
-            // A restore or copy may have loosened it: the key signs the audit log.
-            if FileSecurity.mode(of: keyURL) != 0o600 { try FileSecurity.restrict(keyURL) }
+            try FileSecurity.restrictIfLoosened(keyURL)  // a restore or copy may have loosened it: the key signs the audit log
             key = SymmetricKey(data: existing)
             keyedMAC = HMAC<SHA256>(key: key)
             if let stored, stored != Self.fingerprint(keyedMAC) {
@@ -103,8 +102,7 @@ final class AuditLog: Sendable {
             // prove itself on the log: adopting a foreign key here would make it the one on record.
             if hasRows {
                 let newest = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM audit ORDER BY seq DESC LIMIT 2") }
-                let previous: Data = newest.count > 1 ? newest[1]["mac"] : Data(count: 32)
-                guard let last = newest.first, Self.mac(Self.record(from: last), previous: previous, keyed: keyedMAC) == (last["mac"] as Data) else {
+                guard let last = newest.first, verifies(last, previous: newest.count > 1 ? newest[1]["mac"] : Data(count: 32)) else {
                     // A different key, or an altered newest row: start (so --verify can say which), but record nothing.
                     logger.critical("audit.key does not verify the newest audit row: a different key, or an altered row; run 'fieldcli admin audit --verify'")
                     return
@@ -115,6 +113,11 @@ final class AuditLog: Sendable {
                 try db.execute(sql: "INSERT INTO store_meta (key, value) VALUES ('audit.key.fingerprint', ?)", arguments: [fingerprint])
             }
         }
+    }
+
+    /// Whether a stored row's HMAC is the one this key gives it after `previous`.
+    private func verifies(_ row: Row, previous: Data) -> Bool {
+        Self.mac(Self.record(from: row), previous: previous, keyed: keyedMAC) == (row["mac"] as Data)
     }
 
     /// An HMAC of a fixed label: names the key without revealing it.
@@ -220,11 +223,11 @@ final class AuditLog: Sendable {
                 return AuditVerification(ok: false, rows: expected - 1, anchorsChecked: 0,
                                          problem: "audit row \(expected) is missing (next row is \(record.seq))")
             }
-            let stored: Data = row["mac"]
-            guard Self.mac(record, previous: previous, keyed: keyedMAC) == stored else {
+            guard verifies(row, previous: previous) else {
                 return AuditVerification(ok: false, rows: expected - 1, anchorsChecked: 0,
                                          problem: "audit row \(record.seq) was altered (its HMAC does not match the chain)")
             }
+            let stored: Data = row["mac"]
             macs[record.seq] = stored
             previous = stored
             expected += 1

@@ -107,8 +107,7 @@ final class ServerStore: Sendable {
         audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger, database: pool)
         committer = GroupCommitter(pool: pool)
         checkpointer = try BackgroundCheckpointer(databasePath: path)
-        let adminToken = configuration.dataDirectory.appendingPathComponent("admin.token")
-        if let mode = FileSecurity.mode(of: adminToken), mode != 0o600 { try FileSecurity.restrict(adminToken) }
+        try FileSecurity.restrictIfLoosened(configuration.dataDirectory.appendingPathComponent("admin.token"))
         policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
     }
 

@@ -83,8 +83,10 @@ public enum FileSecurity {
         (try? FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions]) as? Int
     }
 
-    /// Makes an existing secret file owner-only (0600) again, e.g. after a restore or copy loosened it.
-    public static func restrict(_ url: URL) throws {
+    /// Makes an existing secret file owner-only (0600) again if a restore or copy
+    /// loosened it; a missing file is left missing.
+    public static func restrictIfLoosened(_ url: URL) throws {
+        guard let mode = mode(of: url), mode & 0o777 != 0o600 else { return }
         guard chmod(url.path, 0o600) == 0 else {
             throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: url.path])
         }
