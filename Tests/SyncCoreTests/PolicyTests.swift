@@ -184,19 +184,18 @@ struct PolicyTests {
         #expect(third.rejected.map(\.reason) == [.dotReuse])
     }
 
-    /// The in-memory server keeps verdicts packed (16-byte keys, fingerprints as two
-    /// words): any arrival order, epochs and fingerprint lengths read back as recorded.
+    /// The in-memory server keeps verdicts packed (16-byte keys, 16-byte
+    /// fingerprints): any arrival order and epochs read back as recorded.
     @Test func storedVerdictsReadBackAsRecorded() throws {
         var server = InMemorySyncServer(schema: Fixture.schema)
         var random = SplitMix64(seed: 11)
-        var recorded: [(op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?)] = []
+        var recorded: [(op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?)] = []
         // The same dots again at a later epoch (an erased segment written anew), with other content.
         let keys = (1...150).flatMap { counter in (0..<3).map { (counter: UInt64(counter), epoch: UInt32($0)) } }
         for (counter, epoch) in keys.shuffled(using: &random) {
             let write = op(.set(field: "wmo_request", value: "v\(counter)", resolves: []), replica: counter % 2 == 0 ? 7 : 8,
                            counter: counter, epoch: epoch)
-            let length = counter % 7 == 0 ? 32 : 16
-            let fingerprint = Digest((0..<length).map { UInt8(truncatingIfNeeded: counter &* 31 &+ UInt64(epoch) &* 7 &+ UInt64($0)) })
+            let fingerprint = ContentHash128(high: counter &* 31 &+ UInt64(epoch) &* 7, low: ~counter)
             let rejection: RefusalReason? = counter % 5 == 0 ? .readOnly : nil
             _ = try server.record(write, fingerprint: fingerprint, rejection: rejection)
             recorded.append((write, fingerprint, rejection))

@@ -71,6 +71,9 @@ public struct CollectionItem: Hashable, Sendable {
         }
     }
 
+    /// Whether the insert has arrived (`basePosition` is not nil), without building the fraction.
+    var hasBasePosition: Bool { baseLength != Self.noBase }
+
     private mutating func storeBase(_ fraction: [UInt8]) {
         if fraction.count <= 8 {
             inlineBase = fraction.enumerated().reduce(0) { $0 | UInt64($1.element) << UInt64(56 - 8 * $1.offset) }
@@ -151,18 +154,42 @@ public struct CollectionItem: Hashable, Sendable {
         normalize()
     }
 
-    /// State join of two copies of the same item.
-    mutating func join(_ other: CollectionItem) {
-        if baseLength == Self.noBase, let base = other.basePosition { storeBase(base) }
-        text.join(other.text)
-        status.join(other.status)
-        position.join(other.position)
-        writeCover.join(other.writeCover)
-        removeCover.join(other.removeCover)
-        insertIsWrite = insertIsWrite || other.insertIsWrite
-        if !other.otherWrites.isEmpty { otherWrites = Array(Set(otherWrites).union(other.otherWrites)).sorted() }
-        if !other.removes.isEmpty { removes = Array(Set(removes).union(other.removes)).sorted() }
-        normalize()
+    /// State join of two copies of the same item. Returns false when nothing
+    /// changed, true when something may have (a part that came in can be
+    /// filtered out again): it gates only the work a change needs.
+    @discardableResult
+    mutating func join(_ other: CollectionItem) -> Bool {
+        var changed = false
+        if baseLength == Self.noBase, let base = other.basePosition {
+            storeBase(base)
+            changed = true
+        }
+        if text.join(other.text) { changed = true }
+        if status.join(other.status) { changed = true }
+        if position.join(other.position) { changed = true }
+        if !writeCover.includes(other.writeCover) {
+            writeCover.join(other.writeCover)
+            changed = true
+        }
+        if !removeCover.includes(other.removeCover) {
+            removeCover.join(other.removeCover)
+            changed = true
+        }
+        if other.insertIsWrite, !insertIsWrite {
+            insertIsWrite = true
+            changed = true
+        }
+        if !other.otherWrites.allSatisfy(otherWrites.sortedContains) {
+            otherWrites = Array(Set(otherWrites).union(other.otherWrites)).sorted()
+            changed = true
+        }
+        if !other.removes.allSatisfy(removes.sortedContains) {
+            removes = Array(Set(removes).union(other.removes)).sorted()
+            changed = true
+        }
+        // An unchanged item is normalized already.
+        if changed { normalize() }
+        return changed
     }
 
     /// The filters: a remove deletes the writes (and the values) its author had
@@ -267,6 +294,42 @@ public struct ItemCollection: Hashable, Sendable {
             case (nil, false): break
             }
         }
+    }
+
+    /// Reads the item with this ID where it lies (no copy of its registers).
+    func withItem<Result>(_ id: Dot, _ body: (borrowing CollectionItem) -> Result) -> Result? {
+        if !onTop.isEmpty, let found = Self.withItem(id, in: onTop, body) { return found }
+        return Self.withItem(id, in: base, body)
+    }
+
+    private static func withItem<Result>(_ id: Dot, in items: [CollectionItem], _ body: (borrowing CollectionItem) -> Result) -> Result? {
+        let index = position(of: id, in: items)
+        guard index < items.count else { return nil }
+        return items.withUnsafeBufferPointer { $0[index].id == id ? body($0[index]) : nil }
+    }
+
+    /// Changes the item with this ID in place, or `make()` first when there is
+    /// none. In a view (`onTop`) the shared items are never written: an item
+    /// from them is copied on top first. Changing an item where it lies keeps
+    /// its buffers uniquely referenced; a copy out and back would copy each
+    /// buffer the change touches.
+    mutating func modifyItem<Result>(_ id: Dot, onTop inView: Bool, make: () -> CollectionItem,
+                                     _ body: (inout CollectionItem) -> Result) -> Result {
+        if inView {
+            let index = Self.position(of: id, in: onTop)
+            if index < onTop.count, onTop[index].id == id { return body(&onTop[index]) }
+            var item = Self.find(id, in: base) ?? make()
+            let result = body(&item)
+            onTop.insert(item, at: index)
+            return result
+        }
+        if !onTop.isEmpty { base = items; onTop = [] }  // a plain write to a view: flatten first
+        let index = Self.position(of: id, in: base)
+        if index < base.count, base[index].id == id { return body(&base[index]) }
+        var item = make()
+        let result = body(&item)
+        base.insertGrowingByAQuarter(item, at: index)
+        return result
     }
 
     /// Adds or replaces an item without touching the shared ones (for views).

@@ -69,6 +69,18 @@ public struct AppendLog: Hashable, Sendable {
         Self.find(dot, in: base) ?? (onTop.isEmpty ? nil : Self.find(dot, in: onTop))
     }
 
+    /// Reads the entry with this dot where it lies (no copy of its strings).
+    func withEntry<Result>(_ dot: Dot, _ body: (borrowing LogEntry) -> Result) -> Result? {
+        if let found = Self.withEntry(dot, in: base, body) { return found }
+        return onTop.isEmpty ? nil : Self.withEntry(dot, in: onTop, body)
+    }
+
+    private static func withEntry<Result>(_ dot: Dot, in entries: [LogEntry], _ body: (borrowing LogEntry) -> Result) -> Result? {
+        let index = position(of: dot, in: entries)
+        guard index < entries.count else { return nil }
+        return entries.withUnsafeBufferPointer { $0[index].dot == dot ? body($0[index]) : nil }
+    }
+
     private static func find(_ dot: Dot, in entries: [LogEntry]) -> LogEntry? {
         let index = position(of: dot, in: entries)
         return index < entries.count && entries[index].dot == dot ? entries[index] : nil

@@ -55,34 +55,44 @@ public struct MultiValueRegister<Value: Hashable & Sendable>: Hashable, Sendable
     /// Applies one write. Returns whether the state changed.
     @discardableResult
     public mutating func apply(_ write: RegisterValue<Value>, context: VersionVector) -> Bool {
-        let before = covered
-        covered.join(context)
-        let coverGrew = covered != before
-        if coverGrew { prune(by: covered) }
+        let coverGrew = !covered.includes(context)
+        if coverGrew {
+            covered.join(context)
+            prune(by: covered)
+        }
         guard !covered.contains(write.dot), !values.contains(where: { $0.dot == write.dot }) else { return coverGrew }
         let index = values.firstIndex(where: { RegisterValue.ranksAbove(write, $0) }) ?? values.count
         values.insert(write, at: index)
         return true
     }
 
-    /// State join: join the covers, union the values, filter.
+    /// State join: join the covers, union the values, filter. Returns whether
+    /// the state changed, worked out from what the join did rather than by
+    /// comparing with a copy (a copy would make every mutated buffer copy too).
     @discardableResult
     public mutating func join(_ other: MultiValueRegister<Value>) -> Bool {
-        let before = self
-        covered.join(other.covered)
-        for value in other.values where !values.contains(where: { $0.dot == value.dot }) {
-            values.append(value)
+        var changed = false
+        if !covered.includes(other.covered) {
+            covered.join(other.covered)
+            prune(by: covered)
+            changed = true
         }
-        normalize()
-        return self != before
+        for value in other.values where !covered.contains(value.dot) && !values.contains(where: { $0.dot == value.dot }) {
+            values.append(value)
+            changed = true
+        }
+        // Already sorted unless something came in (and a removal keeps the order).
+        if changed { values.sort(by: RegisterValue.ranksAbove) }
+        return changed
     }
 
     /// Drops the values whose dots `cover` contains. Returns whether any went.
     @discardableResult
     mutating func prune(by cover: VersionVector) -> Bool {
-        let count = values.count
+        // Checked first: removing from a shared buffer copies it even when nothing goes.
+        guard values.contains(where: { cover.contains($0.dot) }) else { return false }
         values.removeAll { cover.contains($0.dot) }
-        return values.count != count
+        return true
     }
 
     private mutating func normalize() {

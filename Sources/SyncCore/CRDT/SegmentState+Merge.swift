@@ -16,7 +16,7 @@ extension SegmentState {
     public mutating func apply(_ op: SyncOperation) -> ApplyOutcome {
         guard !context.contains(op.dot) else { return .duplicate }
         let key = Self.elementKey(of: op)
-        let before = tracksDigest ? element(key).map(Self.digest) : nil
+        let before = tracksDigest ? elementHash(key) : nil
         let outcome = merge(op)
         if case .applied(let changed?) = outcome { updateDigest(changed, before: before) }
         return outcome
@@ -38,10 +38,25 @@ extension SegmentState {
         ElementHasher.digest(of: element)
     }
 
+    /// The content hash of the element stored under a key, hashed where it
+    /// lies: `element(key)` would build a SegmentElement, copying its parts.
+    func elementHash(_ key: ElementKey) -> ContentHash128? {
+        switch key {
+        case .creation:
+            return creation.map { ElementHasher.digest(creation: $0) }
+        case .field(let name):
+            return fields.withValue(name) { ElementHasher.digest(field: name, register: $0) }
+        case .logEntry(let log, let dot):
+            return logs.withValue(log) { $0.withEntry(dot) { ElementHasher.digest(log: log, entry: $0) } } ?? nil
+        case .item(let collection, let id):
+            return collections.withValue(collection) { $0.withItem(id) { ElementHasher.digest(collection: collection, item: $0) } } ?? nil
+        }
+    }
+
     private mutating func updateDigest(_ key: ElementKey, before: ContentHash128?) {
         guard tracksDigest else { return }
         if let before { elementDigest = elementDigest - before }
-        if let after = element(key).map(Self.digest) { elementDigest = elementDigest + after }
+        if let after = elementHash(key) { elementDigest = elementDigest + after }
     }
 
     private mutating func merge(_ op: SyncOperation) -> ApplyOutcome {
@@ -63,37 +78,39 @@ extension SegmentState {
             if isView { logs[log, default: AppendLog()].addOnTop(entry) } else { logs[log, default: AppendLog()].add(entry) }
             return .applied(element: .logEntry(log: log, dot: op.dot))
         case .insert(let collection, let position, let text):
-            var item = collections[collection]?[op.dot] ?? CollectionItem(id: op.dot, basePosition: position)
-            item.setBasePosition(position)
-            item.applyText(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text), context: op.context)
-            store(item, in: collection)
+            let value = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text)
+            modifyItem(op.dot, in: collection) { item in
+                item.setBasePosition(position)
+                item.applyText(value, context: op.context)
+            }
             return .applied(element: .item(collection: collection, id: op.dot))
         case .edit(let collection, let id, let field, let value):
-            var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
             let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
-            switch field {
-            case .text: item.applyText(write, context: op.context)
-            case .status: item.applyStatus(write, context: op.context)
+            modifyItem(id, in: collection) { item in
+                switch field {
+                case .text: item.applyText(write, context: op.context)
+                case .status: item.applyStatus(write, context: op.context)
+                }
             }
-            store(item, in: collection)
             return .applied(element: .item(collection: collection, id: id))
         case .move(let collection, let id, let position):
-            var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
-            item.applyMove(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position), context: op.context)
-            store(item, in: collection)
+            let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position)
+            modifyItem(id, in: collection) { $0.applyMove(write, context: op.context) }
             return .applied(element: .item(collection: collection, id: id))
         case .remove(let collection, let id):
-            var item = collections[collection]?[id] ?? CollectionItem(id: id, basePosition: nil)
-            item.applyRemove(op.dot, context: op.context)
-            store(item, in: collection)
+            modifyItem(id, in: collection) { $0.applyRemove(op.dot, context: op.context) }
             return .applied(element: .item(collection: collection, id: id))
         }
     }
 
-    /// Puts an item an op changed back into its collection; a view keeps it
-    /// on top of the confirmed items (see ItemCollection).
-    private mutating func store(_ item: CollectionItem, in collection: String) {
-        if isView { collections[collection, default: ItemCollection()].setOnTop(item) } else { collections[collection, default: ItemCollection()][item.id] = item }
+    /// Changes an item of a collection where it lies (an item an op names
+    /// before its insert arrives starts without a base position); a view
+    /// changes it on top of the confirmed items (see ItemCollection).
+    private mutating func modifyItem<Result>(_ id: Dot, in collection: String, make: (() -> CollectionItem)? = nil,
+                                             _ body: (inout CollectionItem) -> Result) -> Result {
+        let inView = isView
+        return collections[collection, default: ItemCollection()].modifyItem(id, onTop: inView,
+                                                                             make: make ?? { CollectionItem(id: id, basePosition: nil) }, body)
     }
 
     /// Records a dot as seen and empty (a rejected op), so it never comes back.
@@ -105,7 +122,7 @@ extension SegmentState {
     @discardableResult
     public mutating func join(_ element: SegmentElement) -> Bool {
         let key = element.key
-        let before = tracksDigest ? self.element(key).map(Self.digest) : nil
+        let before = tracksDigest ? elementHash(key) : nil
         let changed = joinElement(element)
         if changed { updateDigest(key, before: before) }
         return changed
@@ -124,14 +141,9 @@ extension SegmentState {
         case .logEntry(let log, let entry):
             return logs[log, default: AppendLog()].add(entry)
         case .item(let collection, let item):
-            if var current = collections[collection]?[item.id] {
-                let before = current
-                current.join(item)
-                collections[collection, default: ItemCollection()][item.id] = current
-                return current != before
-            }
-            collections[collection, default: ItemCollection()][item.id] = item
-            return true
+            var inserted = false
+            let changed = modifyItem(item.id, in: collection, make: { inserted = true; return item }) { $0.join(item) }
+            return changed || inserted
         }
     }
 

@@ -29,7 +29,15 @@ public struct OperationValidator: Sendable {
     /// Returns nil when the op may be merged, else the reason to reject it.
     public func validate(_ op: SyncOperation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
                          target: Target) -> RefusalReason? {
-        if let reason = validateShape(op, replica: replica, user: user, target: target) { return reason }
+        validate(op, replica: replica, user: user, policy: policy, now: now, target: target, state: target.state)
+    }
+
+    /// The same, with the segment's state passed apart from `target` (whose
+    /// `state` is then ignored), so a caller that holds it in a larger value
+    /// lends it instead of copying it into a Target for every op.
+    func validate(_ op: SyncOperation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
+                  target: Target, state: SegmentState?) -> RefusalReason? {
+        if let reason = validateShape(op, replica: replica, user: user, target: target, state: state) { return reason }
         if let reason = validateSchema(op) { return reason }
         let serverOnly = schema.isServerOnly(op.segment.purpose)
         let createdHere: Bool
@@ -38,10 +46,11 @@ public struct OperationValidator: Sendable {
                                                              createdLocally: createdHere, serverOnly: serverOnly) {
             return reason
         }
-        return validateReferences(op, target: target)
+        return validateReferences(op, target: target, state: state)
     }
 
-    func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target) -> RefusalReason? {
+    func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target,
+                       state: SegmentState?) -> RefusalReason? {
         guard op.dot.replica == replica, op.author == user else { return .invalid }
         guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter, op.dot.counter <= Dot.maxCounter else { return .invalid }
         if op.absorbs != nil, !Self.absorbsAreWellFormed(op, replica: replica) { return .invalid }
@@ -49,16 +58,16 @@ public struct OperationValidator: Sendable {
         guard op.epoch == target.epoch else { return .invalid }
         // A dot the segment has seen without a stored verdict for it: merging
         // would be a no-op, so accepting it would lose the write.
-        if target.state?.context.contains(op.dot) == true { return .dotReuse }
+        if state?.context.contains(op.dot) == true { return .dotReuse }
         // The carried context may only claim dots the segment has seen, plus
         // the author's own earlier dots (pushed in order before this one).
-        let seen = target.state?.context ?? CausalContext()
         for entry in op.context.entries {
             guard entry.counter <= Dot.maxCounter else { return .invalid }
             guard entry.replica != replica else { continue }
-            if entry.counter > seen.vector[entry.replica] {
-                let missing = (seen.vector[entry.replica] + 1)...entry.counter
-                if missing.count > 64 || !missing.allSatisfy({ seen.contains(Dot(replica: entry.replica, counter: $0)) }) {
+            let top = state?.context.vector[entry.replica] ?? 0
+            if entry.counter > top {
+                let missing = (top + 1)...entry.counter
+                if missing.count > 64 || !missing.allSatisfy({ state?.context.contains(Dot(replica: entry.replica, counter: $0)) == true }) {
                     return .invalid
                 }
             }
@@ -120,18 +129,18 @@ public struct OperationValidator: Sendable {
         }
     }
 
-    func validateReferences(_ op: SyncOperation, target: Target) -> RefusalReason? {
+    func validateReferences(_ op: SyncOperation, target: Target, state: SegmentState?) -> RefusalReason? {
         switch op.payload {
         case .createHousehold:
             return target.householdExists ? .invalid : nil
         case .append(let name, let body):
             guard let original = body.correctionOf else { return nil }
-            if target.state?.logs[name]?[dot: original] != nil { return nil }
-            return target.state?.context.contains(original) ?? false ? .dependsOnRejected : .invalid
+            if state?.logs.withValue(name, { $0.withEntry(original) { _ in true } }) == true { return nil }
+            return state?.context.contains(original) ?? false ? .dependsOnRejected : .invalid
         case .edit(let name, let item, _, _), .move(let name, let item, _), .remove(let name, let item):
-            if target.state?.collections[name]?[item]?.basePosition != nil { return nil }
+            if state?.collections.withValue(name, { $0.withItem(item) { $0.hasBasePosition } }) == true { return nil }
             // Seen but absent: the insert was rejected. Never seen: a forged reference.
-            return target.state?.context.contains(item) ?? false ? .dependsOnRejected : .invalid
+            return state?.context.contains(item) ?? false ? .dependsOnRejected : .invalid
         default:
             return nil
         }

@@ -48,35 +48,26 @@ public struct InMemorySyncServer: Sendable {
         }
     }
 
-    /// One segment's verdicts, sorted by key (arrays: no dictionary buckets).
-    /// Fingerprints are 16 bytes (`ContentHash128`) and kept as two words; a
-    /// digest of any other length goes to `otherFingerprints`.
+    /// One segment's verdicts, sorted by key (arrays: no dictionary buckets),
+    /// each a 16-byte fingerprint.
     struct VerdictList: Sendable {
         private var keys: [VerdictKey] = []
-        private var fingerprints: [Words] = []
-        private var otherFingerprints: [VerdictKey: Digest] = [:]
+        private var fingerprints: [ContentHash128] = []
 
-        struct Words: Hashable, Sendable {
-            var high: UInt64
-            var low: UInt64
-        }
-
-        subscript(key: VerdictKey) -> Digest? {
+        subscript(key: VerdictKey) -> ContentHash128? {
             get {
                 let index = position(of: key)
                 guard index < keys.count, keys[index] == key else { return nil }
-                return otherFingerprints[key] ?? Self.digest(fingerprints[index])
+                return fingerprints[index]
             }
             set {
                 let index = position(of: key)
                 let present = index < keys.count && keys[index] == key
-                let words = newValue.flatMap(Self.words)
-                otherFingerprints[key] = newValue != nil && words == nil ? newValue : nil
                 switch (newValue, present) {
-                case (_?, true): fingerprints[index] = words ?? Words(high: 0, low: 0)
-                case (_?, false):
+                case (let fingerprint?, true): fingerprints[index] = fingerprint
+                case (let fingerprint?, false):
                     keys.insertGrowingByAQuarter(key, at: index)
-                    fingerprints.insertGrowingByAQuarter(words ?? Words(high: 0, low: 0), at: index)
+                    fingerprints.insertGrowingByAQuarter(fingerprint, at: index)
                 case (nil, true):
                     keys.remove(at: index)
                     fingerprints.remove(at: index)
@@ -87,16 +78,6 @@ public struct InMemorySyncServer: Sendable {
 
         /// Where `key` is or would go.
         private func position(of key: VerdictKey) -> Int { keys.sortedPosition(of: key) { $0 } }
-
-        private static func words(_ digest: Digest) -> Words? {
-            let b = digest.bytes
-            guard b.count == 16 else { return nil }
-            return Words(high: b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }, low: b[8..<16].reduce(0) { $0 << 8 | UInt64($1) })
-        }
-
-        private static func digest(_ words: Words) -> Digest {
-            Digest((0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? words.high : words.low) >> UInt64(56 - 8 * (i % 8))) })
-        }
     }
 
     public init(schema: Schema) { self.schema = schema }
@@ -192,7 +173,7 @@ extension InMemorySyncServer: PushBackend {
         store[slots[segment.state.key]!] = Slot(segment: segment)
     }
 
-    public mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
+    public mutating func record(_ op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?) throws -> UInt64 {
         seq += 1
         let key = VerdictKey(epoch: op.epoch, dot: op.dot)
         verdicts[op.segment, default: VerdictList()][key] = fingerprint

@@ -1,10 +1,10 @@
 /// The stored verdict of an op the server has seen (DESIGN §5: a re-pushed
 /// dot gets the verdict stored the first time).
 public struct StoredVerdict: Hashable, Sendable {
-    public var fingerprint: Digest
+    public var fingerprint: ContentHash128
     /// Nil when the op was accepted.
     public var rejection: RefusalReason?
-    public init(fingerprint: Digest, rejection: RefusalReason?) {
+    public init(fingerprint: ContentHash128, rejection: RefusalReason?) {
         self.fingerprint = fingerprint
         self.rejection = rejection
     }
@@ -30,7 +30,7 @@ public protocol PushBackend {
     mutating func restore(_ segment: ServerSegment)
     /// Stores the op with its verdict (quarantining a rejection) and returns
     /// its sequence number, assigned in this transaction.
-    mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64
+    mutating func record(_ op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?) throws -> UInt64
     /// Stores the changed elements of a segment at their new sequence numbers
     /// (`changed` is empty unless `storesElementsByKey`).
     mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws
@@ -186,10 +186,14 @@ public enum PushProcessor {
             households[op.segment.household] = exists
         }
         let verdict: RefusalReason?
-        do {
-            // Scoped: the target's reference to the state must end before it is mutated in place.
-            let target = OperationValidator.Target(epoch: work.epoch, state: work.segment?.state, householdExists: exists)
-            verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy, now: now, target: target)
+        // The state is lent, not copied into the target: a copy retains each of its buffers.
+        let target = OperationValidator.Target(epoch: work.epoch, state: nil, householdExists: exists)
+        if work.segment != nil {
+            verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy, now: now,
+                                         target: target, state: work.segment!.state)
+        } else {
+            verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy, now: now,
+                                         target: target, state: nil)
         }
         let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
         if let verdict {
@@ -240,10 +244,10 @@ public enum PushProcessor {
     }
 
     /// The fingerprint stored for an absorbed dot, whose own content the server never saw.
-    static let absorbedFingerprint = Digest([UInt8](repeating: 0xAB, count: 16))
+    static let absorbedFingerprint = ContentHash128(high: 0xABAB_ABAB_ABAB_ABAB, low: 0xABAB_ABAB_ABAB_ABAB)
 
     /// A digest of an op's full content: the same dot with other content is `dotReuse`.
-    public static func fingerprint(_ op: SyncOperation) -> Digest {
-        Digest(ElementHasher.fingerprint(of: op).bytes)
+    public static func fingerprint(_ op: SyncOperation) -> ContentHash128 {
+        ElementHasher.fingerprint(of: op)
     }
 }

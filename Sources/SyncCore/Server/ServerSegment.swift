@@ -56,9 +56,8 @@ public struct ServerSegment: Sendable {
         if createdSeq == 0 { createdSeq = seq }
         contextMeta.record(seq: seq, writer: op.dot.replica)
         if let element {
-            if meta.update(element, { $0.record(seq: seq, writer: op.dot.replica) }) == nil {
-                meta[element] = ElementMeta(seq: seq, writer: op.dot.replica)
-            }
+            let writer = op.dot.replica
+            meta.updateOrInsert(element, update: { $0.record(seq: seq, writer: writer) }, insert: { ElementMeta(seq: seq, writer: writer) })
         }
         return element
     }

@@ -13,6 +13,16 @@ public struct ContentHash128: Hashable, Sendable, Codable {
 
     public static let zero = ContentHash128(high: 0, low: 0)
 
+    /// The hash from its 16 bytes (as `bytes` writes them); nil for any other length.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 16 else { return nil }
+        var high: UInt64 = 0, low: UInt64 = 0
+        for (index, byte) in bytes.enumerated() {
+            if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+        }
+        self.init(high: high, low: low)
+    }
+
     @inline(__always)
     static func mix(_ value: UInt64) -> UInt64 {
         var z = value

@@ -26,8 +26,11 @@ struct ElementHasher {
     }
 
     mutating func add(_ text: String) {
-        var text = text
-        text.withUTF8 { add($0) }
+        // Native strings hand out their bytes in place; only a bridged one is copied.
+        if text.utf8.withContiguousStorageIfAvailable({ add($0) }) == nil {
+            var copy = text
+            copy.withUTF8 { add($0) }
+        }
     }
 
     mutating func add(_ bytes: [UInt8]) {
@@ -120,42 +123,63 @@ struct ElementHasher {
 
     /// The content hash of one element: a function of its canonical content.
     static func digest(of element: SegmentElement) -> ContentHash128 {
-        var h = ElementHasher()
         switch element {
-        case .creation(let record):
-            h.add(0)
-            h.add(record.dot)
-            h.add(record.stamp.rawValue)
-            h.add(record.author)
-        case .field(let name, let register):
-            h.add(1)
-            h.add(name)
-            h.add(register)
-        case .logEntry(let log, let entry):
-            h.add(2)
-            h.add(log)
-            h.add(entry.dot)
-            h.add(entry.stamp.rawValue)
-            h.add(entry.author)
-            h.add(entry.body.kind)
-            h.add(entry.body.occurredAt)
-            h.add(entry.body.text)
-            if let correction = entry.body.correctionOf { h.add(correction) } else { h.add(UInt64.max) }
-        case .item(let collection, let item):
-            h.add(3)
-            h.add(collection)
-            h.add(item.id)
-            if let base = item.basePosition { h.add(base) } else { h.add(UInt64.max) }
-            h.add(item.text)
-            h.add(item.status)
-            h.add(item.position)
-            h.add(UInt64(item.writes.count))
-            for dot in item.writes { h.add(dot) }
-            h.add(item.writeCover)
-            h.add(UInt64(item.removes.count))
-            for dot in item.removes { h.add(dot) }
-            h.add(item.removeCover)
+        case .creation(let record): return digest(creation: record)
+        case .field(let name, let register): return digest(field: name, register: register)
+        case .logEntry(let log, let entry): return digest(log: log, entry: entry)
+        case .item(let collection, let item): return digest(collection: collection, item: item)
         }
+    }
+
+    // One function per element kind, so that a state can hash an element where
+    // it lies (SegmentState.elementHash) without building a SegmentElement.
+
+    static func digest(creation record: borrowing CreationRecord) -> ContentHash128 {
+        var h = ElementHasher()
+        h.add(0)
+        h.add(record.dot)
+        h.add(record.stamp.rawValue)
+        h.add(record.author)
+        return h.result
+    }
+
+    static func digest(field name: String, register: borrowing MultiValueRegister<String>) -> ContentHash128 {
+        var h = ElementHasher()
+        h.add(1)
+        h.add(name)
+        h.add(register)
+        return h.result
+    }
+
+    static func digest(log: String, entry: borrowing LogEntry) -> ContentHash128 {
+        var h = ElementHasher()
+        h.add(2)
+        h.add(log)
+        h.add(entry.dot)
+        h.add(entry.stamp.rawValue)
+        h.add(entry.author)
+        h.add(entry.body.kind)
+        h.add(entry.body.occurredAt)
+        h.add(entry.body.text)
+        if let correction = entry.body.correctionOf { h.add(correction) } else { h.add(UInt64.max) }
+        return h.result
+    }
+
+    static func digest(collection: String, item: borrowing CollectionItem) -> ContentHash128 {
+        var h = ElementHasher()
+        h.add(3)
+        h.add(collection)
+        h.add(item.id)
+        if let base = item.basePosition { h.add(base) } else { h.add(UInt64.max) }
+        h.add(item.text)
+        h.add(item.status)
+        h.add(item.position)
+        h.add(UInt64(item.writes.count))
+        for dot in item.writes { h.add(dot) }
+        h.add(item.writeCover)
+        h.add(UInt64(item.removes.count))
+        for dot in item.removes { h.add(dot) }
+        h.add(item.removeCover)
         return h.result
     }
 }

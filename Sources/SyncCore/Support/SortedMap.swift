@@ -102,6 +102,23 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         }
     }
 
+    /// Changes the value for `key` in place, or inserts `make()` when the key
+    /// is absent: one search either way.
+    @inline(__always)
+    public mutating func updateOrInsert(_ key: Key, update: (inout Value) -> Void, insert make: () -> Value) {
+        let (index, found) = position(of: key)
+        if found { update(&entries[index].value) } else { entries.insert(Entry(key: key, value: make()), at: index) }
+    }
+
+    /// Reads the value for `key` where it lies (a getter would copy it out,
+    /// retaining each of its buffers); nil when the key is absent.
+    @inline(__always)
+    public func withValue<Result>(_ key: Key, _ body: (borrowing Value) throws -> Result) rethrows -> Result? {
+        let (index, found) = position(of: key)
+        guard found else { return nil }
+        return try entries.withUnsafeBufferPointer { try body($0[index].value) }
+    }
+
     /// Changes the value for an existing key in place; returns nil (and does
     /// nothing) when the key is absent.
     @discardableResult

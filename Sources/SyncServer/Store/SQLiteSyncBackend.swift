@@ -218,7 +218,10 @@ extension SQLiteSyncBackend: PushBackend {
             """), arguments: [Data(segment.household.bytes), segment.purpose.rawValue, Int64(epoch), Int64(dot.replica.rawValue),
                              Int64(dot.counter)]) else { return nil }
         let rejection: String? = row["rejection"]
-        return StoredVerdict(fingerprint: Digest(Array(row["fingerprint"] as Data)), rejection: rejection.map(RefusalReason.init(_:)))
+        // A stored fingerprint of another length (none is written) matches nothing.
+        let stored = row["fingerprint"] as Data
+        let fingerprint = ContentHash128(bytes: stored) ?? ContentHash128.of(Array(stored))
+        return StoredVerdict(fingerprint: fingerprint, rejection: rejection.map(RefusalReason.init(_:)))
     }
 
     mutating func currentEpoch(of segment: SegmentKey) throws -> UInt32 {
@@ -242,7 +245,7 @@ extension SQLiteSyncBackend: PushBackend {
         return loaded
     }
 
-    mutating func record(_ op: SyncOperation, fingerprint: Digest, rejection: RefusalReason?) throws -> UInt64 {
+    mutating func record(_ op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?) throws -> UInt64 {
         try db.cachedStatement(sql: """
             INSERT INTO ops (household, purpose, epoch, replica, counter, fingerprint, rejection, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [Data(op.segment.household.bytes), op.segment.purpose.rawValue, Int64(op.epoch),
