@@ -227,12 +227,24 @@ extension SegmentState {
 
     /// The state hash from its parts, for stores that keep the digest with the context.
     public static func stateHash(key: SegmentKey, epoch: UInt32, context: CausalContext, elementDigest: ContentHash128) -> [UInt8] {
+        let word = stateHashHigh(key: key, epoch: epoch, context: context, elementDigest: elementDigest)
+        return (0..<8).map { UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * $0)) }
+    }
+
+    /// The state hash's 8 bytes read little-endian, the way StateCheck sums
+    /// them, without building the byte array.
+    func stateHashWord() -> UInt64 {
+        Self.stateHashHigh(key: key, epoch: epoch, context: context, elementDigest: elementDigest).byteSwapped
+    }
+
+    /// The state hash's 8 bytes as one big-endian word.
+    private static func stateHashHigh(key: SegmentKey, epoch: UInt32, context: CausalContext, elementDigest: ContentHash128) -> UInt64 {
         var writer = BinaryWriter(capacity: 64)
         writer.byte(1)
         writer.household(key.household)
         writer.string(key.purpose.rawValue)
         writer.varint(UInt64(epoch))
         writer.context(context)
-        return Array((ContentHash128.of(writer.bytes) + elementDigest).bytes.prefix(8))
+        return (ContentHash128.of(writer.bytes) + elementDigest).high
     }
 }

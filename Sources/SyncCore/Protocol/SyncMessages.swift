@@ -267,23 +267,33 @@ public struct StateCheck: Hashable, Sendable, Codable {
 
     /// The segments covered, given the response's patches (first occurrence wins).
     public func segments(patches: [SegmentPatch]) -> [HeldSegment] {
-        var seen = Set<SegmentKey>()
+        segments(deltas: patches, snapshots: [])
+    }
+
+    /// The same for a response's deltas and snapshots, without joining the two lists.
+    public func segments(deltas: [SegmentPatch], snapshots: [SegmentPatch]) -> [HeldSegment] {
+        var seen = Set<SegmentKey>(minimumCapacity: deltas.count + snapshots.count + alsoCovers.count)
         var result: [HeldSegment] = []
-        for held in patches.map({ HeldSegment(segment: $0.segment, epoch: $0.epoch) }) + alsoCovers
-        where seen.insert(held.segment).inserted {
-            result.append(held)
-        }
+        result.reserveCapacity(deltas.count + snapshots.count + alsoCovers.count)
+        for patch in deltas where seen.insert(patch.segment).inserted { result.append(HeldSegment(segment: patch.segment, epoch: patch.epoch)) }
+        for patch in snapshots where seen.insert(patch.segment).inserted { result.append(HeldSegment(segment: patch.segment, epoch: patch.epoch)) }
+        for held in alsoCovers where seen.insert(held.segment).inserted { result.append(held) }
         return result
     }
 
     /// Order-independent combination of state hashes (little-endian, wrapping).
     public static func sum(_ hashes: [[UInt8]]) -> Digest {
-        var total: UInt64 = 0
-        for hash in hashes {
+        sum(words: hashes.map { hash in
             var value: UInt64 = 0
             for (index, byte) in hash.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(index)) }
-            total &+= value
-        }
+            return value
+        })
+    }
+
+    /// The same over hashes already read as little-endian words (`SegmentState.stateHashWord`).
+    public static func sum(words: [UInt64]) -> Digest {
+        var total: UInt64 = 0
+        for word in words { total &+= word }
         return Digest((0..<8).map { UInt8(truncatingIfNeeded: total >> (8 * UInt64($0))) })
     }
 }

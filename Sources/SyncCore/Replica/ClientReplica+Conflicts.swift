@@ -32,10 +32,9 @@ extension SegmentState {
     public func isInConflict(_ key: ElementKey) -> Bool {
         switch key {
         case .field(let name):
-            return fields[name]?.isConflict == true
+            return fields.withValue(name) { $0.isConflict } ?? false
         case .item(let collection, let id):
-            guard let item = collections[collection]?[id] else { return false }
-            return item.isLive && (item.isFlagged || item.text.isConflict)
+            return collections.withValue(collection) { $0.withItem(id) { $0.isLive && ($0.isFlagged || $0.text.isConflict) } ?? false } ?? false
         case .creation, .logEntry:
             return false
         }
@@ -86,33 +85,28 @@ extension ClientReplica {
     /// and a segment the state check drops shows only the device's pending ops,
     /// which never conflict with one another.
     struct ConflictScope {
-        /// Per segment, its elements in the scope (sorted, each once).
-        var elements: [(segment: SegmentKey, keys: [ElementKey])] = []
+        /// The deltas' fields and goals are read off the response itself (no
+        /// list of keys is built); these are the ones only rejections touch.
+        var rejectedElements: [(segment: SegmentKey, keys: [ElementKey])] = []
         var wholeSegments = Set<SegmentKey>()
     }
 
     func conflictScope(of response: SyncResponse) -> ConflictScope {
         var scope = ConflictScope()
         scope.wholeSegments = Set(response.snapshots.map(\.segment))
-        var elements: [SegmentKey: [ElementKey]] = [:]
-        for patch in response.deltas where !scope.wholeSegments.contains(patch.segment) {
-            var keys: [ElementKey] = []
-            for element in patch.elements {
-                switch element {
-                case .field, .item: keys.append(element.key)
-                case .creation, .logEntry: break  // never in conflict
-                }
-            }
-            if !keys.isEmpty { elements[patch.segment, default: []] += keys }
-        }
         if !response.rejected.isEmpty {
             let refused = Set(response.rejected.map { OpIdentity($0.segment, $0.epoch, $0.dot) })
+            var elements: [SegmentKey: [ElementKey]] = [:]
             for op in pending where refused.contains(OpIdentity(op.segment, op.epoch, op.dot)) && !scope.wholeSegments.contains(op.segment) {
                 // A dependant (an edit of a refused goal) is on the refused op's own element.
                 elements[op.segment, default: []].append(SegmentState.elementKey(of: op))
             }
+            // Each element once: one a delta also carries is counted with the delta.
+            let carried = Dictionary(response.deltas.map { ($0.segment, Set($0.elements.map(\.key))) }, uniquingKeysWith: { $0.union($1) })
+            scope.rejectedElements = elements.map { segment, keys in
+                (segment: segment, keys: keys.sortedUnique().filter { !(carried[segment]?.contains($0) ?? false) })
+            }
         }
-        scope.elements = elements.map { (segment: $0.key, keys: $0.value.sortedUnique()) }
         return scope
     }
 
@@ -131,14 +125,30 @@ extension ClientReplica {
         }
     }
 
-    func conflictMarks(in scope: ConflictScope) -> ConflictMarks {
+    func conflictMarks(in scope: ConflictScope, of response: SyncResponse) -> ConflictMarks {
         var marks = ConflictMarks(whole: conflictKeys(in: scope.wholeSegments))
-        for (segment, keys) in scope.elements {
-            guard let state = view(segment) else {
-                marks.flags += repeatElement(false, count: keys.count)
-                continue
+        for patch in response.deltas where !scope.wholeSegments.contains(patch.segment) {
+            let read: Void? = withView(patch.segment) { state in
+                for element in patch.elements {
+                    switch element {
+                    case .field(let name, _): marks.flags.append(state.isInConflict(.field(name)))
+                    case .item(let collection, let item): marks.flags.append(state.isInConflict(.item(collection: collection, id: item.id)))
+                    case .creation, .logEntry: break  // never in conflict
+                    }
+                }
             }
-            for key in keys { marks.flags.append(state.isInConflict(key)) }
+            if read == nil {
+                for element in patch.elements {
+                    switch element {
+                    case .field, .item: marks.flags.append(false)
+                    case .creation, .logEntry: break
+                    }
+                }
+            }
+        }
+        for (segment, keys) in scope.rejectedElements {
+            let flags = withView(segment) { state in keys.map { state.isInConflict($0) } }
+            marks.flags += flags ?? Array(repeating: false, count: keys.count)
         }
         return marks
     }
@@ -148,13 +158,14 @@ extension ClientReplica {
     func conflictKeys(in segments: Set<SegmentKey>) -> Set<ConflictKey> {
         var keys = Set<ConflictKey>()
         for segment in segments {
-            guard let state = view(segment) else { continue }
-            for (name, register) in state.fields where register.isConflict { keys.insert(ConflictKey(segment: segment, name: name)) }
-            for (name, collection) in state.collections {
-                // By index: a `for item in` loop copies every item (a dozen references) to look at two of its parts.
-                let items = collection.items
-                for index in items.indices where items[index].isLive && (items[index].isFlagged || items[index].text.isConflict) {
-                    keys.insert(ConflictKey(segment: segment, name: name, item: items[index].id))
+            withView(segment) { state in
+                for (name, register) in state.fields where register.isConflict { keys.insert(ConflictKey(segment: segment, name: name)) }
+                for (name, collection) in state.collections {
+                    // By index: a `for item in` loop copies every item (a dozen references) to look at two of its parts.
+                    let items = collection.items
+                    for index in items.indices where items[index].isLive && (items[index].isFlagged || items[index].text.isConflict) {
+                        keys.insert(ConflictKey(segment: segment, name: name, item: items[index].id))
+                    }
                 }
             }
         }

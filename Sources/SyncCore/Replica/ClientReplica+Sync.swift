@@ -115,18 +115,20 @@ extension ClientReplica {
     @discardableResult
     public mutating func apply(_ response: SyncResponse, wall: UInt64) -> SyncOutcome {
         var outcome = SyncOutcome()
-        var touched = Set<SegmentKey>()
-        var responseSegments = Set(response.snapshots.map(\.segment))
-        responseSegments.formUnion(response.deltas.map(\.segment))
-        responseSegments.formUnion(response.accepted.map(\.segment))
-        responseSegments.formUnion(response.rejected.map(\.segment))
+        // Segments this response changed, repeats allowed (a set only if views must be rebuilt).
+        var touched: [SegmentKey] = []
         let conflictScope = conflictScope(of: response)
-        let conflictsBefore = conflictMarks(in: conflictScope)
+        let conflictsBefore = conflictMarks(in: conflictScope, of: response)
         // A view shares the confirmed state's containers (SegmentState.isView): drop the
         // views of the segments this response changes before merging into them in place,
         // or every merge would copy a log or goal list a view still holds. Rebuilt below.
-        var viewsDropped = Set<SegmentKey>()
-        for segment in responseSegments where overlays.removeValue(forKey: segment) != nil { viewsDropped.insert(segment) }
+        var viewsDropped: [SegmentKey] = []
+        if !overlays.isEmpty {
+            for segment in response.snapshots.map(\.segment) + response.deltas.map(\.segment) + response.accepted.map(\.segment)
+                + response.rejected.map(\.segment) where overlays.removeValue(forKey: segment) != nil {
+                viewsDropped.append(segment)
+            }
+        }
 
         if let policy = response.policy { self.policy = policy }
         lastServerTime = max(lastServerTime, response.serverTime)
@@ -150,7 +152,7 @@ extension ClientReplica {
             confirmed[patch.segment] = state
             let epoch = max(epochs[patch.segment] ?? 0, patch.epoch)
             if epoch != 0 { epochs[patch.segment] = epoch }  // absent is 0 (see write)
-            touched.insert(patch.segment)
+            touched.append(patch.segment)
             outcome.snapshots += 1
             outcome.pulledElements += patch.elements.count
         }
@@ -199,7 +201,7 @@ extension ClientReplica {
                     rejected.append(record)
                 }
                 outcome.rejected.append(record)
-                touched.insert(op.segment)
+                touched.append(op.segment)
             }
             pending = kept
         }
@@ -217,7 +219,10 @@ extension ClientReplica {
         for instruction in purges {
             purge(instruction)
             outcome.purged.append(instruction.segment)
-            touched.remove(instruction.segment)
+        }
+        if !purges.isEmpty {
+            let purged = Set(purges.map(\.segment))
+            touched.removeAll { purged.contains($0) }  // a later step may touch one again
         }
 
         // 4. Accepted ops move from pending into confirmed.
@@ -243,7 +248,7 @@ extension ClientReplica {
                         confirmed.update(op.segment) { if $0.epoch == op.epoch { $0.apply(op) } }
                     }
                     if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
-                    touched.insert(op.segment)
+                    if touched.last != op.segment { touched.append(op.segment) }
                     outcome.accepted += 1
                 } else {
                     kept.append(op)
@@ -268,7 +273,7 @@ extension ClientReplica {
             }
             guard joined == true else { continue }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
-            touched.insert(patch.segment)
+            touched.append(patch.segment)
             outcome.pulledElements += patch.elements.count
         }
 
@@ -279,18 +284,18 @@ extension ClientReplica {
         // gets only when they are acknowledged; it heals the same way, at
         // the cost of one snapshot.)
         if let check = response.stateCheck {
-            let covered = check.segments(patches: response.deltas + response.snapshots)
-            var hashes: [[UInt8]] = []
+            let covered = check.segments(deltas: response.deltas, snapshots: response.snapshots)
+            var hashes: [UInt64] = []
             hashes.reserveCapacity(covered.count)
             for held in covered {
-                guard let state = confirmed[held.segment], state.epoch == held.epoch else { break }
-                hashes.append(state.stateHash())
+                guard let hash = confirmed.withValue(held.segment, { $0.epoch == held.epoch ? $0.stateHashWord() : nil }) ?? nil else { break }
+                hashes.append(hash)
             }
-            if hashes.count != covered.count || StateCheck.sum(hashes) != check.digest {
+            if hashes.count != covered.count || StateCheck.sum(words: hashes) != check.digest {
                 for held in covered where confirmed[held.segment] != nil {
                     confirmed[held.segment] = nil
                     outcome.resnapshots.append(held.segment)
-                    touched.insert(held.segment)
+                    touched.append(held.segment)
                 }
             }
         }
@@ -302,7 +307,12 @@ extension ClientReplica {
             auditQueue.removeAll { $0.deviceSeq <= response.auditAck }
             outcome.auditAcknowledged = before - auditQueue.count
         }
-        rebuildOverlays(for: touched.union(viewsDropped.subtracting(outcome.purged)))
+        if pending.isEmpty {
+            overlays = [:]  // nothing pending: no view differs from its confirmed state
+        } else {
+            let purged = Set(outcome.purged)
+            rebuildOverlays(for: Set(touched).union(viewsDropped.filter { !purged.contains($0) }))
+        }
         var rebased: [OpIdentity: Dot] = [:]
         for op in rebase {
             // An op that cannot be written again (its parent failed, or policy
@@ -319,7 +329,7 @@ extension ClientReplica {
                 rejected.append(RejectedRecord(op: op, reason: error.refusal ?? .invalid, at: wall))
             }
         }
-        outcome.newConflicts = conflictMarks(in: conflictScope).newConflicts(since: conflictsBefore)
+        outcome.newConflicts = conflictMarks(in: conflictScope, of: response).newConflicts(since: conflictsBefore)
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
         return outcome

@@ -69,6 +69,14 @@ public struct ClientReplica: Sendable {
         overlays[segment] ?? confirmed[segment]
     }
 
+    /// Reads what the user sees of a segment where it lies; nil when the
+    /// device has nothing of it. `view` returns a copy, which retains each of
+    /// the state's buffers: hot paths read in place.
+    public func withView<Result>(_ segment: SegmentKey, _ body: (SegmentState) throws -> Result) rethrows -> Result? {
+        if let overlay = overlays[segment] { return try body(overlay) }
+        return try confirmed.withValue(segment) { try body($0) }
+    }
+
     /// Every segment key the device shows (held or with pending ops).
     public var visibleSegments: [SegmentKey] {
         Array(Set(confirmed.keys).union(overlays.keys)).sorted()
@@ -268,24 +276,19 @@ public struct ClientReplica: Sendable {
     /// reports success (DESIGN §3: persist a counter before using it).
     @discardableResult
     mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
+        let draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
+                          knownEpoch: epochs[segment], lastCounter: counters[segment],
+                          householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
+                          createdLocally: locallyCreated.contains(segment.household))
+        let validator = OperationValidator(schema: schema)
+        let policy = self.policy, now = policyTime(wall: wall)
+        // The view is read in place (a copy retains each of its buffers), by a closure
+        // that does not capture `self`: capturing it would copy the whole replica.
+        let checked = withView(segment) { current in draft.check(on: current, validator: validator, policy: policy, now: now) }
         let op: SyncOperation
-        do {
-            // Scoped so the view is released before the overlay is mutated in place (no copy).
-            let current = view(segment)
-            let epoch = epochs[segment] ?? current?.epoch ?? 0
-            var context = current?.context.vector ?? VersionVector()
-            let cloudMax = current?.context.cloud.filter { $0.replica == replica }.map(\.counter).max() ?? 0
-            let last = counters[segment] ?? max(context[replica], cloudMax)
-            context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
-            op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
-                               stamp: clock.tick(wallMilliseconds: wall), author: user, context: context, payload: payload)
-            let validator = OperationValidator(schema: schema)
-            let target = OperationValidator.Target(epoch: epoch, state: current,
-                                                   householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
-                                                   createdLocally: locallyCreated.contains(segment.household))
-            if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: policyTime(wall: wall), target: target) {
-                throw refusal(reason, op: op)
-            }
+        switch checked ?? draft.check(on: nil, validator: validator, policy: policy, now: now) {
+        case .success(let checkedOp): op = checkedOp
+        case .failure(let refused): throw refusal(refused.reason, op: refused.op)
         }
         counters[segment] = op.dot.counter
         // An absent epoch is epoch 0, the usual case: only erasures make a map entry worth its bytes.
@@ -296,6 +299,41 @@ public struct ClientReplica: Sendable {
         }
         overlays[segment]!.apply(op)
         return op
+    }
+
+    /// What a local write knows before it sees the view.
+    private struct Draft {
+        var replica: ReplicaID
+        var user: String
+        var segment: SegmentKey
+        var payload: OperationPayload
+        var stamp: HLCTimestamp
+        var knownEpoch: UInt32?
+        var lastCounter: UInt64?
+        var householdExists: Bool
+        var createdLocally: Bool
+
+        /// The op on top of `current` (the view) and the validator's verdict on it (nil: accepted).
+        func check(on current: SegmentState?, validator: OperationValidator, policy: PolicyContext,
+                   now: UInt64) -> Result<SyncOperation, RefusedDraft> {
+            let epoch = knownEpoch ?? current?.epoch ?? 0
+            var context = current?.context.vector ?? VersionVector()
+            let cloudMax = current?.context.cloud.filter { $0.replica == replica }.map(\.counter).max() ?? 0
+            let last = lastCounter ?? max(context[replica], cloudMax)
+            context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
+            let op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
+                                   stamp: stamp, author: user, context: context, payload: payload)
+            let target = OperationValidator.Target(epoch: epoch, state: nil, householdExists: householdExists, createdLocally: createdLocally)
+            if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: now, target: target, state: current) {
+                return .failure(RefusedDraft(op: op, reason: reason))
+            }
+            return .success(op)
+        }
+    }
+
+    private struct RefusedDraft: Error {
+        var op: SyncOperation
+        var reason: RefusalReason
     }
 
     private func householdKnown(_ household: HouseholdID, excludingCreation: Bool) -> Bool {

@@ -76,6 +76,13 @@ public struct InMemorySyncServer: Sendable {
             }
         }
 
+        /// The highest counter of `replica` recorded at `epoch` (0: none).
+        func highestCounter(of replica: ReplicaID, epoch: UInt32) -> UInt64 {
+            let index = position(of: VerdictKey(epoch: epoch, dot: Dot(replica: replica, counter: .max)))
+            guard index > 0, keys[index - 1].epoch == epoch, keys[index - 1].replica == replica.rawValue else { return 0 }
+            return keys[index - 1].counter
+        }
+
         /// Where `key` is or would go.
         private func position(of key: VerdictKey) -> Int { keys.sortedPosition(of: key) { $0 } }
     }
@@ -154,6 +161,10 @@ extension InMemorySyncServer: PushBackend {
         let key = VerdictKey(epoch: epoch, dot: dot)
         guard let fingerprint = verdicts[segment]?[key] else { return nil }
         return StoredVerdict(fingerprint: fingerprint, rejection: refusals[segment]?[key])
+    }
+
+    public func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64 {
+        verdicts[segment]?.highestCounter(of: replica, epoch: epoch) ?? 0
     }
 
     public func currentEpoch(of segment: SegmentKey) throws -> UInt32 { epochs[segment] ?? 0 }

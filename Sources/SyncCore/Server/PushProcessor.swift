@@ -13,6 +13,11 @@ public struct StoredVerdict: Hashable, Sendable {
 /// The storage the push half of a sync needs, inside one write transaction.
 public protocol PushBackend {
     func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict?
+    /// The highest counter of `replica` with a stored verdict in the segment
+    /// at that epoch (0: none). A device's new ops come above it, so the push
+    /// looks their verdicts up only at or below it: once per segment instead
+    /// of once per op. (`UInt64.max` always looks up.)
+    func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64
     /// The segment's current epoch (0 if it was never erased). Asked once per
     /// segment of a push, just before `loadSegment`: a store may read both at once.
     mutating func currentEpoch(of segment: SegmentKey) throws -> UInt32
@@ -39,6 +44,7 @@ public protocol PushBackend {
 }
 
 extension PushBackend {
+    public func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64 { .max }
     public mutating func restore(_ segment: ServerSegment) {}
     public var storesElementsByKey: Bool { true }
 }
@@ -92,6 +98,8 @@ public enum PushProcessor {
         var existedBefore: Bool
         /// Changed elements (kept only for a store of elements); nil while the segment is unchanged.
         var changed: Set<ElementKey>?
+        /// The pushing device's highest counter with a stored verdict at `epoch`; nil until asked.
+        var recordedUpTo: UInt64?
     }
 
     public static func process<Backend: PushBackend>(_ ops: [SyncOperation], device: DeviceIdentity, policy: PolicyContext,
@@ -169,7 +177,15 @@ public enum PushProcessor {
             return .invalid
         }
         let fingerprint = Self.fingerprint(op)
-        if let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
+        // A counter above the device's highest recorded one is new: no verdict to look up.
+        var mayBeRecorded = true
+        if op.epoch == work.epoch {
+            if work.recordedUpTo == nil {
+                work.recordedUpTo = try backend.highestRecordedCounter(of: device.replica, segment: op.segment, epoch: op.epoch)
+            }
+            mayBeRecorded = op.dot.counter <= work.recordedUpTo!
+        }
+        if mayBeRecorded, let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
             // An absorbed dot's content never came, so any content for it matches.
             let matches = stored.fingerprint == fingerprint || stored.fingerprint == absorbedFingerprint
             let verdict = matches ? stored.rejection : .dotReuse
@@ -196,6 +212,7 @@ public enum PushProcessor {
                                          target: target, state: nil)
         }
         let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
+        if op.epoch == work.epoch, let upTo = work.recordedUpTo { work.recordedUpTo = max(upTo, op.dot.counter) }
         if let verdict {
             // Recorded as seen only in its own epoch: an old-epoch dot is not
             // part of the new epoch, where the same dot may still be written.

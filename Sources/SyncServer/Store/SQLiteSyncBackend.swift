@@ -224,6 +224,14 @@ extension SQLiteSyncBackend: PushBackend {
         return StoredVerdict(fingerprint: fingerprint, rejection: rejection.map(RefusalReason.init(_:)))
     }
 
+    func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64 {
+        // The unique index on (household, purpose, epoch, replica, counter) answers this from its last entry.
+        let highest = try Int64.fetchOne(try db.cachedStatement(sql: """
+            SELECT MAX(counter) FROM ops WHERE household = ? AND purpose = ? AND epoch = ? AND replica = ?
+            """), arguments: [Data(segment.household.bytes), segment.purpose.rawValue, Int64(epoch), Int64(replica.rawValue)])
+        return highest.map { UInt64(max(0, $0)) } ?? 0
+    }
+
     mutating func currentEpoch(of segment: SegmentKey) throws -> UInt32 {
         // A stored segment's row carries the current epoch (an erasure deletes
         // the row whose epoch it raises), and the push loads that row next.
