@@ -122,12 +122,12 @@ public enum Replay {
                 try replicas[r].appendLog(household: h, purpose: .regie, kind: trace.contactKinds[Int(event.argument)],
                                           occurredAt: UInt64(event.at) * 1000, text: trace.text(event), wall: now)
             case .insert:
-                let live = replicas[r].view(regie)?.collections["doelen"]?.liveCount ?? 0
+                let live = replicas[r].liveOrder(of: "doelen", in: regie).count
                 var index = Int(event.argument)
                 if index > live { index = live; result.clamped_inserts += 1 }
                 try replicas[r].insertItem(household: h, purpose: .regie, at: index, text: trace.text(event), wall: now)
             case .delete:
-                let live = replicas[r].view(regie)?.collections["doelen"]?.liveItems ?? []
+                let live = replicas[r].liveOrder(of: "doelen", in: regie)
                 if Int(event.argument) < live.count {
                     try replicas[r].removeItem(household: h, purpose: .regie, item: live[Int(event.argument)].id, wall: now)
                 } else {

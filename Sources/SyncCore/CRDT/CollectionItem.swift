@@ -116,7 +116,22 @@ public struct CollectionItem: Hashable, Sendable {
 
     /// The current fraction: the winning move, else the insert position.
     public var fraction: [UInt8] { position.winner?.value ?? basePosition ?? [] }
-    public var sortKey: [UInt8] { PositionKey.sortKey(fraction: fraction, item: id) }
+    public var sortKey: [UInt8] {
+        if let moved = position.winner?.value { return PositionKey.sortKey(fraction: moved, item: id) }
+        // From the base fraction's own storage: `basePosition` would build an array first.
+        var key: [UInt8] = []
+        switch baseLength {
+        case Self.noBase: key.reserveCapacity(PositionKey.suffixLength)
+        case Self.longBaseMark:
+            key.reserveCapacity(longBase.count + PositionKey.suffixLength)
+            key += longBase
+        default:
+            key.reserveCapacity(Int(baseLength) + PositionKey.suffixLength)
+            for index in 0..<Int(baseLength) { key.append(UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * index))) }
+        }
+        PositionKey.appendSuffix(of: id, to: &key)
+        return key
+    }
 
     mutating func recordWrite(_ dot: Dot, context: VersionVector) {
         writeCover.join(context)
@@ -265,17 +280,35 @@ public struct ItemCollection: Hashable, Sendable {
     }
 
     /// How many items are live.
-    public var liveCount: Int {
-        guard !onTop.isEmpty else { return base.reduce(0) { $0 + ($1.isLive ? 1 : 0) } }
-        return items.reduce(0) { $0 + ($1.isLive ? 1 : 0) }
-    }
+    public var liveCount: Int { liveOrder.count }
 
     /// Live items in position order.
-    public var liveItems: [CollectionItem] {
-        let live = items.filter(\.isLive)
+    public var liveItems: [CollectionItem] { liveOrder.compactMap { self[$0.id] } }
+
+    /// A live item's place: its ID and sort key.
+    public struct Place: Sendable {
+        public var id: Dot
+        public var sortKey: [UInt8]
+    }
+
+    /// The live items' IDs and sort keys in position order. Items are read
+    /// where they lie: a copy of an item retains a dozen buffers, and the
+    /// device asks this for every insert and removal a worker makes.
+    public var liveOrder: [Place] {
+        var places: [Place] = []
+        onTop.withUnsafeBufferPointer { top in
+            for index in top.indices where top[index].isLive { places.append(Place(id: top[index].id, sortKey: top[index].sortKey)) }
+        }
+        base.withUnsafeBufferPointer { items in
+            for index in items.indices where items[index].isLive {
+                let id = items[index].id
+                if !onTop.isEmpty, Self.find(id, in: onTop) != nil { continue }  // changed on top: counted there
+                places.append(Place(id: id, sortKey: items[index].sortKey))
+            }
+        }
         // Each sort key is built once: built in the comparison, a sort made two arrays per comparison.
-        let keys = live.map(\.sortKey)
-        return live.indices.sorted { PositionKey.precedes(keys[$0], keys[$1]) }.map { live[$0] }
+        places.sort { PositionKey.precedes($0.sortKey, $1.sortKey) }
+        return places
     }
 
     public internal(set) subscript(id: Dot) -> CollectionItem? {

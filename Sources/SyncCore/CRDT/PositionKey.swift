@@ -11,11 +11,16 @@ public enum PositionKey {
     public static func sortKey(fraction: [UInt8], item: Dot) -> [UInt8] {
         var key = fraction
         key.reserveCapacity(fraction.count + suffixLength)
+        appendSuffix(of: item, to: &key)
+        return key
+    }
+
+    /// Appends an item's ID suffix to a fraction.
+    static func appendSuffix(of item: Dot, to key: inout [UInt8]) {
         let replica = item.replica.rawValue
         let counter = UInt32(truncatingIfNeeded: item.counter)
         for shift in stride(from: 24, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: replica >> UInt32(shift))) }
         for shift in stride(from: 24, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: counter >> UInt32(shift))) }
-        return key
     }
 
     /// A fraction whose sort key (with any suffix) lies strictly between the

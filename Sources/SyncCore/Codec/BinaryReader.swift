@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads the compact binary form. Every read is bounds-checked and every count
 /// is checked against the bytes left, so hostile input (truncated, oversized,
 /// huge lengths) ends in a typed `SyncCoreError`, never a crash, a hang or a
@@ -107,10 +109,17 @@ public struct BinaryReader {
     public mutating func string() throws(SyncCoreError) -> String {
         let length = try varint()
         guard length <= UInt64(remaining) else { throw Self.truncated() }
-        let end = offset + Int(length)
-        guard let text = String(validating: bytes[offset..<end], as: UTF8.self) else {
-            throw Self.malformed("invalid UTF-8")
+        let start = offset, end = offset + Int(length)
+        // String(validating:) over a slice takes the standard library's generic,
+        // byte-at-a-time path; decoding a buffer is the fast one. It repairs bad
+        // UTF-8 rather than failing, so a repaired text differs from its bytes.
+        let text = bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
+        let exact = text.utf8.count == end - start && bytes.withUnsafeBufferPointer { all in
+            text.utf8.withContiguousStorageIfAvailable { decoded in
+                decoded.count == 0 || memcmp(decoded.baseAddress!, all.baseAddress! + start, decoded.count) == 0
+            } ?? text.utf8.elementsEqual(all[start..<end])
         }
+        guard exact else { throw Self.malformed("invalid UTF-8") }
         offset = end
         return text
     }

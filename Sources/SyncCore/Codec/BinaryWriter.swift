@@ -94,9 +94,8 @@ public struct BinaryWriter: Sendable {
 
     /// A household's 16 bytes, table or not.
     mutating func rawHousehold(_ id: HouseholdID) {
-        for word in [id.high, id.low] {
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
-        }
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.high >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.low >> UInt64(shift))) }
     }
 
     /// A stamp as the signed millisecond delta from the previous stamp, with a

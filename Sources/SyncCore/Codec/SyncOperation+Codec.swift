@@ -34,20 +34,28 @@ enum OperationListCodec {
             writer.varint(UInt64(first.dot.replica.rawValue))
             writer.symbol(first.author)
             writer.varint(group.count)
-            var previous: SyncOperation?
-            for op in ops[group] {
+            for index in group {
+                let op = ops[index]
                 var flags = tag(of: op.payload)
-                var expected = VersionVector()
+                // The previous op of the group, read in place: what this op's counter and context are expected to be.
+                let previous = index > group.lowerBound ? index - 1 : nil
                 if let previous {
-                    if op.dot.counter == previous.dot.counter &+ 1 { flags |= denseCounter }
-                    expected = previous.context
-                    expected.raise(previous.dot.replica, to: previous.dot.counter)
-                    if op.context == expected { flags |= expectedContext }
+                    if op.dot.counter == ops[previous].dot.counter &+ 1 { flags |= denseCounter }
+                    if op.context.equalsRaised(ops[previous].context, ops[previous].dot.replica, to: ops[previous].dot.counter) {
+                        flags |= expectedContext
+                    }
                 }
                 if op.absorbs != nil { flags |= hasAbsorbs }
                 writer.byte(flags)
                 if flags & denseCounter == 0 { writer.varint(op.dot.counter) }
-                if flags & expectedContext == 0 { writer.vector(op.context, relativeTo: expected) }
+                if flags & expectedContext == 0 {
+                    var expected = VersionVector()
+                    if let previous {
+                        expected = ops[previous].context
+                        expected.raise(ops[previous].dot.replica, to: ops[previous].dot.counter)
+                    }
+                    writer.vector(op.context, relativeTo: expected)
+                }
                 writer.stamp(op.stamp)
                 encodePayload(op.payload, stampMilliseconds: op.stamp.milliseconds, to: &writer)
                 if let absorbs = op.absorbs {
@@ -55,7 +63,6 @@ enum OperationListCodec {
                     writer.varint(absorbs.count)
                     for counter in absorbs { writer.varint(op.dot.counter &- counter) }
                 }
-                previous = op
             }
         }
     }
@@ -80,18 +87,19 @@ enum OperationListCodec {
             let author = try reader.symbol()
             let count = try reader.count(minimumSize: 3)
             guard count > 0 else { throw BinaryReader.malformed("empty group") }
-            var previous: SyncOperation?
-            for _ in 0..<count {
+            for position in 0..<count {
                 let flags = try reader.byte()
+                // The group's previous op is the last one decoded (read in place, not copied).
+                let hasPrevious = position > 0
                 var expected = VersionVector()
-                if let previous {
-                    expected = previous.context
-                    expected.raise(previous.dot.replica, to: previous.dot.counter)
+                if hasPrevious {
+                    expected = ops[ops.count - 1].context
+                    expected.raise(ops[ops.count - 1].dot.replica, to: ops[ops.count - 1].dot.counter)
                 }
                 let counter: UInt64
                 if flags & denseCounter != 0 {
-                    guard let previous else { throw BinaryReader.malformed("dense counter without a previous op") }
-                    counter = previous.dot.counter &+ 1
+                    guard hasPrevious else { throw BinaryReader.malformed("dense counter without a previous op") }
+                    counter = ops[ops.count - 1].dot.counter &+ 1
                 } else {
                     counter = try reader.varint()
                 }
@@ -99,7 +107,7 @@ enum OperationListCodec {
                 guard counter > 0, counter <= Dot.maxCounter else { throw BinaryReader.malformed("counter out of range") }
                 let context: VersionVector
                 if flags & expectedContext != 0 {
-                    guard previous != nil else { throw BinaryReader.malformed("implied context without a previous op") }
+                    guard hasPrevious else { throw BinaryReader.malformed("implied context without a previous op") }
                     context = expected
                 } else {
                     context = try reader.vector(relativeTo: expected)
@@ -119,7 +127,6 @@ enum OperationListCodec {
                     op.absorbs = absorbs
                 }
                 ops.append(op)
-                previous = op
             }
         }
         return ops

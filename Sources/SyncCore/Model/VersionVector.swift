@@ -84,6 +84,24 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
         entries.insert(Entry(replica: replica, counter: counter), at: index)
     }
 
+    /// Whether this vector equals `base` with `replica` raised to `counter`,
+    /// worked out without building that vector (the op codec asks it per op).
+    func equalsRaised(_ base: VersionVector, _ replica: ReplicaID, to counter: UInt64) -> Bool {
+        let raisedIsNew = counter > 0 && base[replica] == 0
+        guard entries.count == base.entries.count + (raisedIsNew ? 1 : 0) else { return false }
+        var j = 0
+        for entry in entries {
+            if entry.replica == replica {
+                guard entry.counter == max(base[replica], counter) else { return false }
+                if !raisedIsNew { j += 1 }
+                continue
+            }
+            guard j < base.entries.count, base.entries[j].replica == entry.replica, base.entries[j].counter == entry.counter else { return false }
+            j += 1
+        }
+        return j == base.entries.count
+    }
+
     /// Whether every dot of `other` is in this vector.
     public func includes(_ other: VersionVector) -> Bool {
         // One walk over both sorted lists (a lookup per entry would be quadratic in the writers).

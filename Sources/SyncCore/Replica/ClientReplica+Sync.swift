@@ -59,10 +59,21 @@ extension ClientReplica {
     /// the run is absorbed by the last such write, when that write's context
     /// holds it and everything it had seen.
     private static func absorb(in ops: [SyncOperation], _ run: Range<Int>, into result: inout [SyncOperation], dropped: inout [Int]) {
-        var last: [String: Int] = [:]
-        for index in run { if case .set(let field, _, _) = ops[index].payload { last[field] = index } }
+        // The last write of each field in the run. A run is a handful of ops: a scan
+        // beats a dictionary, which hashed every field name.
+        var lastByField: [String: Int] = [:]
+        if run.count > 32 {  // a long offline stretch in one segment: scans would be quadratic
+            for index in run { if case .set(let field, _, _) = ops[index].payload { lastByField[field] = index } }
+        }
+        func lastWrite(of field: String, after index: Int) -> Int? {
+            if run.count > 32 { return lastByField[field].flatMap { $0 > index ? $0 : nil } }
+            for later in (index + 1..<run.upperBound).reversed() {
+                if case .set(let name, _, _) = ops[later].payload, name == field { return later }
+            }
+            return nil
+        }
         for index in run {
-            guard case .set(let field, _, _) = ops[index].payload, let later = last[field], later != index else { continue }
+            guard case .set(let field, _, _) = ops[index].payload, let later = lastWrite(of: field, after: index) else { continue }
             let successor = ops[later]
             guard (result[later].absorbs?.count ?? 0) < OperationValidator.maxAbsorbed,
                   successor.dot.replica == ops[index].dot.replica, successor.context.contains(ops[index].dot),
@@ -72,43 +83,44 @@ extension ClientReplica {
         }
     }
 
-    /// Stable grouping by household, then by segment within it, each in order
-    /// of first appearance, so the codec writes one group header per segment.
-    /// Order within a segment is kept, and a household's first op (its
-    /// createHousehold, in REGIE) still comes before the rest of it.
+    /// Stable grouping by household, then by segment within it, so the codec
+    /// writes one group header per segment. Households come in ID order (any
+    /// order serves); a household's segments in order of first appearance, so
+    /// its first op (its createHousehold, in REGIE) still comes before the rest
+    /// of it; order within a segment is kept. A comparison sort of positions:
+    /// ranking households and segments in dictionaries hashed every op.
     static func groupedByHousehold(_ ops: [SyncOperation]) -> [SyncOperation] {
-        var householdRank: [HouseholdID: Int] = [:]
-        var segmentRank: [SegmentKey: Int] = [:]
-        var keys: [(household: Int, segment: Int, index: Int)] = []
-        keys.reserveCapacity(ops.count)
-        var previous: (segment: SegmentKey, household: Int, rank: Int)?
-        var sorted = true
-        for (index, op) in ops.enumerated() {
-            // Pending ops come in runs of one segment: look each run up once.
-            if previous?.segment != op.segment {
-                let household: Int
-                if let known = householdRank[op.segment.household] {
-                    household = known
-                } else {
-                    household = householdRank.count
-                    householdRank[op.segment.household] = household
+        guard ops.count > 1 else { return ops }
+        let households = ops.map { $0.segment.household }  // plain 16-byte values, cheap to compare
+        var order = Array(ops.indices)
+        order.sort { a, b in households[a] != households[b] ? households[a] < households[b] : a < b }
+        // Within a household (a short run), segments by first appearance.
+        var start = 0
+        while start < order.count {
+            var end = start + 1
+            while end < order.count, households[order[end]] == households[order[start]] { end += 1 }
+            if end - start > 1 {
+                var segments: [SegmentKey] = []  // in order of first appearance
+                var mixed = false
+                for position in start..<end {
+                    let segment = ops[order[position]].segment
+                    if segments.last != segment {
+                        if segments.contains(segment) { mixed = true } else { segments.append(segment) }
+                    }
                 }
-                let rank: Int
-                if let known = segmentRank[op.segment] {
-                    rank = known
-                } else {
-                    rank = segmentRank.count
-                    segmentRank[op.segment] = rank
+                if mixed || segments.count > 1 {
+                    var run: [Int] = []
+                    run.reserveCapacity(end - start)
+                    for segment in segments {
+                        for position in start..<end where ops[order[position]].segment == segment { run.append(order[position]) }
+                    }
+                    order.replaceSubrange(start..<end, with: run)
                 }
-                previous = (op.segment, household, rank)
             }
-            let key = (household: previous!.household, segment: previous!.rank, index: index)
-            if let last = keys.last, (last.household, last.segment) > (key.household, key.segment) { sorted = false }
-            keys.append(key)
+            start = end
         }
-        guard !sorted else { return ops }
-        keys.sort { ($0.household, $0.segment, $0.index) < ($1.household, $1.segment, $1.index) }
-        return keys.map { ops[$0.index] }
+        if order.elementsEqual(ops.indices) { return ops }
+        return order.map { ops[$0] }
     }
 
     /// Applies a sync response. `wall` is the device clock (ms).

@@ -219,12 +219,18 @@ public struct ClientReplica: Sendable {
     public mutating func insertItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen",
                                     at index: Int? = nil, text: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
-        let live = view(segment)?.collections[collection]?.liveItems ?? []
+        let live = liveOrder(of: collection, in: segment)
         let at = min(max(0, index ?? live.count), live.count)
         let lower = at > 0 ? live[at - 1].sortKey : nil
         let upper = at < live.count ? live[at].sortKey : nil
         let fraction = PositionKey.between(lower, upper)
         return try write(segment: segment, payload: .insert(collection: collection, position: fraction, text: text), wall: wall)
+    }
+
+    /// The live items of a collection as the user sees it, in position order
+    /// (IDs and sort keys; `view` gives the items themselves).
+    public func liveOrder(of collection: String, in segment: SegmentKey) -> [ItemCollection.Place] {
+        withView(segment) { $0.collections.withValue(collection) { $0.liveOrder } ?? [] } ?? []
     }
 
     @discardableResult
@@ -253,7 +259,7 @@ public struct ClientReplica: Sendable {
                                   to index: Int, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
-        let others = (view(segment)?.collections[collection]?.liveItems ?? []).filter { $0.id != item }
+        let others = liveOrder(of: collection, in: segment).filter { $0.id != item }
         let at = min(max(0, index), others.count)
         let fraction = PositionKey.between(at > 0 ? others[at - 1].sortKey : nil, at < others.count ? others[at].sortKey : nil)
         return try write(segment: segment, payload: .move(collection: collection, item: item, position: fraction), wall: wall)

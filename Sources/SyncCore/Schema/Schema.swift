@@ -142,9 +142,16 @@ public struct Schema: Hashable, Sendable, Codable {
 
     // Lookup tables, rebuilt after decoding; not part of the hash or the JSON.
     private var fieldIndex: [String: Int] = [:]
-    private var logIndex: [String: Int] = [:]
-    private var collectionIndex: [String: Int] = [:]
-    private var purposeIndex: [Purpose: Int] = [:]
+    private var logIndex: [PurposeAndName: Int] = [:]
+    private var collectionIndex: [PurposeAndName: Int] = [:]
+
+    /// A log or collection is named within its purpose. A key of both, not a
+    /// "PURPOSE/name" string: every pushed op looks one up, and building the
+    /// string allocated for each.
+    private struct PurposeAndName: Hashable, Sendable {
+        var purpose: Purpose
+        var name: String
+    }
 
     enum CodingKeys: String, CodingKey { case format, name, version, purposes, fields, logs, collections }
 
@@ -238,9 +245,10 @@ public struct Schema: Hashable, Sendable, Codable {
 
     private mutating func buildIndexes() {
         fieldIndex = Dictionary(uniqueKeysWithValues: fields.enumerated().map { ($1.name, $0) })
-        logIndex = Dictionary(uniqueKeysWithValues: logs.enumerated().map { ("\($1.purpose.rawValue)/\($1.name)", $0) })
-        collectionIndex = Dictionary(uniqueKeysWithValues: collections.enumerated().map { ("\($1.purpose.rawValue)/\($1.name)", $0) })
-        purposeIndex = Dictionary(uniqueKeysWithValues: purposes.enumerated().map { ($1.code, $0) })
+        logIndex = Dictionary(uniqueKeysWithValues: logs.enumerated().map { (PurposeAndName(purpose: $1.purpose, name: $1.name), $0) })
+        collectionIndex = Dictionary(uniqueKeysWithValues: collections.enumerated().map {
+            (PurposeAndName(purpose: $1.purpose, name: $1.name), $0)
+        })
         contentHash = Self.computeHash(self)
     }
 
@@ -262,11 +270,13 @@ public struct Schema: Hashable, Sendable, Codable {
     public func matches(_ hash: String) -> Bool { hash.count >= 16 && contentHash.hasPrefix(hash) }
 
     public func field(_ name: String) -> Field? { fieldIndex[name].map { fields[$0] } }
-    public func log(_ name: String, purpose: Purpose) -> Log? { logIndex["\(purpose.rawValue)/\(name)"].map { logs[$0] } }
+    public func log(_ name: String, purpose: Purpose) -> Log? { logIndex[PurposeAndName(purpose: purpose, name: name)].map { logs[$0] } }
     public func collection(_ name: String, purpose: Purpose) -> Collection? {
-        collectionIndex["\(purpose.rawValue)/\(name)"].map { collections[$0] }
+        collectionIndex[PurposeAndName(purpose: purpose, name: name)].map { collections[$0] }
     }
-    public func purpose(_ code: Purpose) -> PurposeInfo? { purposeIndex[code].map { purposes[$0] } }
+    /// A schema lists a dozen or so purposes: a scan (each compares a
+    /// precomputed code first) is cheaper than hashing the key.
+    public func purpose(_ code: Purpose) -> PurposeInfo? { purposes.first { $0.code == code } }
 
     public func fields(of purpose: Purpose) -> [Field] { fields.filter { $0.purpose == purpose } }
     public func logs(of purpose: Purpose) -> [Log] { logs.filter { $0.purpose == purpose } }

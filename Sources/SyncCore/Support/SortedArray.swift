@@ -30,6 +30,8 @@ extension Array {
 extension Array where Element: Comparable {
     /// The elements in order, each once.
     func sortedUnique() -> [Element] {
+        // Often already so (lists kept in order): one pass instead of a sort and a copy.
+        if zip(self, dropFirst()).allSatisfy({ $0 < $1 }) { return self }
         var result: [Element] = []
         result.reserveCapacity(count)
         for element in sorted() where element != result.last { result.append(element) }
