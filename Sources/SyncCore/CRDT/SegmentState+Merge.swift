@@ -22,6 +22,21 @@ extension SegmentState {
         return outcome
     }
 
+    /// `apply` for a store that keeps each element's content hash: `before`
+    /// is the hash of the element the op changes (nil: there is none yet), so
+    /// only the changed element is hashed. Returns the outcome and that hash.
+    mutating func apply(_ op: SyncOperation, elementHashBefore before: ContentHash128?) -> (ApplyOutcome, ContentHash128?) {
+        guard !context.contains(op.dot) else { return (.duplicate, nil) }
+        let outcome = merge(op)
+        guard case .applied(let changed?) = outcome else { return (outcome, nil) }
+        let after = elementHash(changed)
+        if tracksDigest {
+            if let before { elementDigest = elementDigest - before }
+            if let after { elementDigest = elementDigest + after }
+        }
+        return (outcome, after)
+    }
+
     static func elementKey(of op: SyncOperation) -> ElementKey {
         switch op.payload {
         case .createHousehold: return .creation

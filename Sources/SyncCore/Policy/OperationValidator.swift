@@ -37,16 +37,29 @@ public struct OperationValidator: Sendable {
     /// lends it instead of copying it into a Target for every op.
     func validate(_ op: SyncOperation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
                   target: Target, state: SegmentState?) -> RefusalReason? {
+        validate(op, replica: replica, user: user, target: target, state: state) {
+            writeRefusal(op, policy: policy, now: now, createdLocally: target.createdLocally)
+        }
+    }
+
+    /// The same, with the policy's answer asked of `writeRefusal` (only when
+    /// the op's shape and schema pass): a push of many ops to one segment
+    /// works it out once (see PushProcessor).
+    func validate(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target, state: SegmentState?,
+                  writeRefusal: () -> RefusalReason?) -> RefusalReason? {
         if let reason = validateShape(op, replica: replica, user: user, target: target, state: state) { return reason }
         if let reason = validateSchema(op) { return reason }
-        let serverOnly = schema.isServerOnly(op.segment.purpose)
-        let createdHere: Bool
-        if case .createHousehold = op.payload { createdHere = true } else { createdHere = target.createdLocally }
-        if case .refused(let reason) = PolicyEvaluator.check(.write, segment: op.segment, context: policy, now: now,
-                                                             createdLocally: createdHere, serverOnly: serverOnly) {
-            return reason
-        }
+        if let reason = writeRefusal() { return reason }
         return validateReferences(op, target: target, state: state)
+    }
+
+    /// Why the policy refuses this write to the op's segment (nil: it may).
+    /// The same for every op of a segment but a createHousehold.
+    func writeRefusal(_ op: SyncOperation, policy: PolicyContext, now: UInt64, createdLocally: Bool) -> RefusalReason? {
+        let createdHere: Bool
+        if case .createHousehold = op.payload { createdHere = true } else { createdHere = createdLocally }
+        return PolicyEvaluator.check(.write, segment: op.segment, context: policy, now: now, createdLocally: createdHere,
+                                     serverOnly: schema.isServerOnly(op.segment.purpose)).refusal
     }
 
     func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target,

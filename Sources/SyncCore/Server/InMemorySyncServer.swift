@@ -26,7 +26,11 @@ public struct InMemorySyncServer: Sendable {
     /// The verdict of every op, by segment. The replay's server holds one per
     /// op (≈ 200 000 on the default trace), so a verdict is kept as its 16-byte
     /// fingerprint inline, and a refusal reason only for the few refused ops.
-    private var verdicts: [SegmentKey: VerdictList] = [:]
+    private var verdicts: [VerdictList] = []
+    private var verdictIndex: [SegmentKey: Int] = [:]
+    /// The segment whose verdicts were last recorded: a push records op after op
+    /// of one segment, and this spares hashing its key for each.
+    private var lastRecorded: (segment: SegmentKey, index: Int)?
     private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
@@ -150,7 +154,7 @@ public struct InMemorySyncServer: Sendable {
         let epoch = (epochs[segment] ?? 0) + 1
         epochs[segment] = epoch
         if let slot = slot(of: segment) { _ = take(slot) }
-        verdicts[segment] = nil
+        if let index = verdictIndex[segment] { verdicts[index] = VerdictList() }
         refusals[segment] = nil
         seq += 1
     }
@@ -159,12 +163,18 @@ public struct InMemorySyncServer: Sendable {
 extension InMemorySyncServer: PushBackend {
     public func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
         let key = VerdictKey(epoch: epoch, dot: dot)
-        guard let fingerprint = verdicts[segment]?[key] else { return nil }
+        guard let index = verdictList(of: segment), let fingerprint = verdicts[index][key] else { return nil }
         return StoredVerdict(fingerprint: fingerprint, rejection: refusals[segment]?[key])
     }
 
+    /// Where a segment's verdicts are, if it has any.
+    private func verdictList(of segment: SegmentKey) -> Int? {
+        if let last = lastRecorded, last.segment == segment { return last.index }
+        return verdictIndex[segment]
+    }
+
     public func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64 {
-        verdicts[segment]?.highestCounter(of: replica, epoch: epoch) ?? 0
+        verdictList(of: segment).map { verdicts[$0].highestCounter(of: replica, epoch: epoch) } ?? 0
     }
 
     public func currentEpoch(of segment: SegmentKey) throws -> UInt32 { epochs[segment] ?? 0 }
@@ -187,7 +197,16 @@ extension InMemorySyncServer: PushBackend {
     public mutating func record(_ op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?) throws -> UInt64 {
         seq += 1
         let key = VerdictKey(epoch: op.epoch, dot: op.dot)
-        verdicts[op.segment, default: VerdictList()][key] = fingerprint
+        let index: Int
+        if let known = verdictList(of: op.segment) {
+            index = known
+        } else {
+            index = verdicts.count
+            verdicts.append(VerdictList())
+            verdictIndex[op.segment] = index
+        }
+        lastRecorded = (op.segment, index)
+        verdicts[index][key] = fingerprint
         if let rejection { refusals[op.segment, default: [:]][key] = rejection }
         return seq
     }

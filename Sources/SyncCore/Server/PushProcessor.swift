@@ -75,6 +75,8 @@ public struct PushResult: Sendable {
     public var changedSegments: [SegmentKey: ServerSegment] = [:]
     /// The policy after the push (a createHousehold assigns its creator).
     public var policy: PolicyContext
+    /// Counts the push's changes to `policy`, so answers worked out from an earlier one are not reused.
+    var policyVersion = 0
     public init(policy: PolicyContext) { self.policy = policy }
 
     /// Adds a verdict to the answer (nil: accepted).
@@ -100,12 +102,17 @@ public enum PushProcessor {
         var changed: Set<ElementKey>?
         /// The pushing device's highest counter with a stored verdict at `epoch`; nil until asked.
         var recordedUpTo: UInt64?
+        /// The policy's answer to a write here (nil inside: allowed), for `policyVersion`.
+        var writeRefusal: (policyVersion: Int, refusal: RefusalReason?)?
     }
 
     public static func process<Backend: PushBackend>(_ ops: [SyncOperation], device: DeviceIdentity, policy: PolicyContext,
                                                      schema: Schema, now: UInt64, backend: inout Backend) throws -> PushResult {
         var result = PushResult(policy: policy)
-        var works: [SegmentKey: Work] = [:]
+        // Each segment's work, in the order first met, changed in place (a dictionary of
+        // works copied each one out and back per run); the index finds a segment met again.
+        var works: [(key: SegmentKey, work: Work)] = []
+        var workIndex: [SegmentKey: Int] = [:]
         var households: [HouseholdID: Bool] = [:]
         let validator = OperationValidator(schema: schema)
         let touched = backend.storesElementsByKey ? touchedElements(of: ops) : [:]
@@ -116,26 +123,28 @@ public enum PushProcessor {
             let key = ops[start].segment
             var end = start + 1
             while end < ops.count, ops[end].segment == key { end += 1 }
-            var work: Work
-            if let existing = works.removeValue(forKey: key) {
-                work = existing
+            let slot: Int
+            if let known = workIndex[key] {
+                slot = known
             } else {
                 let epoch = try backend.currentEpoch(of: key)
                 let loaded = try backend.loadSegment(key, epoch: epoch, elements: touched[key] ?? [])
-                work = Work(epoch: epoch, segment: loaded, existedBefore: loaded != nil, changed: nil)
+                slot = works.count
+                workIndex[key] = slot
+                works.append((key, Work(epoch: epoch, segment: loaded, existedBefore: loaded != nil, changed: nil)))
             }
-            for op in ops[start..<end] {
-                let verdict = try process(op, work: &work, households: &households, device: device, validator: validator,
+            for index in start..<end {
+                let op = ops[index]
+                let verdict = try process(op, work: &works[slot].work, households: &households, device: device, validator: validator,
                                           now: now, result: &result, backend: &backend)
                 // Drafts share only an acceptance: when the write that absorbed them is refused
                 // they get no verdict, stay pending on the device and come whole next round,
                 // where each is judged on its own (its value may be fine where the last was not).
                 // The form is checked here too: a re-pushed op takes its stored verdict unvalidated.
                 if verdict == nil, let absorbs = op.absorbs, OperationValidator.absorbsAreWellFormed(op, replica: device.replica) {
-                    try absorb(absorbs, into: op, work: &work, result: &result, backend: &backend)
+                    try absorb(absorbs, into: op, work: &works[slot].work, result: &result, backend: &backend)
                 }
             }
-            works[key] = work
             start = end
         }
 
@@ -204,13 +213,25 @@ public enum PushProcessor {
         let verdict: RefusalReason?
         // The state is lent, not copied into the target: a copy retains each of its buffers.
         let target = OperationValidator.Target(epoch: work.epoch, state: nil, householdExists: exists)
-        if work.segment != nil {
-            verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy, now: now,
-                                         target: target, state: work.segment!.state)
-        } else {
-            verdict = validator.validate(op, replica: device.replica, user: device.user, policy: result.policy, now: now,
-                                         target: target, state: nil)
+        // The policy's answer is the same for every op of the segment (but a createHousehold)
+        // until the push changes the policy: worked out once.
+        let policyVersion = result.policyVersion
+        var cached = work.writeRefusal
+        let writeRefusal = { () -> RefusalReason? in
+            if case .createHousehold = op.payload { return validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false) }
+            if let cached, cached.policyVersion == policyVersion { return cached.refusal }
+            let refusal = validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false)
+            cached = (policyVersion, refusal)
+            return refusal
         }
+        if work.segment != nil {
+            verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: work.segment!.state,
+                                         writeRefusal: writeRefusal)
+        } else {
+            verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: nil,
+                                         writeRefusal: writeRefusal)
+        }
+        work.writeRefusal = cached
         let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
         if op.epoch == work.epoch, let upTo = work.recordedUpTo { work.recordedUpTo = max(upTo, op.dot.counter) }
         if let verdict {
@@ -232,6 +253,7 @@ public enum PushProcessor {
         if case .createHousehold = op.payload {
             households[op.segment.household] = true
             result.policy = try backend.householdCreated(op.segment.household, by: op, policy: result.policy)
+            result.policyVersion += 1
         }
         return nil
     }

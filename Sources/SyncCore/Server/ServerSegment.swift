@@ -7,11 +7,16 @@ public struct ElementMeta: Hashable, Sendable, Codable {
     public var writer: ReplicaID
     /// Sequence of the latest change by a replica other than `writer`.
     public var otherSeq: UInt64
+    /// The element's content hash as it stands (ServerSegment keeps it, so a
+    /// merge subtracts the old hash from the segment digest without hashing
+    /// the old content again). Zero in a context's meta.
+    public var contentHash: ContentHash128
 
-    public init(seq: UInt64, writer: ReplicaID, otherSeq: UInt64 = 0) {
+    public init(seq: UInt64, writer: ReplicaID, otherSeq: UInt64 = 0, contentHash: ContentHash128 = .zero) {
         self.seq = seq
         self.writer = writer
         self.otherSeq = otherSeq
+        self.contentHash = contentHash
     }
 
     public mutating func record(seq newSeq: UInt64, writer newWriter: ReplicaID) {
@@ -43,21 +48,31 @@ public struct ServerSegment: Sendable {
         contextMeta = ElementMeta(seq: 0, writer: ReplicaID(0))
     }
 
+    /// A segment from its state and per-element meta (each element's content
+    /// hash is worked out here, whatever `meta` says).
     public init(state: SegmentState, meta: SortedMap<ElementKey, ElementMeta>, contextMeta: ElementMeta) {
         self.state = state
-        self.meta = meta
+        var hashed = meta
+        for key in meta.keys { hashed.update(key) { $0.contentHash = state.elementHash(key) ?? .zero } }
+        self.meta = hashed
         self.contextMeta = contextMeta
     }
 
     /// Merges an accepted op at sequence `seq`. Returns the element it changed.
     @discardableResult
     public mutating func accept(_ op: SyncOperation, seq: UInt64) -> ElementKey? {
-        guard case .applied(let element) = state.apply(op) else { return nil }
+        // The element's hash before the merge comes from its meta: no second hashing of the old content.
+        let before = meta.withValue(SegmentState.elementKey(of: op)) { $0.contentHash }
+        let (outcome, after) = state.apply(op, elementHashBefore: before)
+        guard case .applied(let element) = outcome else { return nil }
         if createdSeq == 0 { createdSeq = seq }
         contextMeta.record(seq: seq, writer: op.dot.replica)
         if let element {
-            let writer = op.dot.replica
-            meta.updateOrInsert(element, update: { $0.record(seq: seq, writer: writer) }, insert: { ElementMeta(seq: seq, writer: writer) })
+            let writer = op.dot.replica, hash = after ?? .zero
+            meta.updateOrInsert(element, update: {
+                $0.record(seq: seq, writer: writer)
+                $0.contentHash = hash
+            }, insert: { ElementMeta(seq: seq, writer: writer, contentHash: hash) })
         }
         return element
     }
@@ -134,12 +149,19 @@ public struct ServerSegment: Sendable {
         state.context = context
         if digest != nil { state.tracksDigest = false }
         for (element, _) in rows { state.join(element) }
-        let meta = SortedMap(rows.lazy.map { ($0.0.key, $0.1) })
+        let meta = SortedMap(rows.lazy.map { row in
+            var meta = row.1
+            meta.contentHash = ElementHasher.digest(of: row.0)
+            return (row.0.key, meta)
+        })
         if let digest {
             state.elementDigest = digest
             state.tracksDigest = true
         }
-        var segment = ServerSegment(state: state, meta: meta, contextMeta: contextMeta)
+        var segment = ServerSegment(key: key, epoch: epoch)
+        segment.state = state
+        segment.meta = meta  // hashed above, row by row
+        segment.contextMeta = contextMeta
         segment.createdSeq = createdSeq
         return segment
     }

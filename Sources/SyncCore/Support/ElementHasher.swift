@@ -47,12 +47,11 @@ struct ElementHasher {
             add(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
             offset += 8
         }
+        // The last 0-7 bytes as one little-endian word, copied at once.
         var tail: UInt64 = 0
-        var shift: UInt64 = 0
-        while offset < count {
-            tail |= UInt64(base[offset]) << shift
-            shift += 8
-            offset += 1
+        if offset < count {
+            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw + offset, count: count - offset)) }
+            tail = UInt64(littleEndian: tail)
         }
         add(tail)
     }

@@ -152,7 +152,10 @@ extension SortedMap: Sequence {
 }
 
 extension SortedMap: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (Key, Value)...) { self.init(elements) }
+    public init(dictionaryLiteral elements: (Key, Value)...) {
+        // `[:]` makes every new segment's maps: no sort for nothing.
+        if elements.isEmpty { self.init() } else { self.init(elements) }
+    }
 }
 
 extension SortedMap: Equatable where Value: Equatable {
