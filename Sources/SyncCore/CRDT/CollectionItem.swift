@@ -94,6 +94,35 @@ public struct CollectionItem: Hashable, Sendable {
         return all
     }
 
+    /// Feeds `basePosition` (or its absence) to a hasher without building the array.
+    func hashBasePosition(into hasher: inout ElementHasher) {
+        switch baseLength {
+        case Self.noBase: hasher.add(UInt64.max)
+        case Self.longBaseMark: hasher.add(longBase)
+        case 0: hasher.add([UInt8]())  // as the empty array hashes (never stored: inserts need a position)
+        default:
+            var bytes: (UInt64, UInt64) = (0, 0)  // up to 8 bytes, first byte highest, as `basePosition` lists them
+            withUnsafeMutableBytes(of: &bytes) { raw in
+                for index in 0..<Int(baseLength) { raw[index] = UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * index)) }
+                hasher.add(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: Int(baseLength)))
+            }
+        }
+    }
+
+    /// Feeds `writes` (count, then each dot in order) to a hasher without building the array.
+    func hashWrites(into hasher: inout ElementHasher) {
+        hasher.add(UInt64(otherWrites.count + (insertIsWrite ? 1 : 0)))
+        var insertPending = insertIsWrite
+        for dot in otherWrites {
+            if insertPending, id < dot {
+                hasher.add(id)
+                insertPending = false
+            }
+            hasher.add(dot)
+        }
+        if insertPending { hasher.add(id) }
+    }
+
     /// The usual state of the writes: the insert alone (the codec writes it as a flag).
     var writesAreJustTheInsert: Bool { insertIsWrite && otherWrites.isEmpty }
 

@@ -59,11 +59,14 @@ struct ElementHasher {
     mutating func add<Value: RegisterPayload>(_ register: MultiValueRegister<Value>) {
         add(register.covered)
         add(UInt64(register.values.count))
-        for value in register.values {
-            add(value.dot)
-            add(value.stamp.rawValue)
-            add(value.author)
-            value.value.hashPayload(into: &self)
+        // Read in place: a `for value in` loop copies each value, retaining its strings.
+        register.values.withUnsafeBufferPointer { values in
+            for index in values.indices {
+                add(values[index].dot)
+                add(values[index].stamp.rawValue)
+                add(values[index].author)
+                values[index].value.hashPayload(into: &self)
+            }
         }
     }
 
@@ -169,12 +172,11 @@ struct ElementHasher {
         h.add(3)
         h.add(collection)
         h.add(item.id)
-        if let base = item.basePosition { h.add(base) } else { h.add(UInt64.max) }
+        item.hashBasePosition(into: &h)
         h.add(item.text)
         h.add(item.status)
         h.add(item.position)
-        h.add(UInt64(item.writes.count))
-        for dot in item.writes { h.add(dot) }
+        item.hashWrites(into: &h)
         h.add(item.writeCover)
         h.add(UInt64(item.removes.count))
         for dot in item.removes { h.add(dot) }
