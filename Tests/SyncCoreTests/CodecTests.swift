@@ -72,6 +72,26 @@ struct CodecTests {
     /// A paged pull's cursor names a segment whose household nothing else in
     /// the message mentions: it must still round trip (it did not once, and
     /// the saved cursor then broke every later sync).
+    /// The writer finds symbols it used lately by the string's own bytes
+    /// (SymbolCache): equal text built apart, large strings, evictions and a
+    /// string freed mid-message must all read back as written.
+    @Test func symbolsReadBackAsWrittenWhateverTheirStorage() throws {
+        var random = SplitMix64(seed: 5)
+        let names = (0..<40).map { index in index % 3 == 0 ? "f\(index)" : "a field name longer than fifteen bytes \(index)" }
+        var writer = BinaryWriter()
+        var written: [String] = []
+        for round in 0..<600 {
+            // A fresh copy of the text each time (separate storage for the large ones).
+            var name = String(names[Int(random.next() % UInt64(names.count))].utf8.map { Character(UnicodeScalar($0)) })
+            if round % 50 == 0 { name = String(repeating: "x", count: 20 + round % 7) }  // made and freed within the loop
+            writer.symbol(name)
+            written.append(name)
+        }
+        var reader = BinaryReader(writer.bytes)
+        for expected in written { #expect(try reader.symbol() == expected) }
+        #expect(reader.isAtEnd)
+    }
+
     @Test func pagedCursorAloneRoundTrips() throws {
         let cursor = SyncCursor(seq: 77, resumeAfter: SegmentKey(household: Fixture.otherHousehold, purpose: .jw), resumeSeq: 90)
         let request = SyncRequest(cursor: cursor, schemaHash: Fixture.schema.contentHash,

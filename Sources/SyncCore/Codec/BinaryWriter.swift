@@ -64,20 +64,29 @@ public struct BinaryWriter: Sendable {
     /// literal the first time; `index + 1` afterwards. Indexes start after the
     /// static table, whose strings never need a literal.
     public mutating func symbol(_ value: String) {
+        if let index = recentSymbols.index(of: value) {
+            varint(UInt64(index) + 1)
+            return
+        }
+        let index: UInt32
         // Dynamic first: a static string is never inserted there, so the order cannot change the output.
-        if let index = strings[value] {
-            varint(UInt64(index) + 1)
-        } else if let index = StaticSymbols.index[value] {
-            varint(UInt64(index) + 1)
+        if let known = strings[value] {
+            index = known
+        } else if let known = StaticSymbols.index[value] {
+            index = known
         } else {
             strings[value] = UInt32(StaticSymbols.table.count + dynamicCount)
             dynamicCount += 1
             varint(0)
             string(value)
+            return
         }
+        recentSymbols.remember(value, index: index)
+        varint(UInt64(index) + 1)
     }
 
     private var dynamicCount = 0
+    private var recentSymbols = SymbolCache()
 
     /// With a table, a household is its index + 1, or 0 and its raw bytes
     /// when it is not in the table: a field left out of `householdsReferenced`
@@ -139,5 +148,53 @@ public struct BinaryWriter: Sendable {
         vector(context.vector)
         varint(context.cloud.count)
         for dot in context.cloud { self.dot(dot) }
+    }
+}
+
+/// The symbols a writer used lately, found by the string's own 16 bytes: a
+/// message names the same field, log, author and purpose over and over, and
+/// hashing the text for each (twice for a static symbol) was most of the cost
+/// of writing one. Equal bytes mean the same string: a small string holds its
+/// text in them, a large one points at its storage, which the cache keeps
+/// alive (each entry holds the string), so no other text can reuse the
+/// address. Different bytes may still be equal text: that is a miss, and the
+/// tables answer as before.
+struct SymbolCache: Sendable {
+    private struct Entry: Sendable {
+        var key: (UInt64, UInt64)
+        var index: UInt32
+        var string: String  // keeps a large string's storage, and so its address, alive
+    }
+
+    /// 16 direct-mapped entries, made at the first symbol (most writers, such as a state hash's, never use one).
+    private var entries: [Entry?] = []
+
+    @inline(__always)
+    private static func key(_ value: String) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: value) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
+    }
+
+    @inline(__always)
+    private static func slot(_ key: (UInt64, UInt64)) -> Int {
+        Int(truncatingIfNeeded: ((key.0 ^ (key.1 &* 0x9E37_79B9_7F4A_7C15)) >> 59) & 15)
+    }
+
+    /// The cache works on 64-bit platforms, where a String is two words.
+    private static let usable = MemoryLayout<String>.size == MemoryLayout<(UInt64, UInt64)>.size
+
+    func index(of value: String) -> UInt32? {
+        guard Self.usable, !entries.isEmpty else { return nil }
+        let key = Self.key(value)
+        return entries.withUnsafeBufferPointer { table in
+            guard let entry = table[Self.slot(key)], entry.key == key else { return nil }
+            return entry.index
+        }
+    }
+
+    mutating func remember(_ value: String, index: UInt32) {
+        guard Self.usable else { return }
+        if entries.isEmpty { entries = Array(repeating: nil, count: 16) }
+        let key = Self.key(value)
+        entries[Self.slot(key)] = Entry(key: key, index: index, string: value)
     }
 }

@@ -160,16 +160,24 @@ public struct AcceptedRange: Hashable, Sendable, Codable {
     /// appearance, dots sorted within each (absorbed dots come after the write
     /// that absorbed them, see PushProcessor).
     public static func ranges(of accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
-        var order: [SegmentKey] = []
-        var dots: [SegmentKey: [Dot]] = [:]
+        // Accepted dots come in runs of one segment (a push handles a request's ops segment by
+        // segment): a segment's key is hashed once per run, not once per dot.
+        var runs: [(segment: SegmentKey, dots: [Dot])] = []
+        var runIndex: [SegmentKey: Int] = [:]
         for (segment, dot) in accepted {
-            if dots[segment] == nil { order.append(segment) }
-            dots[segment, default: []].append(dot)
+            if let last = runs.last, last.segment == segment {
+                runs[runs.count - 1].dots.append(dot)
+            } else if let index = runIndex[segment] {
+                runs[index].dots.append(dot)
+            } else {
+                runIndex[segment] = runs.count
+                runs.append((segment, [dot]))
+            }
         }
         var result: [AcceptedRange] = []
-        result.reserveCapacity(order.count)
-        for segment in order {
-            var list = dots[segment]!
+        result.reserveCapacity(runs.count)
+        for (segment, dots) in runs {
+            var list = dots
             // Already in order unless the push absorbed drafts.
             if zip(list, list.dropFirst()).contains(where: { $0 > $1 }) { list.sort() }
             for dot in list {
@@ -260,7 +268,14 @@ public struct StateCheck: Hashable, Sendable, Codable {
 
     /// The check over `hashes` for a response carrying `patches`.
     public init(hashes: [SegmentHash], patches: [SegmentPatch]) {
-        let sent = Set(patches.map(\.segment))
+        self.init(hashes: hashes, deltas: patches, snapshots: [])
+    }
+
+    /// The same for a response's deltas and snapshots, without joining the two lists.
+    public init(hashes: [SegmentHash], deltas: [SegmentPatch], snapshots: [SegmentPatch]) {
+        var sent = Set<SegmentKey>(minimumCapacity: deltas.count + snapshots.count)
+        for patch in deltas { sent.insert(patch.segment) }
+        for patch in snapshots { sent.insert(patch.segment) }
         alsoCovers = hashes.filter { !sent.contains($0.segment) }.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) }
         digest = Self.sum(hashes.map(\.hash.bytes))
     }

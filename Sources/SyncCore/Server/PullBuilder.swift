@@ -33,7 +33,7 @@ public struct PullResult: Sendable {
     public var segmentHashes: [SegmentHash] = []
     /// The check of every touched segment (nil when none).
     public var stateCheck: StateCheck? {
-        segmentHashes.isEmpty ? nil : StateCheck(hashes: segmentHashes, patches: deltas + snapshots)
+        segmentHashes.isEmpty ? nil : StateCheck(hashes: segmentHashes, deltas: deltas, snapshots: snapshots)
     }
     /// The segments the device holds after this response (for the server's record).
     public var heldAfter: [HeldSegment] = []
