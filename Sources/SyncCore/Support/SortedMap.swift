@@ -102,13 +102,6 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         }
     }
 
-    /// Removes the value for `key`, returning it (nil when absent).
-    @discardableResult
-    public mutating func removeValue(forKey key: Key) -> Value? {
-        let (index, found) = position(of: key)
-        return found ? entries.remove(at: index).value : nil
-    }
-
     /// Changes the value for `key` in place, or inserts `make()` when the key
     /// is absent: one search either way.
     @inline(__always)
