@@ -319,7 +319,7 @@ public struct ClientReplica: Sendable {
         var householdExists: Bool
         var createdLocally: Bool
 
-        /// The op on top of `current` (the view) and the validator's verdict on it (nil: accepted).
+        /// The op on top of `current` (the view), or the op with the reason the shared validator refuses it.
         func check(on current: SegmentState?, validator: OperationValidator, policy: PolicyContext,
                    now: UInt64) -> Result<SyncOperation, RefusedDraft> {
             let epoch = knownEpoch ?? current?.epoch ?? 0
