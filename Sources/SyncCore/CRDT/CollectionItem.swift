@@ -63,11 +63,21 @@ public struct CollectionItem: Hashable, Sendable {
 
     /// The fraction chosen at insert; used when no move survives. Nil only while
     /// an edit has arrived before its insert (any delivery order must converge).
-    public var basePosition: [UInt8]? {
+    public var basePosition: [UInt8]? { withBaseBytes { $0.map(Array.init) } }
+
+    /// The base fraction's bytes where they lie (nil: no insert yet), for
+    /// readers that need no array of their own: a short fraction is inline.
+    private func withBaseBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>?) -> Result) -> Result {
         switch baseLength {
-        case Self.noBase: return nil
-        case Self.longBaseMark: return longBase
-        default: return (0..<Int(baseLength)).map { UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * $0)) }
+        case Self.noBase: return body(nil)
+        case Self.longBaseMark: return longBase.withUnsafeBufferPointer { body($0) }
+        case 0: return [UInt8]().withUnsafeBufferPointer { body($0) }  // never stored: inserts need a position
+        default:
+            var bytes: (UInt64, UInt64) = (0, 0)  // room for 8 bytes, first byte highest
+            return withUnsafeMutableBytes(of: &bytes) { raw in
+                for index in 0..<Int(baseLength) { raw[index] = UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * index)) }
+                return body(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: Int(baseLength)))
+            }
         }
     }
 
@@ -96,16 +106,8 @@ public struct CollectionItem: Hashable, Sendable {
 
     /// Feeds `basePosition` (or its absence) to a hasher without building the array.
     func hashBasePosition(into hasher: inout ElementHasher) {
-        switch baseLength {
-        case Self.noBase: hasher.add(UInt64.max)
-        case Self.longBaseMark: hasher.add(longBase)
-        case 0: hasher.add([UInt8]())  // as the empty array hashes (never stored: inserts need a position)
-        default:
-            var bytes: (UInt64, UInt64) = (0, 0)  // up to 8 bytes, first byte highest, as `basePosition` lists them
-            withUnsafeMutableBytes(of: &bytes) { raw in
-                for index in 0..<Int(baseLength) { raw[index] = UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * index)) }
-                hasher.add(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: Int(baseLength)))
-            }
+        withBaseBytes { bytes in
+            if let bytes { hasher.add(bytes) } else { hasher.add(UInt64.max) }
         }
     }
 
@@ -149,14 +151,9 @@ public struct CollectionItem: Hashable, Sendable {
         if let moved = position.winner?.value { return PositionKey.sortKey(fraction: moved, item: id) }
         // From the base fraction's own storage: `basePosition` would build an array first.
         var key: [UInt8] = []
-        switch baseLength {
-        case Self.noBase: key.reserveCapacity(PositionKey.suffixLength)
-        case Self.longBaseMark:
-            key.reserveCapacity(longBase.count + PositionKey.suffixLength)
-            key += longBase
-        default:
-            key.reserveCapacity(Int(baseLength) + PositionKey.suffixLength)
-            for index in 0..<Int(baseLength) { key.append(UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * index))) }
+        withBaseBytes { bytes in
+            key.reserveCapacity((bytes?.count ?? 0) + PositionKey.suffixLength)
+            if let bytes { key += bytes }
         }
         PositionKey.appendSuffix(of: id, to: &key)
         return key
@@ -309,7 +306,11 @@ public struct ItemCollection: Hashable, Sendable {
     }
 
     /// How many items are live.
-    public var liveCount: Int { liveOrder.count }
+    public var liveCount: Int {
+        var count = 0
+        forEachLive { _ in count += 1 }
+        return count
+    }
 
     /// Live items in position order.
     public var liveItems: [CollectionItem] { liveOrder.compactMap { self[$0.id] } }
@@ -325,28 +326,30 @@ public struct ItemCollection: Hashable, Sendable {
     /// device asks this for every insert and removal a worker makes.
     public var liveOrder: [Place] {
         var places: [Place] = []
-        onTop.withUnsafeBufferPointer { top in
-            for index in top.indices where top[index].isLive { places.append(Place(id: top[index].id, sortKey: top[index].sortKey)) }
-        }
-        base.withUnsafeBufferPointer { items in
-            for index in items.indices where items[index].isLive {
-                let id = items[index].id
-                if !onTop.isEmpty, Self.find(id, in: onTop) != nil { continue }  // changed on top: counted there
-                places.append(Place(id: id, sortKey: items[index].sortKey))
-            }
-        }
+        forEachLive { places.append(Place(id: $0.id, sortKey: $0.sortKey)) }
         // Each sort key is built once: built in the comparison, a sort made two arrays per comparison.
         places.sort { PositionKey.precedes($0.sortKey, $1.sortKey) }
         return places
     }
 
-    public internal(set) subscript(id: Dot) -> CollectionItem? {
-        get {
-            if !onTop.isEmpty, let item = Self.find(id, in: onTop) { return item }
-            return Self.find(id, in: base)
+    /// Calls `body` with each live item where it lies, in no particular order
+    /// (an item changed on top hides its shared copy).
+    private func forEachLive(_ body: (borrowing CollectionItem) -> Void) {
+        onTop.withUnsafeBufferPointer { top in
+            for index in top.indices where top[index].isLive { body(top[index]) }
         }
+        base.withUnsafeBufferPointer { items in
+            for index in items.indices where items[index].isLive {
+                if !onTop.isEmpty, Self.withItem(items[index].id, in: onTop, { _ in true }) != nil { continue }
+                body(items[index])
+            }
+        }
+    }
+
+    public internal(set) subscript(id: Dot) -> CollectionItem? {
+        get { withItem(id) { copy $0 } }
         set {
-            if !onTop.isEmpty { base = items; onTop = [] }  // a plain write to a view: flatten first
+            flatten()
             let index = Self.position(of: id, in: base)
             let present = index < base.count && base[index].id == id
             switch (newValue, present) {
@@ -380,12 +383,12 @@ public struct ItemCollection: Hashable, Sendable {
         if inView {
             let index = Self.position(of: id, in: onTop)
             if index < onTop.count, onTop[index].id == id { return body(&onTop[index]) }
-            var item = Self.find(id, in: base) ?? make()
+            var item = Self.withItem(id, in: base, { copy $0 }) ?? make()
             let result = body(&item)
             onTop.insert(item, at: index)
             return result
         }
-        if !onTop.isEmpty { base = items; onTop = [] }  // a plain write to a view: flatten first
+        flatten()
         let index = Self.position(of: id, in: base)
         if index < base.count, base[index].id == id { return body(&base[index]) }
         var item = make()
@@ -400,9 +403,9 @@ public struct ItemCollection: Hashable, Sendable {
         if index < onTop.count, onTop[index].id == item.id { onTop[index] = item } else { onTop.insert(item, at: index) }
     }
 
-    private static func find(_ id: Dot, in items: [CollectionItem]) -> CollectionItem? {
-        let index = position(of: id, in: items)
-        return index < items.count && items[index].id == id ? items[index] : nil
+    /// A plain write to a view: its items on top become its own.
+    private mutating func flatten() {
+        if !onTop.isEmpty { base = items; onTop = [] }
     }
 
     /// Where `id` is or would go.

@@ -65,9 +65,7 @@ public struct AppendLog: Hashable, Sendable {
     }
 
     /// The entry with this dot, if the log has it.
-    public subscript(dot dot: Dot) -> LogEntry? {
-        Self.find(dot, in: base) ?? (onTop.isEmpty ? nil : Self.find(dot, in: onTop))
-    }
+    public subscript(dot dot: Dot) -> LogEntry? { withEntry(dot) { copy $0 } }
 
     /// Reads the entry with this dot where it lies (no copy of its strings).
     func withEntry<Result>(_ dot: Dot, _ body: (borrowing LogEntry) -> Result) -> Result? {
@@ -79,11 +77,6 @@ public struct AppendLog: Hashable, Sendable {
         let index = position(of: dot, in: entries)
         guard index < entries.count else { return nil }
         return entries.withUnsafeBufferPointer { $0[index].dot == dot ? body($0[index]) : nil }
-    }
-
-    private static func find(_ dot: Dot, in entries: [LogEntry]) -> LogEntry? {
-        let index = position(of: dot, in: entries)
-        return index < entries.count && entries[index].dot == dot ? entries[index] : nil
     }
 
     /// Where `dot` is or would go.

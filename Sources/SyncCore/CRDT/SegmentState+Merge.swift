@@ -14,26 +14,21 @@ extension SegmentState {
     /// validated it (schema, policy, epoch); this only merges.
     @discardableResult
     public mutating func apply(_ op: SyncOperation) -> ApplyOutcome {
-        guard !context.contains(op.dot) else { return .duplicate }
-        let key = Self.elementKey(of: op)
-        let before = tracksDigest ? elementHash(key) : nil
-        let outcome = merge(op)
-        if case .applied(let changed?) = outcome { updateDigest(changed, before: before) }
-        return outcome
+        let before = tracksDigest && !context.contains(op.dot) ? elementHash(Self.elementKey(of: op)) : nil
+        return apply(op, elementHashBefore: before).outcome
     }
 
     /// `apply` for a store that keeps each element's content hash: `before`
     /// is the hash of the element the op changes (nil: there is none yet), so
-    /// only the changed element is hashed. Returns the outcome and that hash.
-    mutating func apply(_ op: SyncOperation, elementHashBefore before: ContentHash128?) -> (ApplyOutcome, ContentHash128?) {
+    /// only the changed element is hashed. Returns the outcome and that hash
+    /// (nil when nothing changed, or when the state keeps no digest).
+    mutating func apply(_ op: SyncOperation, elementHashBefore before: ContentHash128?) -> (outcome: ApplyOutcome, after: ContentHash128?) {
         guard !context.contains(op.dot) else { return (.duplicate, nil) }
         let outcome = merge(op)
-        guard case .applied(let changed?) = outcome else { return (outcome, nil) }
+        guard tracksDigest, case .applied(let changed?) = outcome else { return (outcome, nil) }
         let after = elementHash(changed)
-        if tracksDigest {
-            if let before { elementDigest = elementDigest - before }
-            if let after { elementDigest = elementDigest + after }
-        }
+        if let before { elementDigest = elementDigest - before }
+        if let after { elementDigest = elementDigest + after }
         return (outcome, after)
     }
 

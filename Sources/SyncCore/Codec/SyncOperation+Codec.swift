@@ -49,12 +49,7 @@ enum OperationListCodec {
                 writer.byte(flags)
                 if flags & denseCounter == 0 { writer.varint(op.dot.counter) }
                 if flags & expectedContext == 0 {
-                    var expected = VersionVector()
-                    if let previous {
-                        expected = ops[previous].context
-                        expected.raise(ops[previous].dot.replica, to: ops[previous].dot.counter)
-                    }
-                    writer.vector(op.context, relativeTo: expected)
+                    writer.vector(op.context, relativeTo: previous.map { ops[$0].contextAfter } ?? VersionVector())
                 }
                 writer.stamp(op.stamp)
                 encodePayload(op.payload, stampMilliseconds: op.stamp.milliseconds, to: &writer)
@@ -91,11 +86,7 @@ enum OperationListCodec {
                 let flags = try reader.byte()
                 // The group's previous op is the last one decoded (read in place, not copied).
                 let hasPrevious = position > 0
-                var expected = VersionVector()
-                if hasPrevious {
-                    expected = ops[ops.count - 1].context
-                    expected.raise(ops[ops.count - 1].dot.replica, to: ops[ops.count - 1].dot.counter)
-                }
+                let expected = hasPrevious ? ops[ops.count - 1].contextAfter : VersionVector()
                 let counter: UInt64
                 if flags & denseCounter != 0 {
                     guard hasPrevious else { throw BinaryReader.malformed("dense counter without a previous op") }

@@ -29,6 +29,16 @@ public struct SyncOperation: Hashable, Sendable, Codable {
     }
 }
 
+extension SyncOperation {
+    /// The context an op's author had right after writing it: its own context
+    /// with its own dot. The op codec expects the next op of a group to carry it.
+    var contextAfter: VersionVector {
+        var context = self.context
+        context.raise(dot.replica, to: dot.counter)
+        return context
+    }
+}
+
 /// The part of an item in a collection that an edit changes.
 public enum ItemField: String, Hashable, Sendable, Codable, CaseIterable {
     case text

@@ -125,26 +125,21 @@ extension ClientReplica {
         }
     }
 
+    /// Fields and goals can be in conflict; the creation record and log entries never are.
+    static func mayConflict(_ element: SegmentElement) -> Bool {
+        switch element {
+        case .field, .item: return true
+        case .creation, .logEntry: return false
+        }
+    }
+
     func conflictMarks(in scope: ConflictScope, of response: SyncResponse) -> ConflictMarks {
         var marks = ConflictMarks(whole: conflictKeys(in: scope.wholeSegments))
         for patch in response.deltas where !scope.wholeSegments.contains(patch.segment) {
             let read: Void? = withView(patch.segment) { state in
-                for element in patch.elements {
-                    switch element {
-                    case .field(let name, _): marks.flags.append(state.isInConflict(.field(name)))
-                    case .item(let collection, let item): marks.flags.append(state.isInConflict(.item(collection: collection, id: item.id)))
-                    case .creation, .logEntry: break  // never in conflict
-                    }
-                }
+                for element in patch.elements where Self.mayConflict(element) { marks.flags.append(state.isInConflict(element.key)) }
             }
-            if read == nil {
-                for element in patch.elements {
-                    switch element {
-                    case .field, .item: marks.flags.append(false)
-                    case .creation, .logEntry: break
-                    }
-                }
-            }
+            if read == nil { marks.flags += repeatElement(false, count: patch.elements.count(where: Self.mayConflict)) }
         }
         for (segment, keys) in scope.rejectedElements {
             let flags = withView(segment) { state in keys.map { state.isInConflict($0) } }

@@ -149,19 +149,12 @@ public struct ServerSegment: Sendable {
         state.context = context
         if digest != nil { state.tracksDigest = false }
         for (element, _) in rows { state.join(element) }
-        let meta = SortedMap(rows.lazy.map { row in
-            var meta = row.1
-            meta.contentHash = ElementHasher.digest(of: row.0)
-            return (row.0.key, meta)
-        })
+        let meta = SortedMap(rows.lazy.map { ($0.0.key, $0.1) })
         if let digest {
             state.elementDigest = digest
             state.tracksDigest = true
         }
-        var segment = ServerSegment(key: key, epoch: epoch)
-        segment.state = state
-        segment.meta = meta  // hashed above, row by row
-        segment.contextMeta = contextMeta
+        var segment = ServerSegment(state: state, meta: meta, contextMeta: contextMeta)  // hashes each loaded element
         segment.createdSeq = createdSeq
         return segment
     }
