@@ -92,6 +92,45 @@ struct CodecTests {
         #expect(reader.isAtEnd)
     }
 
+    /// Symbols are told apart by their bytes: two spellings of one name (Swift
+    /// calls them equal) each read back as written, and a static symbol's
+    /// look-alike is written as its own literal.
+    @Test func symbolsKeepTheirBytes() throws {
+        let composed = "beoordel\u{E9}", decomposed = "beoordele\u{301}", kelvin = "\u{212A}"
+        #expect(composed == decomposed && kelvin == "K")  // what a String key would have merged
+        var writer = BinaryWriter()
+        for name in [composed, decomposed, kelvin, "K", "REGIE", composed, decomposed, kelvin] { writer.symbol(name) }
+        var reader = BinaryReader(writer.bytes)
+        for expected in [composed, decomposed, kelvin, "K", "REGIE", composed, decomposed, kelvin] {
+            #expect(Array(try reader.symbol().utf8) == Array(expected.utf8))
+        }
+        #expect(reader.isAtEnd)
+    }
+
+    /// Segment keys and household IDs hash with KeyHash: thousands of them,
+    /// made to share words, still find exactly their own entries.
+    @Test func keysWithSharedWordsStayApartInTables() {
+        var table: [SegmentKey: Int] = [:]
+        var households: Set<HouseholdID> = []
+        let purposes: [Purpose] = [.regie, .wmo, .jw, .wgs, "REGIE2"]
+        for index in 0..<2_000 {
+            // Half share the high word, half the low one: a weak mix would pile them into few buckets.
+            let id = index % 2 == 0 ? HouseholdID(high: 7, low: UInt64(index)) : HouseholdID(high: UInt64(index), low: 7)
+            households.insert(id)
+            for (offset, purpose) in purposes.enumerated() { table[SegmentKey(household: id, purpose: purpose)] = index * 8 + offset }
+        }
+        #expect(households.count == 2_000 && table.count == 10_000)
+        for index in 0..<2_000 {
+            let id = index % 2 == 0 ? HouseholdID(high: 7, low: UInt64(index)) : HouseholdID(high: UInt64(index), low: 7)
+            #expect(households.contains(id))
+            for (offset, purpose) in purposes.enumerated() {
+                #expect(table[SegmentKey(household: id, purpose: purpose)] == index * 8 + offset)
+            }
+        }
+        #expect(table[SegmentKey(household: HouseholdID(high: 9_999, low: 9_999), purpose: .regie)] == nil)
+        #expect(table[SegmentKey(household: HouseholdID(high: 7, low: 7), purpose: "WMO2")] == nil)
+    }
+
     @Test func pagedCursorAloneRoundTrips() throws {
         let cursor = SyncCursor(seq: 77, resumeAfter: SegmentKey(household: Fixture.otherHousehold, purpose: .jw), resumeSeq: 90)
         let request = SyncRequest(cursor: cursor, schemaHash: Fixture.schema.contentHash,

@@ -4,7 +4,7 @@ import Foundation
 /// a per-message string table, so a repeated field name or author costs one byte.
 public struct BinaryWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
-    private var strings: [String: UInt32] = [:]
+    private var strings: [ByteKey: UInt32] = [:]
     /// Stamps are written as a delta from the previous one in the message.
     private var lastStampMilliseconds: UInt64 = 0
 
@@ -69,13 +69,14 @@ public struct BinaryWriter: Sendable {
             return
         }
         let index: UInt32
+        let key = ByteKey(value)
         // Dynamic first: a static string is never inserted there, so the order cannot change the output.
-        if let known = strings[value] {
+        if let known = strings[key] {
             index = known
-        } else if let known = StaticSymbols.index[value] {
+        } else if let known = StaticSymbols.index[key] {
             index = known
         } else {
-            strings[value] = UInt32(StaticSymbols.table.count + dynamicCount)
+            strings[key] = UInt32(StaticSymbols.table.count + dynamicCount)
             dynamicCount += 1
             varint(0)
             string(value)

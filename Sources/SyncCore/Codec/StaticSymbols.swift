@@ -21,9 +21,9 @@ enum StaticSymbols {
     ]
 
     /// Each string's first index (the table holds "regisseur" twice; the first wins).
-    static let index: [String: UInt32] = {
-        var result: [String: UInt32] = [:]
-        for (i, s) in table.enumerated() where result[s] == nil { result[s] = UInt32(i) }
+    static let index: [ByteKey: UInt32] = {
+        var result: [ByteKey: UInt32] = [:]
+        for (i, s) in table.enumerated() where result[ByteKey(s)] == nil { result[ByteKey(s)] = UInt32(i) }
         return result
     }()
 }

@@ -163,7 +163,7 @@ public struct Dot: Hashable, Comparable, Sendable, Codable, CustomStringConverti
 public struct Purpose: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
     public let rawValue: String
     /// A hash of the code computed once: purposes key every segment lookup.
-    private let code: UInt64
+    let code: UInt64
 
     public init(rawValue: String) {
         self.rawValue = rawValue

@@ -141,7 +141,8 @@ public struct Schema: Hashable, Sendable, Codable {
     }
 
     // Lookup tables, rebuilt after decoding; not part of the hash or the JSON.
-    private var fieldIndex: [String: Int] = [:]
+    /// By the name's bytes (names are snake_case ASCII, so bytes are the name).
+    private var fieldIndex: [ByteKey: Int] = [:]
     private var logIndex: [PurposeAndName: Int] = [:]
     private var collectionIndex: [PurposeAndName: Int] = [:]
 
@@ -150,7 +151,16 @@ public struct Schema: Hashable, Sendable, Codable {
     /// string allocated for each.
     private struct PurposeAndName: Hashable, Sendable {
         var purpose: Purpose
-        var name: String
+        var name: ByteKey
+
+        init(purpose: Purpose, name: String) {
+            self.purpose = purpose
+            self.name = ByteKey(name)
+        }
+
+        func _rawHashValue(seed: Int) -> Int {
+            KeyHash.hash(purpose.code, UInt64(bitPattern: Int64(name._rawHashValue(seed: seed))), seed: seed)
+        }
     }
 
     enum CodingKeys: String, CodingKey { case format, name, version, purposes, fields, logs, collections }
@@ -244,7 +254,7 @@ public struct Schema: Hashable, Sendable, Codable {
     }
 
     private mutating func buildIndexes() {
-        fieldIndex = Dictionary(uniqueKeysWithValues: fields.enumerated().map { ($1.name, $0) })
+        fieldIndex = Dictionary(uniqueKeysWithValues: fields.enumerated().map { (ByteKey($1.name), $0) })
         logIndex = Dictionary(uniqueKeysWithValues: logs.enumerated().map { (PurposeAndName(purpose: $1.purpose, name: $1.name), $0) })
         collectionIndex = Dictionary(uniqueKeysWithValues: collections.enumerated().map {
             (PurposeAndName(purpose: $1.purpose, name: $1.name), $0)
@@ -269,7 +279,7 @@ public struct Schema: Hashable, Sendable, Codable {
     /// Whether a device's schema hash (short or full) names this schema.
     public func matches(_ hash: String) -> Bool { hash.count >= 16 && contentHash.hasPrefix(hash) }
 
-    public func field(_ name: String) -> Field? { fieldIndex[name].map { fields[$0] } }
+    public func field(_ name: String) -> Field? { fieldIndex[ByteKey(name)].map { fields[$0] } }
     public func log(_ name: String, purpose: Purpose) -> Log? { logIndex[PurposeAndName(purpose: purpose, name: name)].map { logs[$0] } }
     public func collection(_ name: String, purpose: Purpose) -> Collection? {
         collectionIndex[PurposeAndName(purpose: purpose, name: name)].map { collections[$0] }
