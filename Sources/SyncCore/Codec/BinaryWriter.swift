@@ -104,8 +104,8 @@ public struct BinaryWriter: Sendable {
 
     /// A household's 16 bytes, table or not.
     mutating func rawHousehold(_ id: HouseholdID) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.high >> UInt64(shift))) }
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: id.low >> UInt64(shift))) }
+        // Both words big-endian, appended at once (byte by byte, each append checked capacity).
+        withUnsafeBytes(of: (id.high.bigEndian, id.low.bigEndian)) { bytes.append(contentsOf: $0) }
     }
 
     /// A stamp as the signed millisecond delta from the previous stamp, with a

@@ -106,39 +106,46 @@ public struct OperationValidator: Sendable {
     /// Schema checks alone (names, purposes, types), for writes the server makes itself.
     public func validateSchema(_ op: SyncOperation) -> RefusalReason? {
         let purpose = op.segment.purpose
-        guard schema.purpose(purpose) != nil else { return .unknownField }
+        guard schema.lists(purpose) else { return .unknownField }
         switch op.payload {
         case .createHousehold:
             return purpose == .regie ? nil : .invalid
         case .set(let name, let value, let resolves):
-            guard let field = schema.field(name), field.purpose == purpose else { return .unknownField }
-            if field.retired { return .fieldRetired }
-            if schema.typeProblem(value, for: field) != nil { return .invalid }
+            let verdict = schema.withField(name) { field -> RefusalReason? in
+                guard field.purpose == purpose else { return .unknownField }
+                if field.retired { return .fieldRetired }
+                return schema.typeProblem(value, for: field) != nil ? .invalid : nil
+            }
+            guard let verdict else { return .unknownField }
+            if verdict != nil { return verdict }
             if resolves.count > 1024 || !resolves.allSatisfy({ op.context.contains($0) }) { return .invalid }
             return nil
         case .append(let name, let body):
-            guard let log = schema.log(name, purpose: purpose) else { return .unknownField }
-            if log.retired { return .fieldRetired }
-            guard log.kinds.contains(body.kind), body.text.utf8.count <= 256 * 1024, !body.text.isEmpty,
-                  body.occurredAt <= HLCTimestamp.maxMilliseconds else { return .invalid }
-            return nil
+            return schema.withLog(name, purpose: purpose) { log -> RefusalReason? in
+                if log.retired { return .fieldRetired }
+                guard log.kinds.contains(body.kind), body.text.utf8.count <= 256 * 1024, !body.text.isEmpty,
+                      body.occurredAt <= HLCTimestamp.maxMilliseconds else { return .invalid }
+                return nil
+            } ?? .unknownField
         case .insert(let name, let position, let text):
-            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
-            if collection.retired { return .fieldRetired }
-            guard !position.isEmpty, position.count <= 256, position.last != 0, text.utf8.count <= 64 * 1024 else { return .invalid }
-            return nil
+            return schema.withCollection(name, purpose: purpose) { collection -> RefusalReason? in
+                if collection.retired { return .fieldRetired }
+                guard !position.isEmpty, position.count <= 256, position.last != 0, text.utf8.count <= 64 * 1024 else { return .invalid }
+                return nil
+            } ?? .unknownField
         case .edit(let name, _, let field, let value):
-            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
-            if collection.retired { return .fieldRetired }
-            if field == .status, !collection.statuses.contains(value) { return .invalid }
-            return value.utf8.count <= 64 * 1024 ? nil : .invalid
+            return schema.withCollection(name, purpose: purpose) { collection -> RefusalReason? in
+                if collection.retired { return .fieldRetired }
+                if field == .status, !collection.statuses.contains(value) { return .invalid }
+                return value.utf8.count <= 64 * 1024 ? nil : .invalid
+            } ?? .unknownField
         case .move(let name, _, let position):
-            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
-            if collection.retired { return .fieldRetired }
-            return !position.isEmpty && position.count <= 256 && position.last != 0 ? nil : .invalid
+            return schema.withCollection(name, purpose: purpose) { collection -> RefusalReason? in
+                if collection.retired { return .fieldRetired }
+                return !position.isEmpty && position.count <= 256 && position.last != 0 ? nil : .invalid
+            } ?? .unknownField
         case .remove(let name, _):
-            guard let collection = schema.collection(name, purpose: purpose) else { return .unknownField }
-            return collection.retired ? .fieldRetired : nil
+            return schema.withCollection(name, purpose: purpose) { $0.retired ? .fieldRetired : nil } ?? .unknownField
         }
     }
 

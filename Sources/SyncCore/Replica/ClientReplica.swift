@@ -73,7 +73,8 @@ public struct ClientReplica: Sendable {
     /// device has nothing of it. `view` returns a copy, which retains each of
     /// the state's buffers: hot paths read in place.
     public func withView<Result>(_ segment: SegmentKey, _ body: (SegmentState) throws -> Result) rethrows -> Result? {
-        if let overlay = overlays[segment] { return try body(overlay) }
+        // Through the values' index: the dictionary's own subscript would copy the state out.
+        if let index = overlays.index(forKey: segment) { return try body(overlays.values[index]) }
         return try confirmed.withValue(segment) { try body($0) }
     }
 
@@ -300,10 +301,14 @@ public struct ClientReplica: Sendable {
         // An absent epoch is epoch 0, the usual case: only erasures make a map entry worth its bytes.
         if op.epoch != 0 || epochs.contains(segment) { epochs[segment] = op.epoch }
         pending.append(op)
-        if overlays[segment] == nil {
-            overlays[segment] = (confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)).asView
+        // Changed in place; `overlays[segment] == nil` alone would copy the view out to test it.
+        if let index = overlays.index(forKey: segment) {
+            overlays.values[index].apply(op)
+        } else {
+            var view = (confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)).asView
+            view.apply(op)
+            overlays[segment] = view
         }
-        overlays[segment]!.apply(op)
         return op
     }
 

@@ -280,6 +280,22 @@ public struct Schema: Hashable, Sendable, Codable {
     public func matches(_ hash: String) -> Bool { hash.count >= 16 && contentHash.hasPrefix(hash) }
 
     public func field(_ name: String) -> Field? { fieldIndex[ByteKey(name)].map { fields[$0] } }
+
+    // Definitions read in place, for the validator that checks every op: a
+    // copy of a definition retains each of its strings and lists.
+    func withField<Result>(_ name: String, _ body: (Field) -> Result) -> Result? {
+        guard let index = fieldIndex[ByteKey(name)] else { return nil }
+        return fields.withUnsafeBufferPointer { body($0[index]) }
+    }
+    func withLog<Result>(_ name: String, purpose: Purpose, _ body: (Log) -> Result) -> Result? {
+        guard let index = logIndex[PurposeAndName(purpose: purpose, name: name)] else { return nil }
+        return logs.withUnsafeBufferPointer { body($0[index]) }
+    }
+    func withCollection<Result>(_ name: String, purpose: Purpose, _ body: (Collection) -> Result) -> Result? {
+        guard let index = collectionIndex[PurposeAndName(purpose: purpose, name: name)] else { return nil }
+        return collections.withUnsafeBufferPointer { body($0[index]) }
+    }
+    func lists(_ code: Purpose) -> Bool { purposes.contains { $0.code == code } }
     public func log(_ name: String, purpose: Purpose) -> Log? { logIndex[PurposeAndName(purpose: purpose, name: name)].map { logs[$0] } }
     public func collection(_ name: String, purpose: Purpose) -> Collection? {
         collectionIndex[PurposeAndName(purpose: purpose, name: name)].map { collections[$0] }

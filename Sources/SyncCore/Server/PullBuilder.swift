@@ -58,7 +58,8 @@ public enum PullBuilder {
             PolicyEvaluator.mayRead(held.segment, context: policy, now: now,
                                     serverOnly: schema.isServerOnly(held.segment.purpose))
         }.sortedUnique()
-        let created = push?.createdSegments ?? []
+        let createdEpochs = push?.createdSegments ?? [:]
+        let created = Set(createdEpochs.keys)
         // Only purposes the user may use: that a purpose they cannot see was erased is itself a disclosure.
         let raised = try backend.raisedEpochs(of: assigned).filter { held in
             PolicyEvaluator.access(to: held.segment, context: policy, now: now,
@@ -84,8 +85,8 @@ public enum PullBuilder {
             result.epochs = raised
             return result
         }
-        for segment in created where !held.contains(where: { $0.segment == segment }) {
-            held.append(HeldSegment(segment: segment, epoch: push?.changedSegments[segment]?.state.epoch ?? 0))
+        for (segment, epoch) in createdEpochs where !held.contains(where: { $0.segment == segment }) {
+            held.append(HeldSegment(segment: segment, epoch: epoch))
         }
         // Sorted arrays, not sets: a device holds a few hundred segments and a
         // pull walks them several times; hashing them all was most of its cost.

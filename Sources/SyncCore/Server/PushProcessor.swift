@@ -69,10 +69,9 @@ public struct PushResult: Sendable {
     public var newlyAcceptedCount = 0
     /// Why each op this push rejected (not re-pushes) was refused, for the metrics.
     public var newlyRejected: [RefusalReason] = []
-    /// Segments that did not exist before this push: the device holds them now.
-    public var createdSegments: Set<SegmentKey> = []
-    /// Segments this push changed, in their new state.
-    public var changedSegments: [SegmentKey: ServerSegment] = [:]
+    /// Segments that did not exist before this push, with their epochs: the device holds them now.
+    /// (Only the epochs: keeping each changed segment here retained all of its buffers.)
+    public var createdSegments: [SegmentKey: UInt32] = [:]
     /// The policy after the push (a createHousehold assigns its creator).
     public var policy: PolicyContext
     /// Counts the push's changes to `policy`, so answers worked out from an earlier one are not reused.
@@ -148,16 +147,16 @@ public enum PushProcessor {
             start = end
         }
 
-        for (key, work) in works {
-            guard let segment = work.segment else { continue }
-            guard let elements = work.changed else {
+        // Each segment is moved out of its work, not copied (a copy retains each of its buffers).
+        for index in works.indices {
+            guard let segment = works[index].work.segment.take() else { continue }
+            guard let elements = works[index].work.changed else {
                 backend.restore(segment)
                 continue
             }
-            let created = !work.existedBefore
+            let created = !works[index].work.existedBefore
             try backend.save(segment, changed: elements, created: created)
-            if created { result.createdSegments.insert(key) }
-            result.changedSegments[key] = segment
+            if created { result.createdSegments[works[index].key] = segment.state.epoch }
         }
         return result
     }
