@@ -21,6 +21,29 @@ struct SortedArrayTests {
         }
     }
 
+    /// The memmove insert and remove do what the standard ones do, at every
+    /// position, with elements that hold references (strings, arrays), and
+    /// leave a shared buffer untouched.
+    @Test func movingInsertAndRemoveAgreeWithTheStandardOnes() {
+        var random = SplitMix64(seed: 61)
+        var ours: [(String, [Int])] = [], standard: [(String, [Int])] = []
+        for step in 0..<3_000 {
+            let shared = ours  // a copy must not see the change
+            if ours.isEmpty || random.next() % 3 != 0 {
+                let index = Int(random.next() % UInt64(ours.count + 1))
+                let element = ("value \(step) with enough text to be stored apart", [step, step + 1])
+                ours.insertMoving(element, at: index)
+                standard.insert(element, at: index)
+            } else {
+                let index = Int(random.next() % UInt64(ours.count))
+                let removed = ours.removeMoving(at: index)
+                #expect(removed == standard.remove(at: index))
+            }
+            #expect(ours.elementsEqual(standard) { $0 == $1 })
+            #expect(shared.count != ours.count)
+        }
+    }
+
     @Test func segmentKeysSortByHouseholdThenPurpose() {
         let first = HouseholdID(high: 1, low: 0), second = HouseholdID(high: 1, low: 1)
         let keys = [SegmentKey(household: second, purpose: .regie), SegmentKey(household: first, purpose: .wmo),

@@ -100,7 +100,7 @@ public struct CollectionItem: Hashable, Sendable {
     public var writes: [Dot] {
         guard insertIsWrite else { return otherWrites }
         var all = otherWrites
-        all.insert(id, at: all.sortedPosition(of: id) { $0 })
+        all.insertMoving(id, at: all.sortedPosition(of: id) { $0 })
         return all
     }
 
@@ -300,7 +300,7 @@ public struct ItemCollection: Hashable, Sendable {
         var merged = base
         for item in onTop {
             let index = Self.position(of: item.id, in: merged)
-            if index < merged.count, merged[index].id == item.id { merged[index] = item } else { merged.insert(item, at: index) }
+            if index < merged.count, merged[index].id == item.id { merged[index] = item } else { merged.insertMoving(item, at: index) }
         }
         return merged
     }
@@ -355,7 +355,7 @@ public struct ItemCollection: Hashable, Sendable {
             switch (newValue, present) {
             case (let item?, true): base[index] = item
             case (let item?, false): base.insertGrowingByAQuarter(item, at: index)
-            case (nil, true): base.remove(at: index)
+            case (nil, true): base.removeMoving(at: index)
             case (nil, false): break
             }
         }
@@ -385,7 +385,7 @@ public struct ItemCollection: Hashable, Sendable {
             if index < onTop.count, onTop[index].id == id { return body(&onTop[index]) }
             var item = Self.withItem(id, in: base, { copy $0 }) ?? make()
             let result = body(&item)
-            onTop.insert(item, at: index)
+            onTop.insertMoving(item, at: index)
             return result
         }
         flatten()
@@ -400,7 +400,7 @@ public struct ItemCollection: Hashable, Sendable {
     /// Adds or replaces an item without touching the shared ones (for views).
     mutating func setOnTop(_ item: CollectionItem) {
         let index = Self.position(of: item.id, in: onTop)
-        if index < onTop.count, onTop[index].id == item.id { onTop[index] = item } else { onTop.insert(item, at: index) }
+        if index < onTop.count, onTop[index].id == item.id { onTop[index] = item } else { onTop.insertMoving(item, at: index) }
     }
 
     /// A plain write to a view: its items on top become its own.

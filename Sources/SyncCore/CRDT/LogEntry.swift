@@ -42,7 +42,7 @@ public struct AppendLog: Hashable, Sendable {
     public var entries: [LogEntry] {
         guard !onTop.isEmpty else { return base }
         var merged = base
-        for entry in onTop { merged.insert(entry, at: Self.position(of: entry.dot, in: merged)) }
+        for entry in onTop { merged.insertMoving(entry, at: Self.position(of: entry.dot, in: merged)) }
         return merged
     }
 
@@ -60,7 +60,7 @@ public struct AppendLog: Hashable, Sendable {
     @discardableResult
     mutating func addOnTop(_ entry: LogEntry) -> Bool {
         guard self[dot: entry.dot] == nil else { return false }
-        onTop.insert(entry, at: Self.position(of: entry.dot, in: onTop))
+        onTop.insertMoving(entry, at: Self.position(of: entry.dot, in: onTop))
         return true
     }
 

@@ -62,7 +62,7 @@ public struct MultiValueRegister<Value: Hashable & Sendable>: Hashable, Sendable
         }
         guard !covered.contains(write.dot), !values.contains(where: { $0.dot == write.dot }) else { return coverGrew }
         let index = values.firstIndex(where: { RegisterValue.ranksAbove(write, $0) }) ?? values.count
-        values.insert(write, at: index)
+        values.insertMoving(write, at: index)
         return true
     }
 
@@ -91,7 +91,8 @@ public struct MultiValueRegister<Value: Hashable & Sendable>: Hashable, Sendable
     mutating func prune(by cover: VersionVector) -> Bool {
         // Checked first: removing from a shared buffer copies it even when nothing goes.
         guard values.contains(where: { cover.contains($0.dot) }) else { return false }
-        values.removeAll { cover.contains($0.dot) }
+        // Usually the one value there is overwritten: removeLast spares removeAll's generic path.
+        if values.count == 1 { values.removeLast() } else { values.removeAll { cover.contains($0.dot) } }
         return true
     }
 

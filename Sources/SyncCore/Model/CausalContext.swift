@@ -28,7 +28,7 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
             if !cloud.isEmpty { compact() }
         } else {
             let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
-            cloud.insert(dot, at: index)
+            cloud.insertMoving(dot, at: index)
         }
     }
 
@@ -44,7 +44,7 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
         vector.join(other.vector)
         for dot in other.cloud where !vector.contains(dot) && !cloud.contains(dot) {
             let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
-            cloud.insert(dot, at: index)
+            cloud.insertMoving(dot, at: index)
         }
         compact()
     }

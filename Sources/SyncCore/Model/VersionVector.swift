@@ -81,7 +81,7 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
             if current.replica > replica { break }
             index += 1
         }
-        entries.insert(Entry(replica: replica, counter: counter), at: index)
+        entries.insertMoving(Entry(replica: replica, counter: counter), at: index)
     }
 
     /// Whether this vector equals `base` with `replica` raised to `counter`,

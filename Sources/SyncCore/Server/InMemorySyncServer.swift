@@ -73,8 +73,8 @@ public struct InMemorySyncServer: Sendable {
                     keys.insertGrowingByAQuarter(key, at: index)
                     fingerprints.insertGrowingByAQuarter(fingerprint, at: index)
                 case (nil, true):
-                    keys.remove(at: index)
-                    fingerprints.remove(at: index)
+                    keys.removeMoving(at: index)
+                    fingerprints.removeMoving(at: index)
                 case (nil, false): break
                 }
             }
@@ -220,7 +220,7 @@ extension InMemorySyncServer: PushBackend {
             slots[key] = slot
             store.append(Slot(segment: segment))
             var household = slotsByHousehold[key.household] ?? []
-            household.insert(slot, at: household.firstIndex { key.purpose < store[$0].segment.state.key.purpose } ?? household.count)
+            household.insertMoving(slot, at: household.firstIndex { key.purpose < store[$0].segment.state.key.purpose } ?? household.count)
             slotsByHousehold[key.household] = household
         }
     }

@@ -73,8 +73,8 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
             let (index, found) = position(of: key)
             switch (found, newValue) {
             case (true, let value?): entries[index].value = value
-            case (true, nil): entries.remove(at: index)
-            case (false, let value?): entries.insert(Entry(key: key, value: value), at: index)
+            case (true, nil): entries.removeMoving(at: index)
+            case (false, let value?): entries.insertMoving(Entry(key: key, value: value), at: index)
             case (false, nil): break
             }
         }
@@ -83,9 +83,9 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         // the entry array shifts twice (O(n)); hot paths use `update` instead.
         _modify {
             let (index, found) = position(of: key)
-            var value = found ? entries.remove(at: index).value : nil
+            var value = found ? entries.removeMoving(at: index).value : nil
             defer {
-                if let value { entries.insert(Entry(key: key, value: value), at: index) }
+                if let value { entries.insertMoving(Entry(key: key, value: value), at: index) }
             }
             yield &value
         }
@@ -97,7 +97,7 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         get { self[key] ?? defaultValue() }
         _modify {
             let (index, found) = position(of: key)
-            if !found { entries.insert(Entry(key: key, value: defaultValue()), at: index) }
+            if !found { entries.insertMoving(Entry(key: key, value: defaultValue()), at: index) }
             yield &entries[index].value
         }
     }
@@ -107,7 +107,7 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
     @inline(__always)
     public mutating func updateOrInsert(_ key: Key, update: (inout Value) -> Void, insert make: () -> Value) {
         let (index, found) = position(of: key)
-        if found { update(&entries[index].value) } else { entries.insert(Entry(key: key, value: make()), at: index) }
+        if found { update(&entries[index].value) } else { entries.insertMoving(Entry(key: key, value: make()), at: index) }
     }
 
     /// Reads the value for `key` where it lies (a getter would copy it out,
