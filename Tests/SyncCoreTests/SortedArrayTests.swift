@@ -52,3 +52,33 @@ struct SortedArrayTests {
                                         SegmentKey(household: second, purpose: .regie)])
     }
 }
+
+/// Accepted ranges built from one sorted list equal the ranges of the
+/// grouping first written (a list of dots per segment), in a push's order
+/// and in any other.
+struct AcceptedRangeTests {
+    @Test func sortedRangesEqualTheGroupedOnes() {
+        var random = SplitMix64(seed: 404)
+        let segments = [Purpose.regie, .wmo, .jw].map { SegmentKey(household: Fixture.household, purpose: $0) }
+        for round in 0..<2_000 {
+            var accepted: [(SegmentKey, Dot)] = []
+            if round % 2 == 0 {
+                // A push's shape: segment runs, counters ascending with gaps, sometimes a second replica.
+                var counter: UInt64 = 1
+                for segment in segments.shuffled(using: &random).prefix(Int(random.next() % 3) + 1) {
+                    for _ in 0..<Int(random.next() % 6) {
+                        counter += random.next() % 3 == 0 ? 2 : 1
+                        let replica = ReplicaID(random.next() % 5 == 0 ? 8 : 7)
+                        accepted.append((segment, Dot(replica: replica, counter: counter)))
+                    }
+                }
+            } else {
+                // Anything: repeated segments, counters out of order.
+                for _ in 0..<Int(random.next() % 10) {
+                    accepted.append((segments[Int(random.next() % 3)], Dot(replica: ReplicaID(7), counter: random.next() % 12 + 1)))
+                }
+            }
+            #expect(AcceptedRange.ranges(of: accepted) == AcceptedRange.rangesByGrouping(accepted))
+        }
+    }
+}

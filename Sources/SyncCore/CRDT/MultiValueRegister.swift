@@ -97,8 +97,9 @@ public struct MultiValueRegister<Value: Hashable & Sendable>: Hashable, Sendable
     }
 
     private mutating func normalize() {
-        values.removeAll { covered.contains($0.dot) }
-        values.sort(by: RegisterValue.ranksAbove)
+        // Each decoded register comes here: the usual single value needs neither the filter nor the sort.
+        prune(by: covered)
+        if values.count > 1 { values.sort(by: RegisterValue.ranksAbove) }
     }
 }
 

@@ -7,6 +7,9 @@ import Foundation
 public struct BinaryReader {
     private let bytes: [UInt8]
     public private(set) var offset: Int
+    /// Where the reader stops: a section's reader shares the message's bytes
+    /// and reads its window of them (copying each section cost a copy of the body).
+    private let end: Int
     private var strings: [String] = []
     private var lastStampMilliseconds: UInt64 = 0
 
@@ -16,16 +19,39 @@ public struct BinaryReader {
     public init(_ bytes: [UInt8]) {
         self.bytes = bytes
         offset = 0
+        end = bytes.count
     }
 
     init(_ bytes: [UInt8], householdList: [HouseholdID]?) {
+        self.init(bytes, window: 0..<bytes.count, householdList: householdList)
+    }
+
+    /// A reader of `bytes[window]` (a range checked against the buffer).
+    init(_ bytes: [UInt8], window: Range<Int>, householdList: [HouseholdID]? = nil) {
+        precondition(window.lowerBound >= 0 && window.upperBound <= bytes.count, "reader window outside the buffer")
         self.bytes = bytes
-        offset = 0
+        offset = window.lowerBound
+        end = window.upperBound
         self.householdList = householdList
     }
 
-    public var isAtEnd: Bool { offset >= bytes.count }
-    public var remaining: Int { bytes.count - offset }
+    public var isAtEnd: Bool { offset >= end }
+    public var remaining: Int { end - offset }
+
+    /// Skips `length` bytes and returns where they lie, for a reader of their own.
+    mutating func window(_ length: Int) throws(SyncCoreError) -> Range<Int> {
+        guard length >= 0, length <= remaining else { throw Self.truncated() }
+        defer { offset += length }
+        return offset..<(offset + length)
+    }
+
+    /// A fresh reader of a window of this reader's buffer (from `window(_:)`).
+    func reading(_ window: Range<Int>, householdList: [HouseholdID]? = nil) -> BinaryReader {
+        BinaryReader(bytes, window: window, householdList: householdList)
+    }
+
+    /// A reader of what is left, sharing the buffer (and the household table).
+    var rest: BinaryReader { BinaryReader(bytes, window: offset..<end, householdList: householdList) }
 
     static func truncated() -> SyncCoreError {
         SyncCoreError(.truncated, "The message ended early. Send the whole message again.")
@@ -37,7 +63,7 @@ public struct BinaryReader {
 
     @inline(__always)
     public mutating func byte() throws(SyncCoreError) -> UInt8 {
-        guard offset < bytes.count else { throw Self.truncated() }
+        guard offset < end else { throw Self.truncated() }
         let value = bytes[offset]
         offset += 1
         return value
@@ -48,7 +74,7 @@ public struct BinaryReader {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard offset < bytes.count else { throw Self.truncated() }
+            guard offset < end else { throw Self.truncated() }
             let b = bytes[offset]
             offset += 1
             if shift == 63, b > 1 { throw Self.malformed("varint overflow") }

@@ -36,9 +36,10 @@ enum MessageFraming {
     }
 
     /// Reads sections, handing each known one a fresh reader over its body.
-    static func readSections(_ bytes: [UInt8], magic: [UInt8],
+    /// The sections share the message's bytes: each reader reads its window of them.
+    static func readSections(_ message: BinaryReader, magic: [UInt8],
                              _ handle: (UInt8, inout BinaryReader) throws(SyncCoreError) -> Bool) throws(SyncCoreError) {
-        var reader = BinaryReader(bytes)
+        var reader = message
         guard try reader.raw(2) == magic else {
             throw SyncCoreError(.malformed, "The body is not a FieldSync binary message. Send application/x-fieldsync or application/json.")
         }
@@ -46,11 +47,13 @@ enum MessageFraming {
         var households: [HouseholdID]?
         while !reader.isAtEnd {
             let tag = try reader.byte()
-            let body = try reader.data()
+            let length = try reader.varint()
+            guard length <= UInt64(reader.remaining) else { throw BinaryReader.truncated() }
+            let body = try reader.window(Int(length))
             guard seen.insert(tag).inserted else { throw BinaryReader.malformed("repeated section") }
             if tag == householdTableTag {
                 guard seen.count <= 2 else { throw BinaryReader.malformed("household table after other sections") }
-                var table = BinaryReader(body)
+                var table = message.reading(body)
                 let count = try table.count(minimumSize: 16)
                 var list: [HouseholdID] = []
                 list.reserveCapacity(count)
@@ -59,7 +62,7 @@ enum MessageFraming {
                 households = list
                 continue
             }
-            var inner = BinaryReader(body, householdList: households)
+            var inner = message.reading(body, householdList: households)
             if try handle(tag, &inner) {
                 guard inner.isAtEnd else { throw BinaryReader.malformed("trailing bytes in section \(tag)") }
             }
@@ -283,7 +286,8 @@ extension SyncRequest: BinaryCodable {
     }
 
     public init(from reader: inout BinaryReader) throws(SyncCoreError) {
-        let rest = try reader.raw(reader.remaining)
+        let rest = reader.rest
+        _ = try reader.window(reader.remaining)  // the sections read it all
         var version: Int?
         var cursor: SyncCursor?
         var schemaHash = ""
@@ -426,7 +430,8 @@ extension SyncResponse: BinaryCodable {
     }
 
     public init(from reader: inout BinaryReader) throws(SyncCoreError) {
-        let rest = try reader.raw(reader.remaining)
+        let rest = reader.rest
+        _ = try reader.window(reader.remaining)  // the sections read it all
         var version: Int?
         var response = SyncResponse(policy: nil, cursor: .start, serverTime: 0, maxBody: 0)
         var sawCursor = false

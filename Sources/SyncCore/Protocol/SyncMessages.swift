@@ -160,6 +160,44 @@ public struct AcceptedRange: Hashable, Sendable, Codable {
     /// appearance, dots sorted within each (absorbed dots come after the write
     /// that absorbed them, see PushProcessor).
     public static func ranges(of accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
+        // Each dot with its segment's place in the order of first appearance, sorted once: no list
+        // of dots per segment. Accepted dots come in runs of one segment (a push handles a request's
+        // ops segment by segment), so a segment's key is looked up once per run, not once per dot.
+        var segments: [SegmentKey] = []
+        var place: [SegmentKey: Int] = [:]
+        var keyed: [(place: Int, dot: Dot)] = []
+        keyed.reserveCapacity(accepted.count)
+        var current: (segment: SegmentKey, place: Int)?
+        for (segment, dot) in accepted {
+            if current?.segment != segment {
+                if let known = place[segment] {
+                    current = (segment, known)
+                } else {
+                    current = (segment, segments.count)
+                    place[segment] = segments.count
+                    segments.append(segment)
+                }
+            }
+            keyed.append((current!.place, dot))
+        }
+        // Already in order unless the push absorbed drafts (they follow the write that absorbed them).
+        let before = { (a: (place: Int, dot: Dot), b: (place: Int, dot: Dot)) in a.place != b.place ? a.place < b.place : a.dot < b.dot }
+        if zip(keyed, keyed.dropFirst()).contains(where: { before($1, $0) }) { keyed.sort(by: before) }
+        var result: [AcceptedRange] = []
+        var lastPlace = -1
+        for (place, dot) in keyed {
+            if place == lastPlace, let last = result.last, last.replica == dot.replica, last.last + 1 == dot.counter {
+                result[result.count - 1].last = dot.counter
+            } else {
+                result.append(AcceptedRange(segment: segments[place], replica: dot.replica, first: dot.counter, last: dot.counter))
+            }
+            lastPlace = place
+        }
+        return result
+    }
+
+    /// The grouping as it was first written (a list of dots per segment), kept as the tests' reference.
+    static func rangesByGrouping(_ accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
         // Accepted dots come in runs of one segment (a push handles a request's ops segment by
         // segment): a segment's key is hashed once per run, not once per dot.
         var runs: [(segment: SegmentKey, dots: [Dot])] = []

@@ -92,6 +92,8 @@ public struct ServerSegment: Sendable {
     /// (never echo a device's own ops), plus the context. Nil when nothing.
     public func delta(for replica: ReplicaID, since cursor: UInt64) -> SegmentPatch? {
         var elements: [SegmentElement] = []
+        // Counted first: growing the list as it fills reallocated it several times for a busy segment.
+        elements.reserveCapacity(meta.values.count { $0.effectiveSeq(for: replica) > cursor })
         for (key, info) in meta where info.effectiveSeq(for: replica) > cursor {
             guard let element = state.element(key) else { continue }
             elements.append(Self.strip(element, of: replica))
