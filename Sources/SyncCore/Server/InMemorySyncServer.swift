@@ -30,7 +30,9 @@ public struct InMemorySyncServer: Sendable {
     private var verdictIndex: [SegmentKey: Int] = [:]
     /// The segment whose verdicts were last recorded: a push records op after op
     /// of one segment, and this spares hashing its key for each.
-    private var lastRecorded: (segment: SegmentKey, index: Int)?
+    /// (Two plain fields: an optional tuple went through the generic value witnesses on every op.)
+    private var lastRecordedSegment: SegmentKey?
+    private var lastRecordedIndex = 0
     private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
@@ -77,6 +79,21 @@ public struct InMemorySyncServer: Sendable {
                     fingerprints.removeMoving(at: index)
                 case (nil, false): break
                 }
+            }
+        }
+
+        /// Records a verdict: appended when its key sorts last (a device's next
+        /// counter usually does), else inserted in place or overwritten.
+        mutating func record(_ key: VerdictKey, _ fingerprint: ContentHash128) {
+            if let last = keys.last, last < key {
+                if keys.count == keys.capacity {
+                    keys.reserveCapacity(keys.count + Swift.max(4, keys.count / 4))
+                    fingerprints.reserveCapacity(keys.count)
+                }
+                keys.append(key)
+                fingerprints.append(fingerprint)
+            } else {
+                self[key] = fingerprint
             }
         }
 
@@ -169,7 +186,7 @@ extension InMemorySyncServer: PushBackend {
 
     /// Where a segment's verdicts are, if it has any.
     private func verdictList(of segment: SegmentKey) -> Int? {
-        if let last = lastRecorded, last.segment == segment { return last.index }
+        if lastRecordedSegment == segment { return lastRecordedIndex }
         return verdictIndex[segment]
     }
 
@@ -205,8 +222,9 @@ extension InMemorySyncServer: PushBackend {
             verdicts.append(VerdictList())
             verdictIndex[op.segment] = index
         }
-        lastRecorded = (op.segment, index)
-        verdicts[index][key] = fingerprint
+        if lastRecordedSegment != op.segment { lastRecordedSegment = op.segment }
+        lastRecordedIndex = index
+        verdicts[index].record(key, fingerprint)
         if let rejection { refusals[op.segment, default: [:]][key] = rejection }
         return seq
     }

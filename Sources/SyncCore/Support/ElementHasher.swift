@@ -37,6 +37,7 @@ struct ElementHasher {
         bytes.withUnsafeBufferPointer { add($0) }
     }
 
+    @inline(__always)
     mutating func add(_ buffer: UnsafeBufferPointer<UInt8>) {
         add(UInt64(buffer.count) | 0xA5A5_0000_0000_0000)
         var offset = 0
@@ -47,11 +48,17 @@ struct ElementHasher {
             add(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
             offset += 8
         }
-        // The last 0-7 bytes as one little-endian word, copied at once.
+        // The last 0-7 bytes as one little-endian word (the low byte first).
         var tail: UInt64 = 0
-        if offset < count {
-            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw + offset, count: count - offset)) }
-            tail = UInt64(littleEndian: tail)
+        let left = count - offset
+        if left > 0 {
+            if count >= 8 {
+                // The buffer's last eight bytes, shifted down past the ones already hashed:
+                // one load instead of a memcpy call.
+                tail = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) >> UInt64(8 * (8 - left))
+            } else {
+                for index in 0..<left { tail |= UInt64(base[offset + index]) << UInt64(8 * index) }
+            }
         }
         add(tail)
     }
