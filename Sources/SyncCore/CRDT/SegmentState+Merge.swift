@@ -14,8 +14,10 @@ extension SegmentState {
     /// validated it (schema, policy, epoch); this only merges.
     @discardableResult
     public mutating func apply(_ op: SyncOperation) -> ApplyOutcome {
-        let before = tracksDigest && !context.contains(op.dot) ? elementHash(Self.elementKey(of: op)) : nil
-        return apply(op, elementHashBefore: before).outcome
+        guard !context.contains(op.dot) else { return .duplicate }
+        let merged = merge(op, hashBefore: true)
+        settleDigest(merged, before: merged.before)
+        return merged.outcome
     }
 
     /// `apply` for a store that keeps each element's content hash: `before`
@@ -24,12 +26,18 @@ extension SegmentState {
     /// (nil when nothing changed, or when the state keeps no digest).
     mutating func apply(_ op: SyncOperation, elementHashBefore before: ContentHash128?) -> (outcome: ApplyOutcome, after: ContentHash128?) {
         guard !context.contains(op.dot) else { return (.duplicate, nil) }
-        let outcome = merge(op)
-        guard tracksDigest, case .applied(let changed?) = outcome else { return (outcome, nil) }
-        let after = elementHash(changed)
+        let merged = merge(op, hashBefore: false)
+        return (merged.outcome, settleDigest(merged, before: before))
+    }
+
+    /// Moves the digest from the changed element's old hash to its new one;
+    /// returns the new one (nil when nothing changed or no digest is kept).
+    @discardableResult
+    private mutating func settleDigest(_ merged: Merged, before: ContentHash128?) -> ContentHash128? {
+        guard tracksDigest, case .applied(_?) = merged.outcome else { return nil }
         if let before { elementDigest = elementDigest - before }
-        if let after { elementDigest = elementDigest + after }
-        return (outcome, after)
+        if let after = merged.after { elementDigest = elementDigest + after }
+        return merged.after
     }
 
     static func elementKey(of op: SyncOperation) -> ElementKey {
@@ -69,58 +77,109 @@ extension SegmentState {
         if let after = elementHash(key) { elementDigest = elementDigest + after }
     }
 
-    private mutating func merge(_ op: SyncOperation) -> ApplyOutcome {
+    /// A merge's outcome and, when the state keeps a digest, the changed
+    /// element's hash after it (and before it, when asked), each worked out
+    /// where the element lies during the merge: one search finds it for all
+    /// three, where hashing through `elementHash` searched again for each.
+    private struct Merged {
+        var outcome: ApplyOutcome
+        var before: ContentHash128? = nil
+        var after: ContentHash128? = nil
+    }
+
+    private mutating func merge(_ op: SyncOperation, hashBefore: Bool) -> Merged {
         context.insert(op.dot)
+        let hashing = tracksDigest, hashingBefore = tracksDigest && hashBefore
         switch op.payload {
         case .createHousehold:
             let record = CreationRecord(dot: op.dot, stamp: op.stamp, author: op.author)
             // Two creations of one ID never both land on the server (it accepts
             // only unseen IDs); the smaller dot wins so that replicas still agree.
-            if let existing = creation, existing.dot < record.dot { return .applied(element: nil) }
+            if let existing = creation, existing.dot < record.dot { return Merged(outcome: .applied(element: nil)) }
+            let before = hashingBefore ? creation.map { ElementHasher.digest(creation: $0) } : nil
             creation = record
-            return .applied(element: .creation)
+            return Merged(outcome: .applied(element: .creation), before: before, after: hashing ? ElementHasher.digest(creation: record) : nil)
         case .set(let field, let value, _):
             let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
-            let changed = fields[field, default: MultiValueRegister()].apply(write, context: op.context)
-            return .applied(element: changed ? .field(field) : nil)
+            var merged = Merged(outcome: .applied(element: nil))
+            let slot = fields.slot(of: field)
+            let changed: Bool
+            if slot.found {
+                changed = fields.modifyValue(at: slot.index) { register in
+                    if hashingBefore { merged.before = ElementHasher.digest(field: field, register: register) }
+                    let changed = register.apply(write, context: op.context)
+                    if hashing, changed { merged.after = ElementHasher.digest(field: field, register: register) }
+                    return changed
+                }
+            } else {
+                // Stored even when the write changes nothing (it arrived superseded), as it always was.
+                var register = MultiValueRegister<String>()
+                changed = register.apply(write, context: op.context)
+                if hashing, changed { merged.after = ElementHasher.digest(field: field, register: register) }
+                fields.setValue(register, for: field, at: slot)
+            }
+            if changed { merged.outcome = .applied(element: .field(field)) }
+            return merged
         case .append(let log, let body):
             let entry = LogEntry(dot: op.dot, stamp: op.stamp, author: op.author, body: body)
-            if isView { logs[log, default: AppendLog()].addOnTop(entry) } else { logs[log, default: AppendLog()].add(entry) }
-            return .applied(element: .logEntry(log: log, dot: op.dot))
+            let key = ElementKey.logEntry(log: log, dot: op.dot)
+            if isView {
+                logs[log, default: AppendLog()].addOnTop(entry)
+                return Merged(outcome: .applied(element: key))
+            }
+            guard logs[log, default: AppendLog()].add(entry) else {
+                // Already there (its dot was not in the context): the same before and after.
+                let hash = hashing ? elementHash(key) : nil
+                return Merged(outcome: .applied(element: key), before: hashingBefore ? hash : nil, after: hash)
+            }
+            return Merged(outcome: .applied(element: key), after: hashing ? ElementHasher.digest(log: log, entry: entry) : nil)
         case .insert(let collection, let position, let text):
             let value = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text)
-            modifyItem(op.dot, in: collection) { item in
+            return mergeIntoItem(op.dot, in: collection, hashing: hashing, hashingBefore: hashingBefore) { item in
                 item.setBasePosition(position)
                 item.applyText(value, context: op.context)
             }
-            return .applied(element: .item(collection: collection, id: op.dot))
         case .edit(let collection, let id, let field, let value):
             let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
-            modifyItem(id, in: collection) { item in
+            return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) { item in
                 switch field {
                 case .text: item.applyText(write, context: op.context)
                 case .status: item.applyStatus(write, context: op.context)
                 }
             }
-            return .applied(element: .item(collection: collection, id: id))
         case .move(let collection, let id, let position):
             let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position)
-            modifyItem(id, in: collection) { $0.applyMove(write, context: op.context) }
-            return .applied(element: .item(collection: collection, id: id))
+            return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) { $0.applyMove(write, context: op.context) }
         case .remove(let collection, let id):
-            modifyItem(id, in: collection) { $0.applyRemove(op.dot, context: op.context) }
-            return .applied(element: .item(collection: collection, id: id))
+            return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) { $0.applyRemove(op.dot, context: op.context) }
         }
+    }
+
+    /// An op's change to one item, with the item's hashes around it (an item
+    /// made here, by an op that arrived before the item's insert, had none before).
+    private mutating func mergeIntoItem(_ id: Dot, in collection: String, hashing: Bool, hashingBefore: Bool,
+                                        _ change: (inout CollectionItem) -> Void) -> Merged {
+        var merged = Merged(outcome: .applied(element: .item(collection: collection, id: id)))
+        var made = false
+        modifyItem(id, in: collection, make: {
+            made = true
+            return CollectionItem(id: id, basePosition: nil)
+        }) { item in
+            if hashingBefore, !made { merged.before = ElementHasher.digest(collection: collection, item: item) }
+            change(&item)
+            if hashing { merged.after = ElementHasher.digest(collection: collection, item: item) }
+        }
+        return merged
     }
 
     /// Changes an item of a collection where it lies (an item an op names
     /// before its insert arrives starts without a base position); a view
     /// changes it on top of the confirmed items (see ItemCollection).
-    private mutating func modifyItem<Result>(_ id: Dot, in collection: String, make: (() -> CollectionItem)? = nil,
+    private mutating func modifyItem<Result>(_ id: Dot, in collection: String, make: () -> CollectionItem,
                                              _ body: (inout CollectionItem) -> Result) -> Result {
+        // `make` is not optional: an optional closure escapes, and what it captures would be boxed on the heap.
         let inView = isView
-        return collections[collection, default: ItemCollection()].modifyItem(id, onTop: inView,
-                                                                             make: make ?? { CollectionItem(id: id, basePosition: nil) }, body)
+        return collections[collection, default: ItemCollection()].modifyItem(id, onTop: inView, make: make, body)
     }
 
     /// Records a dot as seen and empty (a rejected op), so it never comes back.

@@ -207,7 +207,7 @@ extension InMemorySyncServer: PushBackend {
         return take(slot)
     }
 
-    public mutating func restore(_ segment: ServerSegment) {
+    public mutating func restore(_ segment: consuming ServerSegment) {
         store[slots[segment.state.key]!] = Slot(segment: segment)
     }
 
@@ -229,7 +229,7 @@ extension InMemorySyncServer: PushBackend {
         return seq
     }
 
-    public mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
+    public mutating func save(_ segment: consuming ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
         let key = segment.state.key
         if let slot = slots[key] {
             store[slot] = Slot(segment: segment)  // taken out by loadSegment, or erased

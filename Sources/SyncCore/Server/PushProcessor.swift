@@ -32,20 +32,20 @@ public protocol PushBackend {
     /// A store of whole segments says no, and the push works neither out.
     var storesElementsByKey: Bool { get }
     /// Takes back a loaded segment that the push did not change.
-    mutating func restore(_ segment: ServerSegment)
+    mutating func restore(_ segment: consuming ServerSegment)
     /// Stores the op with its verdict (quarantining a rejection) and returns
     /// its sequence number, assigned in this transaction.
     mutating func record(_ op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?) throws -> UInt64
     /// Stores the changed elements of a segment at their new sequence numbers
     /// (`changed` is empty unless `storesElementsByKey`).
-    mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws
+    mutating func save(_ segment: consuming ServerSegment, changed: Set<ElementKey>, created: Bool) throws
     /// A household was created: assign its creator and return the refreshed policy.
     mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext
 }
 
 extension PushBackend {
     public func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64 { .max }
-    public mutating func restore(_ segment: ServerSegment) {}
+    public mutating func restore(_ segment: consuming ServerSegment) {}
     public var storesElementsByKey: Bool { true }
 }
 
@@ -155,8 +155,8 @@ public enum PushProcessor {
                 continue
             }
             let created = !works[index].work.existedBefore
-            try backend.save(segment, changed: elements, created: created)
             if created { result.createdSegments[works[index].key] = segment.state.epoch }
+            try backend.save(segment, changed: elements, created: created)  // its last use: moved, not copied
         }
         return result
     }

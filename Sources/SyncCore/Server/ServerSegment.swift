@@ -62,17 +62,27 @@ public struct ServerSegment: Sendable {
     @discardableResult
     public mutating func accept(_ op: SyncOperation, seq: UInt64) -> ElementKey? {
         // The element's hash before the merge comes from its meta: no second hashing of the old content.
-        let before = meta.withValue(SegmentState.elementKey(of: op)) { $0.contentHash }
+        // One search finds the meta for the read and for the write after the merge.
+        let key = SegmentState.elementKey(of: op)
+        let slot = meta.slot(of: key)
+        let before = slot.found ? meta.value(at: slot.index).contentHash : nil
         let (outcome, after) = state.apply(op, elementHashBefore: before)
         guard case .applied(let element) = outcome else { return nil }
         if createdSeq == 0 { createdSeq = seq }
         contextMeta.record(seq: seq, writer: op.dot.replica)
         if let element {
             let writer = op.dot.replica, hash = after ?? .zero
-            meta.updateOrInsert(element, update: {
-                $0.record(seq: seq, writer: writer)
-                $0.contentHash = hash
-            }, insert: { ElementMeta(seq: seq, writer: writer, contentHash: hash) })
+            if element == key {
+                var info = slot.found ? meta.value(at: slot.index) : ElementMeta(seq: seq, writer: writer)
+                if slot.found { info.record(seq: seq, writer: writer) }
+                info.contentHash = hash
+                meta.setValue(info, for: key, at: slot)
+            } else {
+                meta.updateOrInsert(element, update: {
+                    $0.record(seq: seq, writer: writer)
+                    $0.contentHash = hash
+                }, insert: { ElementMeta(seq: seq, writer: writer, contentHash: hash) })
+            }
         }
         return element
     }

@@ -110,6 +110,24 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         if found { update(&entries[index].value) } else { entries.insertMoving(Entry(key: key, value: make()), at: index) }
     }
 
+    /// Where `key` is or would go, for a read and a later write with one
+    /// search (`value(at:)`, `setValue(_:for:at:)`); valid until the map changes.
+    @inline(__always)
+    func slot(of key: Key) -> (index: Int, found: Bool) { position(of: key) }
+
+    @inline(__always)
+    func value(at index: Int) -> Value { entries[index].value }
+
+    /// Changes the value at an index from `slot(of:)` (a found key) in place.
+    @inline(__always)
+    mutating func modifyValue<Result>(at index: Int, _ body: (inout Value) -> Result) -> Result { body(&entries[index].value) }
+
+    /// Sets the value at a slot from `slot(of:)`: in place when the key was found, inserted there otherwise.
+    @inline(__always)
+    mutating func setValue(_ value: Value, for key: Key, at slot: (index: Int, found: Bool)) {
+        if slot.found { entries[slot.index].value = value } else { entries.insertMoving(Entry(key: key, value: value), at: slot.index) }
+    }
+
     /// Reads the value for `key` where it lies (a getter would copy it out,
     /// retaining each of its buffers); nil when the key is absent.
     @inline(__always)

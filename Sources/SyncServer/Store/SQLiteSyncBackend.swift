@@ -287,7 +287,7 @@ extension SQLiteSyncBackend: PushBackend {
         return UInt64(seq)
     }
 
-    mutating func save(_ segment: ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
+    mutating func save(_ segment: consuming ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
         try Self.save(db, segment, changed: changed, schema: policyStore.schema, now: now,
                       conflictedBefore: conflictedAtLoad[segment.state.key])
     }
