@@ -71,12 +71,6 @@ extension SegmentState {
         }
     }
 
-    private mutating func updateDigest(_ key: ElementKey, before: ContentHash128?) {
-        guard tracksDigest else { return }
-        if let before { elementDigest = elementDigest - before }
-        if let after = elementHash(key) { elementDigest = elementDigest + after }
-    }
-
     /// A merge's outcome and, when the state keeps a digest, the changed
     /// element's hash after it (and before it, when asked), each worked out
     /// where the element lies during the merge: one search finds it for all
@@ -188,32 +182,62 @@ extension SegmentState {
     }
 
     /// Joins one element's state into this one. Returns whether anything changed.
+    /// The element's hashes before and after are worked out where it lies,
+    /// in the search that finds it for the join.
     @discardableResult
     public mutating func join(_ element: SegmentElement) -> Bool {
-        let key = element.key
-        let before = tracksDigest ? elementHash(key) : nil
-        let changed = joinElement(element)
-        if changed { updateDigest(key, before: before) }
-        return changed
-    }
-
-    private mutating func joinElement(_ element: SegmentElement) -> Bool {
+        let hashing = tracksDigest
+        var before: ContentHash128?, after: ContentHash128?
+        let changed: Bool
         switch element {
         case .creation(let record):
             if let existing = creation, existing.dot <= record.dot { return false }
+            if hashing {
+                before = creation.map { ElementHasher.digest(creation: $0) }
+                after = ElementHasher.digest(creation: record)
+            }
             creation = record
-            return true
+            changed = true
         case .field(let name, let register):
-            if let changed = fields.update(name, { $0.join(register) }) { return changed }
-            fields[name] = register
-            return true
+            let slot = fields.slot(of: name)
+            if slot.found {
+                changed = fields.modifyValue(at: slot.index) { mine in
+                    let old = hashing ? ElementHasher.digest(field: name, register: mine) : nil
+                    guard mine.join(register) else { return false }
+                    before = old
+                    if hashing { after = ElementHasher.digest(field: name, register: mine) }
+                    return true
+                }
+            } else {
+                if hashing { after = ElementHasher.digest(field: name, register: register) }
+                fields.setValue(register, for: name, at: slot)
+                changed = true
+            }
         case .logEntry(let log, let entry):
-            return logs[log, default: AppendLog()].add(entry)
+            // Added only when absent, so there is no hash before.
+            changed = logs[log, default: AppendLog()].add(entry)
+            if changed, hashing { after = ElementHasher.digest(log: log, entry: entry) }
         case .item(let collection, let item):
             var inserted = false
-            let changed = modifyItem(item.id, in: collection, make: { inserted = true; return item }) { $0.join(item) }
-            return changed || inserted
+            let joined = modifyItem(item.id, in: collection, make: {
+                inserted = true
+                return item
+            }) { mine in
+                let old = hashing && !inserted ? ElementHasher.digest(collection: collection, item: mine) : nil
+                let joined = mine.join(item)
+                if joined || inserted {
+                    before = old
+                    if hashing { after = ElementHasher.digest(collection: collection, item: mine) }
+                }
+                return joined
+            }
+            changed = joined || inserted
         }
+        if changed, hashing {
+            if let before { elementDigest = elementDigest - before }
+            if let after { elementDigest = elementDigest + after }
+        }
+        return changed
     }
 
     /// Joins a causal context (that of a delta or snapshot).
