@@ -245,25 +245,32 @@ extension ClientReplica {
             var kept: [SyncOperation] = []
             let snapshotted = Set(response.snapshots.map(\.segment))
             var rebuilt: [SegmentKey: SegmentState] = [:]
-            for op in pending {
-                // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
-                // an older-epoch op with the same dot is not the accepted one.
-                if op.epoch >= (epochs[op.segment] ?? 0), ranges[op.segment]?.contains(where: { $0.contains(op.dot) }) == true {
-                    if snapshotted.contains(op.segment) {
+            // Each op is read where it lies: `for op in pending` copied every op (its strings,
+            // context and payload retained) and released the copy again.
+            let ops = pending
+            ops.withUnsafeBufferPointer { ops in
+                for index in ops.indices {
+                    let op = ops.baseAddress! + index  // read through the pointer: no copy of the op
+                    let segment = op.pointee.segment, epoch = op.pointee.epoch
+                    // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
+                    // an older-epoch op with the same dot is not the accepted one.
+                    guard epoch >= (epochs[segment] ?? 0), ranges[segment]?.contains(where: { $0.contains(op.pointee.dot) }) == true else {
+                        kept.append(op.pointee)
+                        continue
+                    }
+                    if snapshotted.contains(segment) {
                         // The snapshot's context already has the dot (so `apply` would skip it) but not
                         // always its content (a snapshot leaves out what the device's accepted ops put
                         // there): apply it to a state of its own and join that in.
-                        rebuilt[op.segment, default: SegmentState(key: op.segment, epoch: op.epoch)].apply(op)
+                        rebuilt[segment, default: SegmentState(key: segment, epoch: epoch)].apply(op.pointee)
                     } else {
                         // In place: the state's buffers stay uniquely referenced, so no copy.
-                        if !confirmed.contains(op.segment) { confirmed[op.segment] = SegmentState(key: op.segment, epoch: op.epoch) }
-                        confirmed.update(op.segment) { if $0.epoch == op.epoch { $0.apply(op) } }
+                        if !confirmed.contains(segment) { confirmed[segment] = SegmentState(key: segment, epoch: epoch) }
+                        confirmed.update(segment) { if $0.epoch == epoch { $0.apply(op.pointee) } }
                     }
-                    if case .createHousehold = op.payload { locallyCreated.remove(op.segment.household) }
-                    if touched.last != op.segment { touched.append(op.segment) }
+                    if case .createHousehold = op.pointee.payload { locallyCreated.remove(segment.household) }
+                    if touched.last != segment { touched.append(segment) }
                     outcome.accepted += 1
-                } else {
-                    kept.append(op)
                 }
             }
             for (key, own) in rebuilt { confirmed.update(key) { if $0.epoch == own.epoch { $0.join(own) } } }
@@ -280,7 +287,10 @@ extension ClientReplica {
                 // they would make the overlay and the later acknowledgement skip those writes as seen.
                 // The device's own dots enter its copy only through its own verdicts.
                 state.join(context: patch.context.without(replica))
-                for element in patch.elements { state.join(element) }
+                // By index: `for element in` copied each element (every string and list retained).
+                patch.elements.withUnsafeBufferPointer { elements in
+                    for index in elements.indices { state.join(elements[index]) }
+                }
                 return true
             }
             guard joined == true else { continue }

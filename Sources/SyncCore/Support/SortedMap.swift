@@ -134,8 +134,15 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
     public func withValue<Result>(_ key: Key, _ body: (borrowing Value) throws -> Result) rethrows -> Result? {
         let (index, found) = position(of: key)
         guard found else { return nil }
-        return try entries.withUnsafeBufferPointer { try body($0[index].value) }
+        return try entries.withUnsafeBufferPointer { buffer in
+            // Through a pointer to the value itself: `buffer[index].value` loaded a copy of the
+            // whole entry first (for a segment state, a retain of each of its buffers).
+            let value = (UnsafeRawPointer(buffer.baseAddress! + index) + Self.valueOffset).assumingMemoryBound(to: Value.self)
+            return try body(value.pointee)
+        }
     }
+
+    private static var valueOffset: Int { MemoryLayout<Entry>.offset(of: \Entry.value)! }
 
     /// Changes the value for an existing key in place; returns nil (and does
     /// nothing) when the key is absent.
