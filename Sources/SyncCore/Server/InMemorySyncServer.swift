@@ -88,7 +88,7 @@ public struct InMemorySyncServer: Sendable {
             if let last = keys.last, last < key {
                 if keys.count == keys.capacity {
                     keys.reserveCapacity(keys.count + Swift.max(4, keys.count / 4))
-                    fingerprints.reserveCapacity(keys.count)
+                    fingerprints.reserveCapacity(keys.capacity)
                 }
                 keys.append(key)
                 fingerprints.append(fingerprint)

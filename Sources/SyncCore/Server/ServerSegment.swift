@@ -71,18 +71,13 @@ public struct ServerSegment: Sendable {
         if createdSeq == 0 { createdSeq = seq }
         contextMeta.record(seq: seq, writer: op.dot.replica)
         if let element {
-            let writer = op.dot.replica, hash = after ?? .zero
-            if element == key {
-                var info = slot.found ? meta.value(at: slot.index) : ElementMeta(seq: seq, writer: writer)
-                if slot.found { info.record(seq: seq, writer: writer) }
-                info.contentHash = hash
-                meta.setValue(info, for: key, at: slot)
-            } else {
-                meta.updateOrInsert(element, update: {
-                    $0.record(seq: seq, writer: writer)
-                    $0.contentHash = hash
-                }, insert: { ElementMeta(seq: seq, writer: writer, contentHash: hash) })
-            }
+            // An op changes only the element it names (SegmentState.elementKey), so the slot found above is its.
+            assert(element == key, "an op changed an element other than its own")
+            let writer = op.dot.replica
+            var info = slot.found ? meta.value(at: slot.index) : ElementMeta(seq: seq, writer: writer)
+            if slot.found { info.record(seq: seq, writer: writer) }
+            info.contentHash = after ?? .zero
+            meta.setValue(info, for: key, at: slot)
         }
         return element
     }

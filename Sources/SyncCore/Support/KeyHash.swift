@@ -9,11 +9,20 @@ import Foundation  // memcmp
 /// lookups. These keys answer with one or two multiply-folds instead (the mixer
 /// of wyhash), about ten instructions.
 ///
-/// The per-table seed goes into both factors of the first fold, so which keys
-/// share a bucket still depends on the process's random seed: a device cannot
-/// choose household IDs that collide on a server (a fold with a fixed factor
-/// would let it, by making that factor zero).
+/// Which keys share a bucket must not be something a device can choose (it
+/// picks its own household IDs): the seed a table passes is only its
+/// storage address, so each hash also takes a key drawn once per process
+/// from Swift's own random hashing seed (fixed, like Hasher's, under
+/// SWIFT_DETERMINISTIC_HASHING), in both factors of the first fold (a fold
+/// with a known factor could be made zero).
 enum KeyHash {
+    /// The process's secret, from the standard library's random hashing seed.
+    static let processKey: UInt64 = {
+        var hasher = Hasher()
+        hasher.combine(0x4B65_7948_6173_6821 as UInt64)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }()
+
     @inline(__always)
     static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
         let product = a.multipliedFullWidth(by: b)
@@ -23,7 +32,7 @@ enum KeyHash {
     /// The bucket hash of two words, then optionally a third.
     @inline(__always)
     static func hash(_ first: UInt64, _ second: UInt64, _ third: UInt64 = 0, seed: Int) -> Int {
-        let s = UInt64(bitPattern: Int64(seed))
+        let s = UInt64(bitPattern: Int64(seed)) ^ processKey
         let mixed = fold(first ^ s ^ 0xA076_1D64_78BD_642F, second ^ (s &* 0x9E37_79B9_7F4A_7C15) ^ 0xE703_7ED1_A0B4_28DB)
         return Int(truncatingIfNeeded: fold(mixed ^ third ^ 0x8EBC_6AF0_9C88_C6E3, s ^ 0x5899_65CC_7537_4CC3))
     }
