@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Counts the instructions each phase of `fieldbench replay` executes, with
 # valgrind's callgrind: unlike wall time, which drifts by up to 40 % on this
-# shared 2-core machine, the count is the same for the same build and trace.
+# shared 2-core machine, the count is the same for the same build and trace
+# (hash tables are seeded the same way every run: SWIFT_DETERMINISTIC_HASHING).
 #
 #   bash bench/instructions.sh TRACE.jsonl [OUT.callgrind] [BASELINE.callgrind]
 #
@@ -37,5 +38,5 @@ let result = try Replay.run(path: CommandLine.arguments[1])
 print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
 SWIFT
 (cd "$work" && swiftc -O -wmo -module-name Harness main.swift Trace.swift Replay.swift -I "$build/Modules" "$build"/SyncCore.build/*.o -o replay)
-valgrind --tool=callgrind --callgrind-out-file="$out" "$work/replay" "$trace" > /dev/null 2> "$work/valgrind.log" || { cat "$work/valgrind.log" >&2; exit 1; }
+SWIFT_DETERMINISTIC_HASHING=1 valgrind --tool=callgrind --callgrind-out-file="$out" "$work/replay" "$trace" > /dev/null 2> "$work/valgrind.log" || { cat "$work/valgrind.log" >&2; exit 1; }
 python3 "$here/instructions_by_phase.py" "$out" ${3:+"$3"}
