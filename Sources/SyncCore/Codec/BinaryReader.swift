@@ -61,10 +61,16 @@ public struct BinaryReader {
         SyncCoreError(.malformed, "The message is not valid FieldSync binary (\(what)). Check the client version and resend.")
     }
 
+    /// The byte at `index`, which the caller has checked against `end`; `end`
+    /// never passes the buffer's count (the initializers check it), so the
+    /// array's own bounds check, which the compiler cannot drop, is not repeated.
+    @inline(__always)
+    private func unchecked(_ index: Int) -> UInt8 { bytes.withUnsafeBufferPointer { $0[index] } }
+
     @inline(__always)
     public mutating func byte() throws(SyncCoreError) -> UInt8 {
         guard offset < end else { throw Self.truncated() }
-        let value = bytes[offset]
+        let value = unchecked(offset)
         offset += 1
         return value
     }
@@ -75,7 +81,7 @@ public struct BinaryReader {
         var shift: UInt64 = 0
         while true {
             guard offset < end else { throw Self.truncated() }
-            let b = bytes[offset]
+            let b = unchecked(offset)
             offset += 1
             if shift == 63, b > 1 { throw Self.malformed("varint overflow") }
             result |= UInt64(b & 0x7F) << shift
