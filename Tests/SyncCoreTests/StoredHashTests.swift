@@ -54,4 +54,18 @@ import Testing
         for element in state.elements { rebuilt.join(element) }
         #expect(rebuilt.elementDigest == state.elementDigest)
     }
+
+    /// The word both hashers end a text with equals the bytes gathered one by
+    /// one (the hashes it feeds are stored), for every length and start.
+    @Test func tailWordIsTheLeftBytesLittleEndian() {
+        let bytes: [UInt8] = (0..<24).map { UInt8(truncatingIfNeeded: 0x11 &* ($0 + 1)) }
+        for count in 0...bytes.count {
+            for offset in stride(from: count, through: max(0, count - 7), by: -1) {
+                var expected: UInt64 = 0
+                for index in offset..<count { expected |= UInt64(bytes[index]) << UInt64(8 * (index - offset)) }
+                let tail = bytes.withUnsafeBytes { $0.baseAddress!.littleEndianTail(from: offset, count: count) }
+                #expect(tail == expected, "count \(count), offset \(offset)")
+            }
+        }
+    }
 }

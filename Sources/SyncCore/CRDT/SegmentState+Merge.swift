@@ -35,9 +35,14 @@ extension SegmentState {
     @discardableResult
     private mutating func settleDigest(_ merged: Merged, before: ContentHash128?) -> ContentHash128? {
         guard tracksDigest, case .applied(_?) = merged.outcome else { return nil }
-        if let before { elementDigest = elementDigest - before }
-        if let after = merged.after { elementDigest = elementDigest + after }
+        moveDigest(from: before, to: merged.after)
         return merged.after
+    }
+
+    /// The digest less an element's old hash, plus its new one (nil: none).
+    private mutating func moveDigest(from before: ContentHash128?, to after: ContentHash128?) {
+        if let before { elementDigest = elementDigest - before }
+        if let after { elementDigest = elementDigest + after }
     }
 
     static func elementKey(of op: SyncOperation) -> ElementKey {
@@ -233,10 +238,7 @@ extension SegmentState {
             }
             changed = joined || inserted
         }
-        if changed, hashing {
-            if let before { elementDigest = elementDigest - before }
-            if let after { elementDigest = elementDigest + after }
-        }
+        if changed, hashing { moveDigest(from: before, to: after) }
         return changed
     }
 

@@ -246,11 +246,12 @@ extension ClientReplica {
             let snapshotted = Set(response.snapshots.map(\.segment))
             var rebuilt: [SegmentKey: SegmentState] = [:]
             // Each op is read where it lies: `for op in pending` copied every op (its strings,
-            // context and payload retained) and released the copy again.
+            // context and payload retained) and released the copy again. (Handing one to
+            // `apply` inside the closure below still copies it; reading in place saves the rest.)
             let ops = pending
             ops.withUnsafeBufferPointer { ops in
                 for index in ops.indices {
-                    let op = ops.baseAddress! + index  // read through the pointer: no copy of the op
+                    let op = ops.baseAddress! + index  // read through the pointer
                     let segment = op.pointee.segment, epoch = op.pointee.epoch
                     // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
                     // an older-epoch op with the same dot is not the accepted one.

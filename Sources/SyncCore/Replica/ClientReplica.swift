@@ -73,8 +73,9 @@ public struct ClientReplica: Sendable {
     /// device has nothing of it. `view` returns a copy, which retains each of
     /// the state's buffers: hot paths read in place.
     public func withView<Result>(_ segment: SegmentKey, _ body: (SegmentState) throws -> Result) rethrows -> Result? {
-        // Through the values' index: the dictionary's own subscript would copy the state out.
-        if let index = overlays.index(forKey: segment) { return try body(overlays.values[index]) }
+        // A view comes out of its dictionary as a copy (a dictionary cannot lend a value);
+        // a confirmed state is read where it lies.
+        if let overlay = overlays[segment] { return try body(overlay) }
         return try confirmed.withValue(segment) { try body($0) }
     }
 

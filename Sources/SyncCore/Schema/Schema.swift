@@ -279,7 +279,9 @@ public struct Schema: Hashable, Sendable, Codable {
     /// Whether a device's schema hash (short or full) names this schema.
     public func matches(_ hash: String) -> Bool { hash.count >= 16 && contentHash.hasPrefix(hash) }
 
-    public func field(_ name: String) -> Field? { fieldIndex[ByteKey(name)].map { fields[$0] } }
+    public func field(_ name: String) -> Field? { withField(name) { $0 } }
+    public func log(_ name: String, purpose: Purpose) -> Log? { withLog(name, purpose: purpose) { $0 } }
+    public func collection(_ name: String, purpose: Purpose) -> Collection? { withCollection(name, purpose: purpose) { $0 } }
 
     // Definitions read in place, for the validator that checks every op: a
     // copy of a definition retains each of its strings and lists.
@@ -296,10 +298,6 @@ public struct Schema: Hashable, Sendable, Codable {
         return collections.withUnsafeBufferPointer { body($0[index]) }
     }
     func lists(_ code: Purpose) -> Bool { purposes.contains { $0.code == code } }
-    public func log(_ name: String, purpose: Purpose) -> Log? { logIndex[PurposeAndName(purpose: purpose, name: name)].map { logs[$0] } }
-    public func collection(_ name: String, purpose: Purpose) -> Collection? {
-        collectionIndex[PurposeAndName(purpose: purpose, name: name)].map { collections[$0] }
-    }
     /// A schema lists a dozen or so purposes: a scan (each compares a
     /// precomputed code first) is cheaper than hashing the key.
     public func purpose(_ code: Purpose) -> PurposeInfo? { purposes.first { $0.code == code } }

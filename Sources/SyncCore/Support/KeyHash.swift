@@ -55,11 +55,7 @@ enum KeyHash {
             a = fold(a ^ UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)), 0x9E37_79B9_7F4A_7C15)
             offset += 8
         }
-        var tail: UInt64 = 0
-        if offset < count {
-            withUnsafeMutableBytes(of: &tail) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw + offset, count: count - offset)) }
-        }
-        return hash(a ^ UInt64(littleEndian: tail), UInt64(count), seed: seed)
+        return hash(a ^ raw.littleEndianTail(from: offset, count: count), UInt64(count), seed: seed)
     }
 
     /// Whether two strings hold the same UTF-8 bytes.
