@@ -21,7 +21,10 @@ public enum Replay {
         public var bytes_down = 0
         public var bytes_up_compressed = 0
         public var bytes_down_compressed = 0
+        /// Every server copy in its stored form: canonical, compressed when large (decision 43).
         public var final_state_bytes = 0
+        /// The same copies in their canonical encoding, uncompressed.
+        public var final_state_canonical_bytes = 0
         public var peak_rss_mb = 0.0
         public var rss_after_load_mb = 0.0
         public var converged = false
@@ -237,7 +240,11 @@ public enum Replay {
         lines.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let digest = SHA256Digest.hex(SHA256Digest.hash(Array(lines.joined(separator: "\n").utf8)))
         result.digest_ok = digest == trace.contactlogDigest
-        result.final_state_bytes = server.allSegments.reduce(0) { $0 + $1.state.canonicalBytes().count }
+        for segment in server.allSegments {
+            let canonical = segment.state.canonicalBytes()
+            result.final_state_canonical_bytes += canonical.count
+            result.final_state_bytes += SegmentState.storedBytes(canonical: canonical).count
+        }
         if breakdown { finalStateBreakdown(server) }
         return result
     }

@@ -149,7 +149,8 @@ final class LocalStore: Sendable {
 
     // MARK: The replica
 
-    /// What was loaded, so a save writes only what changed.
+    /// What was loaded, so a save writes only what changed: each segment's
+    /// canonical bytes (stored compressed when large, decision 43).
     struct Loaded: Sendable {
         var segmentBytes: [SegmentKey: [UInt8]]
     }
@@ -166,10 +167,10 @@ final class LocalStore: Sendable {
             var bytes: [SegmentKey: [UInt8]] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT name, data FROM segments") {
                 let name: String = row["name"]
-                let plain = try open(row["data"], name: name)
-                let state = try SegmentState(canonicalBytes: plain)
+                let canonical = try SegmentState.canonicalBytes(stored: try open(row["data"], name: name))
+                let state = try SegmentState(canonicalBytes: canonical)
                 states.append(state)
-                bytes[state.key] = plain
+                bytes[state.key] = canonical
             }
             var pending: [SyncOperation] = []
             for row in try Row.fetchAll(db, sql: "SELECT position, data FROM pending ORDER BY position") {
@@ -196,7 +197,8 @@ final class LocalStore: Sendable {
             }
             for (key, bytes) in current where previous?.segmentBytes[key] != bytes {
                 let name = rowName(key)
-                try db.execute(sql: "INSERT OR REPLACE INTO segments (name, data) VALUES (?, ?)", arguments: [name, try seal(bytes, name: name)])
+                let stored = SegmentState.storedBytes(canonical: bytes)
+                try db.execute(sql: "INSERT OR REPLACE INTO segments (name, data) VALUES (?, ?)", arguments: [name, try seal(stored, name: name)])
             }
             for key in (previous?.segmentBytes.keys).map(Array.init) ?? [] where current[key] == nil {
                 try db.execute(sql: "DELETE FROM segments WHERE name = ?", arguments: [rowName(key)])

@@ -1,0 +1,43 @@
+/// The stored form of a segment (decision 43): its canonical encoding,
+/// LZ4-compressed when that makes it smaller. The canonical bytes stay the
+/// measure of equality (their first byte, the format version, is 1); a stored
+/// form whose first byte is 2 is `2, varint(canonical count), LZ4 block`.
+/// Compression is deterministic, so equal states still store as equal bytes.
+extension SegmentState {
+    private static let compressedFormat: UInt8 = 2
+    /// Below this a segment is a creation record and a few short fields, and
+    /// the block's tokens cost about what it would save.
+    private static let smallestCompressed = 128
+
+    /// The bytes a device keeps on disk for this segment.
+    public func storedBytes() -> [UInt8] { Self.storedBytes(canonical: canonicalBytes()) }
+
+    /// Decodes a stored form (either format).
+    public init(storedBytes bytes: [UInt8]) throws(SyncCoreError) {
+        try self.init(canonicalBytes: Self.canonicalBytes(stored: bytes))
+    }
+
+    /// The stored form of a canonical encoding: compressed when smaller, else as it is.
+    public static func storedBytes(canonical: [UInt8]) -> [UInt8] {
+        guard canonical.count >= smallestCompressed else { return canonical }
+        let block = LZ4Block.compress(canonical)
+        var writer = BinaryWriter(capacity: block.count + 6)
+        writer.byte(compressedFormat)
+        writer.varint(canonical.count)
+        guard writer.bytes.count + block.count < canonical.count else { return canonical }
+        writer.raw(block)
+        return writer.bytes
+    }
+
+    /// The canonical encoding inside a stored form.
+    public static func canonicalBytes(stored: [UInt8]) throws(SyncCoreError) -> [UInt8] {
+        guard stored.first == compressedFormat else { return stored }  // format 1 is canonical already
+        var reader = BinaryReader(stored)
+        _ = try reader.byte()
+        let count = try reader.varint()
+        guard count <= UInt64(Int32.max) else {
+            throw SyncCoreError(.tooLarge, "A stored segment declares more than 2 GiB. Fetch the segment from the server again; a device does that by enrolling again.")
+        }
+        return try LZ4Block.decompress(stored[reader.offset...], count: Int(count))
+    }
+}
