@@ -21,10 +21,10 @@ public enum Replay {
         public var bytes_down = 0
         public var bytes_up_compressed = 0
         public var bytes_down_compressed = 0
-        /// Every server copy in its stored form: canonical, compressed when large (decision 43).
+        /// Every server copy's canonical encoding (TRACE.md: each copy's full encoding).
         public var final_state_bytes = 0
-        /// The same copies in their canonical encoding, uncompressed.
-        public var final_state_canonical_bytes = 0
+        /// The same copies as a device stores them: LZ4-compressed when smaller (decision 43).
+        public var final_state_stored_bytes = 0
         public var peak_rss_mb = 0.0
         public var rss_after_load_mb = 0.0
         public var converged = false
@@ -242,8 +242,8 @@ public enum Replay {
         result.digest_ok = digest == trace.contactlogDigest
         for segment in server.allSegments {
             let canonical = segment.state.canonicalBytes()
-            result.final_state_canonical_bytes += canonical.count
-            result.final_state_bytes += SegmentState.storedBytes(canonical: canonical).count
+            result.final_state_bytes += canonical.count
+            result.final_state_stored_bytes += SegmentState.storedBytes(canonical: canonical).count
         }
         if breakdown { finalStateBreakdown(server) }
         return result

@@ -16,7 +16,12 @@ enum LZ4Block {
     /// 255 bytes of match. A declared size beyond it cannot be honest.
     static let maximumExpansion = 256
 
+    /// Positions are kept as 32-bit numbers (half the table of 64-bit ones).
+    static let maximumInput = Int(Int32.max)
+
+    /// Compresses up to `maximumInput` bytes.
     static func compress(_ input: [UInt8]) -> [UInt8] {
+        precondition(input.count <= maximumInput, "LZ4Block compresses at most 2 GiB")
         var output: [UInt8] = []
         output.reserveCapacity(input.count / 2 + 16)
         input.withUnsafeBufferPointer { source in
@@ -110,7 +115,7 @@ enum LZ4Block {
             guard literals <= source.count - read else { throw damaged("its literals run past its end") }
             guard literals <= target.count - written else { throw damaged("its literals run past its declared size") }
             if literals > 0 {
-                (target.baseAddress! + written).update(from: source.baseAddress! + read, count: literals)
+                (target.baseAddress! + written).initialize(from: source.baseAddress! + read, count: literals)
             }
             read += literals
             written += literals
@@ -158,10 +163,11 @@ enum LZ4Block {
 
     @inline(__always)
     private static func load32(_ source: UnsafeBufferPointer<UInt8>, _ position: Int) -> UInt32 {
-        UnsafeRawPointer(source.baseAddress! + position).loadUnaligned(as: UInt32.self)
+        // Little-endian on every machine, so the hash slots, and with them the bytes, are too.
+        UInt32(littleEndian: UnsafeRawPointer(source.baseAddress! + position).loadUnaligned(as: UInt32.self))
     }
 
-    private static func damaged(_ what: String) -> SyncCoreError {
-        SyncCoreError(.malformed, "A stored segment's compressed bytes are not valid (\(what)). Fetch the segment from the server again; a device does that by enrolling again.")
+    static func damaged(_ what: String) -> SyncCoreError {
+        SyncCoreError(.malformed, "A stored segment's compressed bytes are not valid (\(what)). A device fetches it again by enrolling again; changes not yet synced are lost.")
     }
 }

@@ -190,7 +190,7 @@ extension SegmentState {
     /// segment are equal exactly when these bytes are.
     public func canonicalBytes() -> [UInt8] {
         var writer = BinaryWriter(capacity: 1024)
-        writer.byte(1)  // format version
+        writer.byte(1)  // format version (2 is taken: a compressed stored form, see SegmentState+Storage)
         writer.household(key.household)
         writer.symbol(key.purpose.rawValue)
         writer.varint(UInt64(epoch))

@@ -19,13 +19,16 @@ extension SegmentState {
 
     /// The stored form of a canonical encoding: compressed when smaller, else as it is.
     public static func storedBytes(canonical: [UInt8]) -> [UInt8] {
-        guard canonical.count >= smallestCompressed else { return canonical }
+        guard canonical.count >= smallestCompressed, canonical.count <= LZ4Block.maximumInput else { return canonical }
         let block = LZ4Block.compress(canonical)
         var writer = BinaryWriter(capacity: block.count + 6)
         writer.byte(compressedFormat)
         writer.varint(canonical.count)
         guard writer.bytes.count + block.count < canonical.count else { return canonical }
         writer.raw(block)
+        // Read back before it is kept: a compressor fault must cost bytes, never
+        // a row the device cannot read (its store would have to be rebuilt).
+        guard (try? canonicalBytes(stored: writer.bytes)) == canonical else { return canonical }
         return writer.bytes
     }
 
@@ -33,10 +36,10 @@ extension SegmentState {
     public static func canonicalBytes(stored: [UInt8]) throws(SyncCoreError) -> [UInt8] {
         guard stored.first == compressedFormat else { return stored }  // format 1 is canonical already
         var reader = BinaryReader(stored)
-        _ = try reader.byte()
-        let count = try reader.varint()
-        guard count <= UInt64(Int32.max) else {
-            throw SyncCoreError(.tooLarge, "A stored segment declares more than 2 GiB. Fetch the segment from the server again; a device does that by enrolling again.")
+        _ = try? reader.byte()
+        // The reader's own errors speak of messages on the wire; this is a stored row.
+        guard let count = try? reader.varint(), count <= UInt64(LZ4Block.maximumInput) else {
+            throw LZ4Block.damaged("its size is missing or too large")
         }
         return try LZ4Block.decompress(stored[reader.offset...], count: Int(count))
     }
