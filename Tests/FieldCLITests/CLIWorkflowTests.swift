@@ -1,4 +1,4 @@
-import FieldCLI
+@testable import FieldCLI
 import Foundation
 import SyncCore
 import SyncServer
@@ -160,6 +160,12 @@ struct CLIWorkflowTests {
         #expect(shown.out.contains("Proefdorp-Oost"))
         let logs = await world.cli("noor", ["--json", "log", "list", h])
         #expect(logs.out.components(separatedBy: "Bezoek ").count - 1 == 60)
+        // Her store keeps the ~30 KB of visits LZ4-compressed under its seal (decision 43)
+        // and reads them back: what `log list` just showed came through it.
+        let store = try LocalStore(home: world.home("noor"), create: false)
+        let canonical = try #require(try store.loadReplica()).1.segmentBytes.values.reduce(0) { $0 + $1.count }
+        let sealed = try store.sealedSegmentBytes()
+        #expect(canonical > 30_000 && sealed * 3 < canonical, "sealed \(sealed) B for \(canonical) B canonical")
     }
 
     @Test func revokedDeviceWipesItsStoreAtTheNextSync() async throws {

@@ -181,6 +181,11 @@ final class LocalStore: Sendable {
         }
     }
 
+    /// The bytes the stored segments take, sealed (what the disk holds of them).
+    func sealedSegmentBytes() throws -> Int {
+        try queue.read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM segments") ?? 0 }
+    }
+
     /// Saves the replica in one transaction: a crash leaves either the old or
     /// the new state, never a mix, and never loses a committed edit.
     @discardableResult
