@@ -195,39 +195,6 @@ public struct AcceptedRange: Hashable, Sendable, Codable {
         }
         return result
     }
-
-    /// The grouping as it was first written (a list of dots per segment), kept as the tests' reference.
-    static func rangesByGrouping(_ accepted: [(SegmentKey, Dot)]) -> [AcceptedRange] {
-        // Accepted dots come in runs of one segment (a push handles a request's ops segment by
-        // segment): a segment's key is hashed once per run, not once per dot.
-        var runs: [(segment: SegmentKey, dots: [Dot])] = []
-        var runIndex: [SegmentKey: Int] = [:]
-        for (segment, dot) in accepted {
-            if let last = runs.last, last.segment == segment {
-                runs[runs.count - 1].dots.append(dot)
-            } else if let index = runIndex[segment] {
-                runs[index].dots.append(dot)
-            } else {
-                runIndex[segment] = runs.count
-                runs.append((segment, [dot]))
-            }
-        }
-        var result: [AcceptedRange] = []
-        result.reserveCapacity(runs.count)
-        for (segment, dots) in runs {
-            var list = dots
-            // Already in order unless the push absorbed drafts.
-            if zip(list, list.dropFirst()).contains(where: { $0 > $1 }) { list.sort() }
-            for dot in list {
-                if let last = result.last, last.segment == segment, last.replica == dot.replica, last.last + 1 == dot.counter {
-                    result[result.count - 1].last = dot.counter
-                } else {
-                    result.append(AcceptedRange(segment: segment, replica: dot.replica, first: dot.counter, last: dot.counter))
-                }
-            }
-        }
-        return result
-    }
 }
 
 public struct RejectedOp: Hashable, Sendable, Codable {

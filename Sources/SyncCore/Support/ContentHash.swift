@@ -45,13 +45,7 @@ public struct ContentHash128: Hashable, Sendable, Codable {
                 b ^= b >> 31
                 offset += 8
             }
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while offset < count {
-                tail |= UInt64(raw[offset]) << shift
-                shift += 8
-                offset += 1
-            }
+            let tail = raw.baseAddress.map { $0.littleEndianTail(from: offset, count: count) } ?? 0
             a = (a ^ tail) &* 0x0000_0100_0000_01B3
             b = (b &+ tail) &* 0x9FB2_1C65_1E98_DF25
         }

@@ -183,7 +183,7 @@ struct ElementHasher {
 extension UnsafeRawPointer {
     /// The bytes from `offset` up to `count` (0-7 of them: what is left after
     /// whole words) as one little-endian word, the first byte lowest; zero when
-    /// none are left. Both hashers end a text with it.
+    /// none are left. Every hasher ends its bytes with it (element, key and content hashes).
     @inline(__always)
     func littleEndianTail(from offset: Int, count: Int) -> UInt64 {
         let left = count - offset
