@@ -36,10 +36,14 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
 
+    // Closures, not key paths (`map(\.key)`): through the opaque result a key
+    // path is not folded away, and each element read went through the
+    // runtime's key-path projection, several hundred instructions.
+
     /// The keys in ascending order (a view: nothing is copied until read).
-    public var keys: some RandomAccessCollection<Key> { entries.lazy.map(\.key) }
+    public var keys: some RandomAccessCollection<Key> { entries.lazy.map { $0.key } }
     /// The values in the order of their keys (a view).
-    public var values: some RandomAccessCollection<Value> { entries.lazy.map(\.value) }
+    public var values: some RandomAccessCollection<Value> { entries.lazy.map { $0.value } }
 
     public mutating func reserveCapacity(_ capacity: Int) { entries.reserveCapacity(capacity) }
 
