@@ -108,6 +108,7 @@ public enum PushProcessor {
     public static func process<Backend: PushBackend>(_ ops: [SyncOperation], device: DeviceIdentity, policy: PolicyContext,
                                                      schema: Schema, now: UInt64, backend: inout Backend) throws -> PushResult {
         var result = PushResult(policy: policy)
+        result.accepted.reserveCapacity(ops.count)  // usually every op is
         // Each segment's work, in the order first met, changed in place (a dictionary of
         // works copied each one out and back per run); the index finds a segment met again.
         var works: [(key: SegmentKey, work: Work)] = []
@@ -115,6 +116,10 @@ public enum PushProcessor {
         var households: [HouseholdID: Bool] = [:]
         let validator = OperationValidator(schema: schema)
         let touched = backend.storesElementsByKey ? touchedElements(of: ops) : [:]
+        // Grown instead, `works` copied every work, loaded segment and all, and the index rehashed.
+        let runs = segmentRuns(in: ops)
+        works.reserveCapacity(runs)
+        workIndex.reserveCapacity(runs)
 
         // Ops come in runs of one segment: look the segment's work up once per run.
         var start = 0
@@ -159,6 +164,15 @@ public enum PushProcessor {
             try backend.save(segment, changed: elements, created: created)  // its last use: moved, not copied
         }
         return result
+    }
+
+    /// How many runs of one segment `ops` has: at least as many as the segments it touches.
+    private static func segmentRuns(in ops: [SyncOperation]) -> Int {
+        ops.withUnsafeBufferPointer { ops in
+            var runs = 0
+            for index in ops.indices where index == 0 || ops[index].segment != ops[index - 1].segment { runs += 1 }
+            return runs
+        }
     }
 
     /// The elements each segment's ops write or refer to.
