@@ -14,9 +14,13 @@ public struct BinaryWriter: Sendable {
 
     public init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
 
+    /// A writer for a section of a sync message, which names some 40 fields,
+    /// logs, kinds and authors over and over: its symbol tables start large.
     init(householdTable: [HouseholdID: UInt32]?) {
         self.householdTable = householdTable
         bytes.reserveCapacity(256)
+        recentSymbols = SymbolCache(slots: 64)
+        isMessageSection = true
     }
 
     @inline(__always)
@@ -76,6 +80,9 @@ public struct BinaryWriter: Sendable {
         } else if let known = StaticSymbols.index[key] {
             index = known
         } else {
+            // A message's names and authors at once: grown from empty, the table was rehashed
+            // five times on the way, in every section.
+            if strings.isEmpty, isMessageSection { strings.reserveCapacity(48) }
             strings[key] = UInt32(StaticSymbols.table.count + dynamicCount)
             dynamicCount += 1
             varint(0)
@@ -87,7 +94,10 @@ public struct BinaryWriter: Sendable {
     }
 
     private var dynamicCount = 0
-    private var recentSymbols = SymbolCache()
+    /// A message section's tables start large (`init(householdTable:)`).
+    private var isMessageSection = false
+    /// 16 slots suit the small writers (a row, a segment); a message section asks for more.
+    private var recentSymbols = SymbolCache(slots: 16)
 
     /// With a table, a household is its index + 1, or 0 and its raw bytes
     /// when it is not in the table: a field left out of `householdsReferenced`
@@ -167,8 +177,18 @@ struct SymbolCache: Sendable {
         var string: String  // keeps a large string's storage, and so its address, alive
     }
 
-    /// 16 direct-mapped entries, made at the first symbol (most writers, such as a state hash's, never use one).
+    /// Direct-mapped entries, made at the first symbol (most writers, such as a state hash's, never use one).
+    /// A message section names some 40 fields, logs, kinds and authors: with 16 entries they kept
+    /// evicting each other, and half the lookups missed.
     private var entries: [Entry?] = []
+    /// 64 less log2 of the slot count: a slot is the top bits of the key's hash.
+    private let shift: UInt8
+
+    /// `slots` is a power of two.
+    init(slots: Int) {
+        assert(slots > 1 && slots & (slots - 1) == 0, "slots must be a power of two")
+        shift = UInt8(64 - slots.trailingZeroBitCount)
+    }
 
     @inline(__always)
     private static func key(_ value: String) -> (UInt64, UInt64) {
@@ -176,8 +196,8 @@ struct SymbolCache: Sendable {
     }
 
     @inline(__always)
-    private static func slot(_ key: (UInt64, UInt64)) -> Int {
-        Int(truncatingIfNeeded: ((key.0 ^ (key.1 &* 0x9E37_79B9_7F4A_7C15)) >> 59) & 15)
+    private func slot(_ key: (UInt64, UInt64)) -> Int {
+        Int(truncatingIfNeeded: (key.0 ^ (key.1 &* 0x9E37_79B9_7F4A_7C15)) >> UInt64(shift))
     }
 
     /// The cache works on 64-bit platforms, where a String is two words.
@@ -187,15 +207,15 @@ struct SymbolCache: Sendable {
         guard Self.usable, !entries.isEmpty else { return nil }
         let key = Self.key(value)
         return entries.withUnsafeBufferPointer { table in
-            guard let entry = table[Self.slot(key)], entry.key == key else { return nil }
+            guard let entry = table[slot(key)], entry.key == key else { return nil }
             return entry.index
         }
     }
 
     mutating func remember(_ value: String, index: UInt32) {
         guard Self.usable else { return }
-        if entries.isEmpty { entries = Array(repeating: nil, count: 16) }
+        if entries.isEmpty { entries = Array(repeating: nil, count: 1 << (64 - Int(shift))) }
         let key = Self.key(value)
-        entries[Self.slot(key)] = Entry(key: key, index: index, string: value)
+        entries[slot(key)] = Entry(key: key, index: index, string: value)
     }
 }
