@@ -237,14 +237,89 @@ extension SegmentState {
         Self.stateHashHigh(key: key, epoch: epoch, context: context, elementDigest: elementDigest).byteSwapped
     }
 
-    /// The state hash's 8 bytes as one big-endian word.
+    /// The state hash's 8 bytes as one big-endian word: the hash of the
+    /// segment's identity and context, as a BinaryWriter writes them
+    /// (`1, household, purpose, epoch, context`), plus the element digest.
+    /// The bytes are laid out on the stack: a writer allocated and freed a
+    /// buffer of its own for every segment of every state check. The values
+    /// are pinned (StoredHashTests): stores and devices keep them.
     private static func stateHashHigh(key: SegmentKey, epoch: UInt32, context: CausalContext, elementDigest: ContentHash128) -> UInt64 {
-        var writer = BinaryWriter(capacity: 64)
-        writer.byte(1)
-        writer.household(key.household)
-        writer.string(key.purpose.rawValue)
-        writer.varint(UInt64(epoch))
-        writer.context(context)
-        return (ContentHash128.of(writer.bytes) + elementDigest).high
+        let purpose = key.purpose.rawValue
+        let entries = context.vector.entries, cloud = context.cloud
+        // At most 10 bytes per varint, 16 for the household.
+        let capacity = 1 + 16 + 10 + purpose.utf8.count + 10 + 10 + 20 * entries.count + 10 + 20 * cloud.count
+        let hash = withUnsafeTemporaryAllocation(byteCount: capacity, alignment: 8) { buffer in
+            var out = StackBytes(buffer)
+            out.byte(1)
+            out.word(key.household.high)
+            out.word(key.household.low)
+            out.utf8(purpose)
+            out.varint(UInt64(epoch))
+            out.varint(UInt64(entries.count))
+            var previous: UInt32 = 0
+            for entry in entries {
+                out.varint(UInt64(entry.replica.rawValue - previous))
+                previous = entry.replica.rawValue
+                out.varint(entry.counter)
+            }
+            out.varint(UInt64(cloud.count))
+            for dot in cloud {
+                out.varint(UInt64(dot.replica.rawValue))
+                out.varint(dot.counter)
+            }
+            return ContentHash128.of(UnsafeRawBufferPointer(rebasing: buffer[..<out.count]))
+        }
+        return (hash + elementDigest).high
+    }
+}
+
+/// Bytes written into a buffer sized for them beforehand, the way a
+/// BinaryWriter writes them (LEB128 varints, big-endian words). Each write
+/// checks its room once, not byte by byte.
+private struct StackBytes {
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    private(set) var count = 0
+
+    init(_ buffer: UnsafeMutableRawBufferPointer) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
+    }
+
+    @inline(__always)
+    mutating func byte(_ value: UInt8) {
+        precondition(count < capacity, "state hash buffer too small")
+        base.storeBytes(of: value, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func varint(_ value: UInt64) {
+        precondition(count + 10 <= capacity, "state hash buffer too small")
+        var v = value
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: count, as: UInt8.self)
+            count += 1
+            v >>= 7
+        }
+        base.storeBytes(of: UInt8(v), toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func word(_ value: UInt64) {
+        precondition(count + 8 <= capacity, "state hash buffer too small")
+        base.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt64.self)
+        count += 8
+    }
+
+    mutating func utf8(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            precondition(count + utf8.count <= capacity, "state hash buffer too small")
+            if let source = utf8.baseAddress { (base + count).copyMemory(from: source, byteCount: utf8.count) }
+            count += utf8.count
+        }
     }
 }

@@ -32,23 +32,25 @@ public struct ContentHash128: Hashable, Sendable, Codable {
     }
 
     public static func of(_ bytes: [UInt8]) -> ContentHash128 {
-        var a: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
-        var b: UInt64 = 0xC2B2_AE3D_27D4_EB4F &+ UInt64(bytes.count)
-        bytes.withUnsafeBytes { raw in
-            var offset = 0
-            let count = raw.count
-            while offset + 8 <= count {
-                let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-                a = (a ^ word) &* 0x0000_0100_0000_01B3 &+ 0x27BB_2EE6_87B0_B0FD
-                a = (a << 29) | (a >> 35)
-                b = (b &+ word) &* 0x9FB2_1C65_1E98_DF25
-                b ^= b >> 31
-                offset += 8
-            }
-            let tail = raw.baseAddress.map { $0.littleEndianTail(from: offset, count: count) } ?? 0
-            a = (a ^ tail) &* 0x0000_0100_0000_01B3
-            b = (b &+ tail) &* 0x9FB2_1C65_1E98_DF25
+        bytes.withUnsafeBytes { of($0) }
+    }
+
+    static func of(_ raw: UnsafeRawBufferPointer) -> ContentHash128 {
+        var a: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(raw.count)
+        var b: UInt64 = 0xC2B2_AE3D_27D4_EB4F &+ UInt64(raw.count)
+        var offset = 0
+        let count = raw.count
+        while offset + 8 <= count {
+            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            a = (a ^ word) &* 0x0000_0100_0000_01B3 &+ 0x27BB_2EE6_87B0_B0FD
+            a = (a << 29) | (a >> 35)
+            b = (b &+ word) &* 0x9FB2_1C65_1E98_DF25
+            b ^= b >> 31
+            offset += 8
         }
+        let tail = raw.baseAddress.map { $0.littleEndianTail(from: offset, count: count) } ?? 0
+        a = (a ^ tail) &* 0x0000_0100_0000_01B3
+        b = (b &+ tail) &* 0x9FB2_1C65_1E98_DF25
         return ContentHash128(high: mix(a ^ (b >> 7)), low: mix(b &+ a))
     }
 
