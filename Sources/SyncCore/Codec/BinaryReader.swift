@@ -142,16 +142,10 @@ public struct BinaryReader {
         let length = try varint()
         guard length <= UInt64(remaining) else { throw Self.truncated() }
         let start = offset, end = offset + Int(length)
-        // String(validating:) over a slice takes the standard library's generic,
-        // byte-at-a-time path; decoding a buffer is the fast one. It repairs bad
-        // UTF-8 rather than failing, so a repaired text differs from its bytes.
-        let text = bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<end]), as: UTF8.self) }
-        let exact = text.utf8.count == end - start && bytes.withUnsafeBufferPointer { all in
-            text.utf8.withContiguousStorageIfAvailable { decoded in
-                decoded.count == 0 || memcmp(decoded.baseAddress!, all.baseAddress! + start, decoded.count) == 0
-            } ?? text.utf8.elementsEqual(all[start..<end])
+        // Checked once, by UTF8Text (the standard library's own check reads most notes byte by byte).
+        guard let text = bytes.withUnsafeBufferPointer({ UTF8Text.string(UnsafeBufferPointer(rebasing: $0[start..<end])) }) else {
+            throw Self.malformed("invalid UTF-8")
         }
-        guard exact else { throw Self.malformed("invalid UTF-8") }
         offset = end
         return text
     }
