@@ -34,29 +34,33 @@ enum OperationListCodec {
             writer.varint(UInt64(first.dot.replica.rawValue))
             writer.symbol(first.author)
             writer.varint(group.count)
-            for index in group {
-                let op = ops[index]
-                var flags = tag(of: op.payload)
-                // The previous op of the group, read in place: what this op's counter and context are expected to be.
-                let previous = index > group.lowerBound ? index - 1 : nil
-                if let previous {
-                    if op.dot.counter == ops[previous].dot.counter &+ 1 { flags |= denseCounter }
-                    if op.context.equalsRaised(ops[previous].context, ops[previous].dot.replica, to: ops[previous].dot.counter) {
-                        flags |= expectedContext
+            // Each op is read where it lies: `let op = ops[index]` copied it (its strings,
+            // context and payload retained) and released the copy again.
+            ops.withUnsafeBufferPointer { ops in
+                for index in group {
+                    let op = ops.baseAddress! + index
+                    var flags = tag(of: op.pointee.payload)
+                    // The previous op of the group, read in place: what this op's counter and context are expected to be.
+                    let previous = index > group.lowerBound ? index - 1 : nil
+                    if let previous {
+                        if op.pointee.dot.counter == ops[previous].dot.counter &+ 1 { flags |= denseCounter }
+                        if op.pointee.context.equalsRaised(ops[previous].context, ops[previous].dot.replica, to: ops[previous].dot.counter) {
+                            flags |= expectedContext
+                        }
                     }
-                }
-                if op.absorbs != nil { flags |= hasAbsorbs }
-                writer.byte(flags)
-                if flags & denseCounter == 0 { writer.varint(op.dot.counter) }
-                if flags & expectedContext == 0 {
-                    writer.vector(op.context, relativeTo: previous.map { ops[$0].contextAfter } ?? VersionVector())
-                }
-                writer.stamp(op.stamp)
-                encodePayload(op.payload, stampMilliseconds: op.stamp.milliseconds, to: &writer)
-                if let absorbs = op.absorbs {
-                    // Distances below the op's own counter: usually one byte each.
-                    writer.varint(absorbs.count)
-                    for counter in absorbs { writer.varint(op.dot.counter &- counter) }
+                    if op.pointee.absorbs != nil { flags |= hasAbsorbs }
+                    writer.byte(flags)
+                    if flags & denseCounter == 0 { writer.varint(op.pointee.dot.counter) }
+                    if flags & expectedContext == 0 {
+                        writer.vector(op.pointee.context, relativeTo: previous.map { ops[$0].contextAfter } ?? VersionVector())
+                    }
+                    writer.stamp(op.pointee.stamp)
+                    encodePayload(op.pointee.payload, stampMilliseconds: op.pointee.stamp.milliseconds, to: &writer)
+                    if let absorbs = op.pointee.absorbs {
+                        // Distances below the op's own counter: usually one byte each.
+                        writer.varint(absorbs.count)
+                        for counter in absorbs { writer.varint(op.pointee.dot.counter &- counter) }
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@ public struct SyncOperation: Hashable, Sendable, Codable {
     public var payload: OperationPayload
     /// Counters of the author's own earlier writes to the same field that this
     /// write supersedes and that were left out of the request (set ops only;
-    /// see `ClientReplica.absorbingSupersededWrites`). They share this op's
+    /// see `ClientReplica.requestOps`). They share this op's
     /// verdict and are recorded as seen; their drafts never leave the device.
     public var absorbs: [UInt64]?
 

@@ -23,12 +23,41 @@ extension ClientReplica {
     /// `from` (at most `maxOps`), sorted by household so the codec can group them.
     public func makeRequest(from start: Int = 0, maxOps: Int = .max, limit: Int = 4 << 20) -> SyncRequest {
         let end = start + min(maxOps, max(0, pending.count - start))
-        let chunk = start < pending.count ? Array(pending[start..<end]) : []
-        let ops = Self.absorbingSupersededWrites(Self.groupedByHousehold(chunk))
+        let ops = start < pending.count ? Self.requestOps(pending, start..<end) : []
         let held = heldSegments
         return SyncRequest(cursor: cursor, schemaHash: schema.shortHash,
                            held: HeldSet(segments: held, includeList: sendFullHeld),
                            ops: ops, auditEvents: auditQueue, limit: limit, policyDigest: policy.digest)
+    }
+
+    /// The ops of `pending[range]` as a request carries them: grouped by
+    /// household and segment (`groupedOrder`), with superseded field writes
+    /// absorbed (`absorb`). Worked out on positions, so each op is copied once,
+    /// into the request (a copy retains its strings, context and payload).
+    static func requestOps(_ pending: [SyncOperation], _ range: Range<Int>) -> [SyncOperation] {
+        pending.withUnsafeBufferPointer { all in
+            let order = groupedOrder(all, range)
+            var dropped = [Bool](repeating: false, count: order.count)
+            var absorbs = [[UInt64]?](repeating: nil, count: order.count)
+            // Ops arrive grouped by segment: look within each run of one segment and epoch only.
+            var start = 0
+            while start < order.count {
+                var end = start + 1
+                while end < order.count, all[order[end]].segment == all[order[start]].segment, all[order[end]].epoch == all[order[start]].epoch {
+                    end += 1
+                }
+                if end - start > 1 { absorb(all, order, start..<end, absorbs: &absorbs, dropped: &dropped) }
+                start = end
+            }
+            var result: [SyncOperation] = []
+            result.reserveCapacity(order.count)
+            for position in order.indices where !dropped[position] {
+                var op = all[order[position]]
+                if let counters = absorbs[position] { op.absorbs = counters }
+                result.append(op)
+            }
+            return result
+        }
     }
 
     /// Leaves out of a request each field write that a later write of the
@@ -39,66 +68,53 @@ extension ClientReplica {
     /// last draft of a field leaves the device: less to send on a slow line,
     /// and nothing on the server that the worker had already replaced.
     /// The ops stay pending whole until the server's verdict comes back.
-    static func absorbingSupersededWrites(_ ops: [SyncOperation]) -> [SyncOperation] {
-        // Ops arrive grouped by segment (groupedByHousehold): look within each run only.
-        var result = ops  // copied only on the first absorb
-        var dropped: [Int] = []
-        var start = 0
-        while start < ops.count {
-            var end = start + 1
-            while end < ops.count, ops[end].segment == ops[start].segment, ops[end].epoch == ops[start].epoch { end += 1 }
-            if end - start > 1 { absorb(in: ops, start..<end, into: &result, dropped: &dropped) }
-            start = end
-        }
-        guard !dropped.isEmpty else { return ops }
-        let gone = Set(dropped)
-        return result.indices.filter { !gone.contains($0) }.map { result[$0] }
-    }
-
-    /// One segment's run: each set op whose field is written again later in
-    /// the run is absorbed by the last such write, when that write's context
-    /// holds it and everything it had seen.
-    private static func absorb(in ops: [SyncOperation], _ run: Range<Int>, into result: inout [SyncOperation], dropped: inout [Int]) {
+    ///
+    /// One segment's run (`run` are positions in `order`): each set op whose
+    /// field is written again later in the run is absorbed by the last such
+    /// write, when that write's context holds it and everything it had seen.
+    private static func absorb(_ ops: UnsafeBufferPointer<SyncOperation>, _ order: [Int], _ run: Range<Int>,
+                               absorbs: inout [[UInt64]?], dropped: inout [Bool]) {
         // The last write of each field in the run. A run is a handful of ops: a scan
         // beats a dictionary, which hashed every field name.
         var lastByField: [String: Int] = [:]
         if run.count > 32 {  // a long offline stretch in one segment: scans would be quadratic
-            for index in run { if case .set(let field, _, _) = ops[index].payload { lastByField[field] = index } }
+            for position in run { if case .set(let field, _, _) = ops[order[position]].payload { lastByField[field] = position } }
         }
-        func lastWrite(of field: String, after index: Int) -> Int? {
-            if run.count > 32 { return lastByField[field].flatMap { $0 > index ? $0 : nil } }
-            for later in (index + 1..<run.upperBound).reversed() {
-                if case .set(let name, _, _) = ops[later].payload, name == field { return later }
+        func lastWrite(of field: String, after position: Int) -> Int? {
+            if run.count > 32 { return lastByField[field].flatMap { $0 > position ? $0 : nil } }
+            for later in (position + 1..<run.upperBound).reversed() {
+                if case .set(let name, _, _) = ops[order[later]].payload, name == field { return later }
             }
             return nil
         }
-        for index in run {
-            guard case .set(let field, _, _) = ops[index].payload, let later = lastWrite(of: field, after: index) else { continue }
-            let successor = ops[later]
-            guard (result[later].absorbs?.count ?? 0) < OperationValidator.maxAbsorbed,
-                  successor.dot.replica == ops[index].dot.replica, successor.context.contains(ops[index].dot),
-                  successor.context.includes(ops[index].context) else { continue }
-            result[later].absorbs = (result[later].absorbs ?? []) + [ops[index].dot.counter]
-            dropped.append(index)
+        for position in run {
+            let op = ops.baseAddress! + order[position]  // read in place, not copied
+            guard case .set(let field, _, _) = op.pointee.payload, let later = lastWrite(of: field, after: position) else { continue }
+            let successor = ops.baseAddress! + order[later]
+            guard (absorbs[later]?.count ?? successor.pointee.absorbs?.count ?? 0) < OperationValidator.maxAbsorbed,
+                  successor.pointee.dot.replica == op.pointee.dot.replica, successor.pointee.context.contains(op.pointee.dot),
+                  successor.pointee.context.includes(op.pointee.context) else { continue }
+            absorbs[later] = (absorbs[later] ?? successor.pointee.absorbs ?? []) + [op.pointee.dot.counter]
+            dropped[position] = true
         }
     }
 
-    /// Stable grouping by household, then by segment within it, so the codec
-    /// writes one group header per segment. Households come in ID order (any
-    /// order serves); a household's segments in order of first appearance, so
-    /// its first op (its createHousehold, in REGIE) still comes before the rest
-    /// of it; order within a segment is kept. A comparison sort of positions:
-    /// ranking households and segments in dictionaries hashed every op.
-    static func groupedByHousehold(_ ops: [SyncOperation]) -> [SyncOperation] {
-        guard ops.count > 1 else { return ops }
-        let households = ops.map { $0.segment.household }  // plain 16-byte values, cheap to compare
-        var order = Array(ops.indices)
-        order.sort { a, b in households[a] != households[b] ? households[a] < households[b] : a < b }
+    /// Positions of `ops[range]` grouped by household, then by segment within
+    /// it, so the codec writes one group header per segment. Households come
+    /// in ID order (any order serves); a household's segments in order of
+    /// first appearance, so its first op (its createHousehold, in REGIE) still
+    /// comes before the rest of it; order within a segment is kept. A sort of
+    /// (household, position) pairs: ranking households and segments in
+    /// dictionaries hashed every op.
+    static func groupedOrder(_ ops: UnsafeBufferPointer<SyncOperation>, _ range: Range<Int>) -> [Int] {
+        var keyed = range.map { (high: ops[$0].segment.household.high, low: ops[$0].segment.household.low, position: $0) }
+        keyed.sort { ($0.high, $0.low, $0.position) < ($1.high, $1.low, $1.position) }
+        var order = keyed.map(\.position)
         // Within a household (a short run), segments by first appearance.
         var start = 0
         while start < order.count {
             var end = start + 1
-            while end < order.count, households[order[end]] == households[order[start]] { end += 1 }
+            while end < order.count, keyed[end].high == keyed[start].high, keyed[end].low == keyed[start].low { end += 1 }
             if end - start > 1 {
                 var segments: [SegmentKey] = []  // in order of first appearance
                 var mixed = false
@@ -119,8 +135,7 @@ extension ClientReplica {
             }
             start = end
         }
-        if order.elementsEqual(ops.indices) { return ops }
-        return order.map { ops[$0] }
+        return order
     }
 
     /// Applies a sync response. `wall` is the device clock (ms).
