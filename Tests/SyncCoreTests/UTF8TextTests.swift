@@ -26,7 +26,7 @@ struct UTF8TextTests {
 
     /// Every sequence of one or two bytes, every three-byte sequence whose
     /// bytes are taken from the edges of the ranges that matter, and the same
-    /// behind ASCII padding (so the word-at-a-time path hands over mid-word).
+    /// behind ASCII padding (so the two- and one-word steps hand over mid-word).
     @Test func agreesWithTheStandardLibraryOnEveryShortSequence() {
         for a in 0...255 { expectAgrees([UInt8(a)]) }
         for a in 0...255 { for b in 0...255 { expectAgrees([UInt8(a), UInt8(b)]) } }
@@ -35,7 +35,7 @@ struct UTF8TextTests {
         for a in edges { for b in edges { for c in edges {
             expectAgrees([a, b, c])
             for d in [0x80, 0x8F, 0x90, 0xBF, 0x41] as [UInt8] { expectAgrees([a, b, c, d]) }
-            for padding in [5, 7, 8, 13] {
+            for padding in [5, 7, 8, 13, 16, 21] {
                 let ascii = [UInt8](repeating: 0x61, count: padding)
                 expectAgrees(ascii + [a, b, c] + ascii, "padded \(padding)")
             }

@@ -167,7 +167,14 @@ public struct Purpose: RawRepresentable, Hashable, Comparable, Sendable, Codable
 
     public init(rawValue: String) {
         self.rawValue = rawValue
-        code = rawValue.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
+        // Over the bytes in a buffer: a reduce over the UTF-8 view stepped through the
+        // string's storage byte by byte, and a purpose is made for every segment decoded.
+        var text = rawValue
+        code = text.withUTF8 { bytes in
+            var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+            return hash
+        }
     }
     public init(_ rawValue: String) { self.init(rawValue: rawValue) }
     public init(stringLiteral value: String) { self.init(rawValue: value) }
