@@ -227,24 +227,25 @@ public enum PushProcessor {
         // The state is lent, not copied into the target: a copy retains each of its buffers.
         let target = OperationValidator.Target(epoch: work.epoch, state: nil, householdExists: exists)
         // The policy's answer is the same for every op of the segment (but a createHousehold)
-        // until the push changes the policy: worked out once.
-        let policyVersion = result.policyVersion
-        var cached = work.writeRefusal
-        let writeRefusal = { () -> RefusalReason? in
-            if case .createHousehold = op.payload { return validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false) }
-            if let cached, cached.policyVersion == policyVersion { return cached.refusal }
-            let refusal = validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false)
-            cached = (policyVersion, refusal)
-            return refusal
+        // until the push changes the policy: worked out once. Worked out before the other
+        // checks, which come first in the verdict: it is pure, and asked inside the validator's
+        // closure it copied the whole policy (every assignment) out of `result` for each op.
+        let writeRefusal: RefusalReason?
+        if case .createHousehold = op.payload {
+            writeRefusal = validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false)
+        } else if let cached = work.writeRefusal, cached.policyVersion == result.policyVersion {
+            writeRefusal = cached.refusal
+        } else {
+            writeRefusal = validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false)
+            work.writeRefusal = (result.policyVersion, writeRefusal)
         }
         if work.segment != nil {
             verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: work.segment!.state,
-                                         writeRefusal: writeRefusal)
+                                         writeRefusal: { writeRefusal })
         } else {
             verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: nil,
-                                         writeRefusal: writeRefusal)
+                                         writeRefusal: { writeRefusal })
         }
-        work.writeRefusal = cached
         let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)
         if op.epoch == work.epoch, let upTo = work.recordedUpTo { work.recordedUpTo = max(upTo, op.dot.counter) }
         if let verdict {
