@@ -68,4 +68,37 @@ import Testing
             }
         }
     }
+
+    /// The state hash lays its bytes out itself, on the stack; they must be the
+    /// bytes a BinaryWriter writes for the same parts, also where the pinned
+    /// trace above never goes: a context with out-of-order dots (a cloud),
+    /// counters of several varint bytes, a purpose outside ASCII.
+    @Test func stateHashBytesAreTheWritersBytes() {
+        let household = HouseholdID(high: 0x8000_0000_0000_0001, low: 0x0000_00FF_0000_0080)
+        let contexts = [
+            CausalContext(),
+            CausalContext(vector: VersionVector([(ReplicaID(1), 127), (ReplicaID(300), 128), (ReplicaID(70_000), 1 << 40)])),
+            CausalContext(vector: VersionVector([(ReplicaID(2), 5)]),
+                          cloud: [Dot(replica: ReplicaID(2), counter: 9), Dot(replica: ReplicaID(40_000), counter: 200_000)]),
+        ]
+        for purpose in [Purpose.regie, Purpose("WMO"), Purpose("CONSENT_MONITOR_LONG_CODE"), Purpose("ZÖRG")] {
+            for context in contexts {
+                for epoch: UInt32 in [0, 200, .max] {
+                    let key = SegmentKey(household: household, purpose: purpose)
+                    let digest = ContentHash128(high: 0x1111_2222_3333_4444, low: 0x5555_6666_7777_8888)
+                    var writer = BinaryWriter(capacity: 64)
+                    writer.byte(1)
+                    writer.household(household)
+                    writer.string(purpose.rawValue)
+                    writer.varint(UInt64(epoch))
+                    writer.context(context)
+                    let word = (ContentHash128.of(writer.bytes) + digest).high
+                    let expected = (0..<8).map { UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * $0)) }
+                    #expect(SegmentState.stateHash(key: key, epoch: epoch, context: context, elementDigest: digest) == expected,
+                            "\(purpose) \(context) epoch \(epoch)")
+                }
+            }
+            #expect(contexts[2].cloud.count == 2, "the cloud stays out of order")
+        }
+    }
 }

@@ -43,8 +43,9 @@ public struct OperationValidator: Sendable {
     }
 
     /// The same, with the policy's answer asked of `writeRefusal` (only when
-    /// the op's shape and schema pass): a push of many ops to one segment
-    /// works it out once (see PushProcessor).
+    /// the op's shape and schema pass, since those reasons come first): a
+    /// caller may hand in an answer worked out before, as PushProcessor does
+    /// once per segment and policy version.
     func validate(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target, state: SegmentState?,
                   writeRefusal: () -> RefusalReason?) -> RefusalReason? {
         if let reason = validateShape(op, replica: replica, user: user, target: target, state: state) { return reason }
