@@ -164,3 +164,14 @@ struct StoredSegmentTests {
         #expect(throws: SyncCoreError.self) { try SegmentState(storedBytes: []) }
     }
 }
+
+/// A whole state to and from its stored form, for the tests: the store itself
+/// works on canonical bytes it already has (LocalStore compares them to find
+/// what changed), through `storedBytes(canonical:)` and `canonicalBytes(stored:)`.
+extension SegmentState {
+    func storedBytes() -> [UInt8] { Self.storedBytes(canonical: canonicalBytes()) }
+
+    init(storedBytes bytes: [UInt8]) throws(SyncCoreError) {
+        try self.init(canonicalBytes: Self.canonicalBytes(stored: bytes))
+    }
+}

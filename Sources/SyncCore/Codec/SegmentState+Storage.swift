@@ -9,14 +9,6 @@ extension SegmentState {
     /// the block's tokens cost about what it would save.
     private static let smallestCompressed = 128
 
-    /// The bytes a device keeps on disk for this segment.
-    public func storedBytes() -> [UInt8] { Self.storedBytes(canonical: canonicalBytes()) }
-
-    /// Decodes a stored form (either format).
-    public init(storedBytes bytes: [UInt8]) throws(SyncCoreError) {
-        try self.init(canonicalBytes: Self.canonicalBytes(stored: bytes))
-    }
-
     /// The stored form of a canonical encoding: compressed when smaller, else as it is.
     public static func storedBytes(canonical: [UInt8]) -> [UInt8] {
         guard canonical.count >= smallestCompressed, canonical.count <= LZ4Block.maximumInput else { return canonical }
