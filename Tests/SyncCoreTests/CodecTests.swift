@@ -140,9 +140,29 @@ struct CodecTests {
         #expect(try SyncResponse(binary: response.binaryEncoded()) == response)
     }
 
+    /// A section's body is written in place behind room for its length, which is
+    /// then moved into the width the length takes: every width gives
+    /// `tag, varint(length), body`, and what came before stays as it was.
+    @Test func sectionsWrittenInPlaceHaveTheirLengthInFront() throws {
+        for length in [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, 2_200_000] {
+            let body = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            var writer = BinaryWriter()
+            writer.raw([0xAB, 0xCD])
+            writer.section(9) { $0.raw(body) }
+            writer.byte(0xEF)
+            var expected = BinaryWriter()
+            expected.raw([0xAB, 0xCD])
+            expected.byte(9)
+            expected.data(body)
+            expected.byte(0xEF)
+            #expect(writer.bytes == expected.bytes, "body of \(length) bytes")
+        }
+    }
+
     /// A household missing from the message's table is written in full, not as a bad index.
     @Test func householdOutsideTheTableIsWrittenInFull() throws {
-        var writer = BinaryWriter(householdTable: [h: 0])
+        var writer = BinaryWriter()
+        writer.householdTable = [h: 0]
         writer.household(h)
         writer.household(Fixture.otherHousehold)
         #expect(writer.bytes.count == 1 + 1 + 16)

@@ -2,12 +2,17 @@
 public protocol BinaryCodable {
     func encode(to writer: inout BinaryWriter)
     init(from reader: inout BinaryReader) throws(SyncCoreError)
+    /// About how many bytes the binary form takes, so that its buffer is
+    /// allocated once instead of growing (and being copied) while written.
+    var encodedSizeHint: Int { get }
 }
 
 extension BinaryCodable {
+    public var encodedSizeHint: Int { 256 }
+
     /// The binary form of a whole message.
     public func binaryEncoded() -> [UInt8] {
-        var writer = BinaryWriter()
+        var writer = BinaryWriter(capacity: encodedSizeHint)
         encode(to: &writer)
         return writer.bytes
     }

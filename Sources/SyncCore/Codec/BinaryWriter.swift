@@ -16,12 +16,46 @@ public struct BinaryWriter: Sendable {
 
     /// A writer for a section of a sync message, which names some 40 fields,
     /// logs, kinds and authors over and over: its symbol tables start large.
-    init(householdTable: [HouseholdID: UInt32]?) {
+    /// It has no buffer of its own: `section` lends it the message's.
+    private init(sectionOf householdTable: [HouseholdID: UInt32]?) {
         self.householdTable = householdTable
-        bytes.reserveCapacity(256)
         recentSymbols = SymbolCache(slots: 64)
         isMessageSection = true
     }
+
+    /// Writes a section of a sync message, `tag, varint(length), body`. The
+    /// body gets a writer of its own (its own string table and stamp base, so
+    /// a reader can skip the section), which writes straight into this
+    /// writer's buffer behind room for a three-byte length; the length is
+    /// written afterwards, and the body moved only when its length takes
+    /// another width. Written apart and appended, every body was copied twice
+    /// more: while its own buffer grew, and into the message.
+    mutating func section(_ tag: UInt8, _ body: (inout BinaryWriter) -> Void) {
+        byte(tag)
+        let lengthAt = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: Self.sectionLengthRoom))
+        var inner = BinaryWriter(sectionOf: householdTable)
+        swap(&inner.bytes, &bytes)
+        body(&inner)
+        swap(&inner.bytes, &bytes)
+        let start = lengthAt + Self.sectionLengthRoom
+        var length = UInt64(bytes.count - start)
+        var width = 1
+        while length >> (7 * width) != 0 { width += 1 }
+        if width < Self.sectionLengthRoom {
+            bytes.removeSubrange(lengthAt..<(start - width))
+        } else if width > Self.sectionLengthRoom {
+            bytes.insert(contentsOf: repeatElement(0, count: width - Self.sectionLengthRoom), at: lengthAt)
+        }
+        for offset in 0..<width {
+            bytes[lengthAt + offset] = UInt8(truncatingIfNeeded: length) | (offset < width - 1 ? 0x80 : 0)
+            length >>= 7
+        }
+    }
+
+    /// Room for a section's length: three varint bytes hold up to 2 MiB, so
+    /// the large sections (ops, deltas, snapshots) are never moved.
+    private static let sectionLengthRoom = 3
 
     @inline(__always)
     public mutating func byte(_ value: UInt8) { bytes.append(value) }

@@ -13,10 +13,7 @@ enum MessageFraming {
     static let householdTableTag: UInt8 = 30
 
     static func section(_ tag: UInt8, into writer: inout BinaryWriter, _ body: (inout BinaryWriter) -> Void) {
-        var inner = BinaryWriter(householdTable: writer.householdTable)
-        body(&inner)
-        writer.byte(tag)
-        writer.data(inner.bytes)
+        writer.section(tag, body)
     }
 
     /// Writes the household table section and installs the table in `writer`.
@@ -117,6 +114,21 @@ extension SyncCursor {
 }
 
 extension SegmentPatch {
+    /// A cheap upper-bound estimate of the patch's encoded size: for paging a
+    /// pull, and to size a response's buffer.
+    var estimatedSize: Int {
+        var size = 32
+        for element in elements {
+            switch element {
+            case .creation: size += 16
+            case .field(_, let register): size += 12 + register.values.reduce(0) { $0 + 16 + $1.value.utf8.count }
+            case .logEntry(_, let entry): size += 24 + entry.body.text.utf8.count
+            case .item(_, let item): size += 48 + item.text.values.reduce(0) { $0 + $1.value.utf8.count }
+            }
+        }
+        return size
+    }
+
     func encode(to writer: inout BinaryWriter) {
         segment.encode(to: &writer)
         writer.varint(UInt64(epoch))
@@ -247,6 +259,12 @@ extension PolicyContext {
 }
 
 extension SyncRequest: BinaryCodable {
+    /// The ops' text and some 48 bytes of each op's other parts.
+    public var encodedSizeHint: Int {
+        256 + held.digest.bytes.count + (held.segments?.count ?? 0) * 4 + auditEvents.count * 48
+            + ops.reduce(0) { $0 + 48 + $1.payload.textByteCount }
+    }
+
     public func encode(to writer: inout BinaryWriter) {
         writer.raw(MessageFraming.requestMagic)
         MessageFraming.section(1, into: &writer) { $0.varint(version) }
@@ -345,6 +363,12 @@ extension SyncRequest: BinaryCodable {
 }
 
 extension SyncResponse: BinaryCodable {
+    /// The patches' estimates (an upper bound of most) and a little for the rest.
+    public var encodedSizeHint: Int {
+        256 + deltas.reduce(0) { $0 + $1.estimatedSize } + snapshots.reduce(0) { $0 + $1.estimatedSize }
+            + (accepted.count + rejected.count + purge.count + epochs.count) * 8
+    }
+
     public func encode(to writer: inout BinaryWriter) {
         writer.raw(MessageFraming.responseMagic)
         MessageFraming.section(1, into: &writer) { $0.varint(version) }

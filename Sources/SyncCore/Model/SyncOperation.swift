@@ -63,6 +63,18 @@ public enum OperationPayload: Hashable, Sendable, Codable {
     /// Removes an item; the context states which adds and edits the author had seen.
     case remove(collection: String, item: Dot)
 
+    /// How many bytes of text and position the payload carries.
+    var textByteCount: Int {
+        switch self {
+        case .createHousehold, .remove: return 0
+        case .set(_, let value, _): return value.utf8.count
+        case .append(_, let entry): return entry.text.utf8.count
+        case .insert(_, let position, let text): return position.count + text.utf8.count
+        case .edit(_, _, _, let value): return value.utf8.count
+        case .move(_, _, let position): return position.count
+        }
+    }
+
     /// The schema name this payload refers to (field, log or collection), if any.
     public var targetName: String? {
         switch self {

@@ -105,7 +105,7 @@ public enum PullBuilder {
         var budget = max(1, request.limit)
         var items = 0
         func spend(_ patch: SegmentPatch) {
-            budget -= estimatedSize(patch)
+            budget -= patch.estimatedSize
             items += 1
         }
 
@@ -195,19 +195,5 @@ public enum PullBuilder {
         guard !fresh.isEmpty else { return nil }
         let guess = readable.filter { !fresh.contains($0.segment) && !created.contains($0.segment) }
         return HeldSet.digest(of: guess) == request.held.digest ? guess : nil
-    }
-
-    /// A cheap upper-bound estimate of a patch's encoded size, for paging.
-    static func estimatedSize(_ patch: SegmentPatch) -> Int {
-        var size = 32
-        for element in patch.elements {
-            switch element {
-            case .creation: size += 16
-            case .field(_, let register): size += 12 + register.values.reduce(0) { $0 + 16 + $1.value.utf8.count }
-            case .logEntry(_, let entry): size += 24 + entry.body.text.utf8.count
-            case .item(_, let item): size += 48 + item.text.values.reduce(0) { $0 + $1.value.utf8.count }
-            }
-        }
-        return size
     }
 }
