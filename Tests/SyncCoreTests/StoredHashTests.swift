@@ -96,6 +96,8 @@ import Testing
                     let expected = (0..<8).map { UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * $0)) }
                     #expect(SegmentState.stateHash(key: key, epoch: epoch, context: context, elementDigest: digest) == expected,
                             "\(purpose) \(context) epoch \(epoch)")
+                    // The word a pull sums (SegmentHash) is the same 8 bytes read little-endian.
+                    #expect(SegmentState.stateHashWord(key: key, epoch: epoch, context: context, elementDigest: digest) == word.byteSwapped)
                 }
             }
             #expect(contexts[2].cloud.count == 2, "the cloud stays out of order")

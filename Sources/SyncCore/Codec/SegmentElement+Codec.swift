@@ -233,8 +233,13 @@ extension SegmentState {
 
     /// The state hash's 8 bytes read little-endian, the way StateCheck sums
     /// them, without building the byte array.
-    func stateHashWord() -> UInt64 {
-        Self.stateHashHigh(key: key, epoch: epoch, context: context, elementDigest: elementDigest).byteSwapped
+    public func stateHashWord() -> UInt64 {
+        Self.stateHashWord(key: key, epoch: epoch, context: context, elementDigest: elementDigest)
+    }
+
+    /// The same from its parts, for stores that keep the digest with the context.
+    public static func stateHashWord(key: SegmentKey, epoch: UInt32, context: CausalContext, elementDigest: ContentHash128) -> UInt64 {
+        stateHashHigh(key: key, epoch: epoch, context: context, elementDigest: elementDigest).byteSwapped
     }
 
     /// The state hash's 8 bytes as one big-endian word: the hash of the

@@ -249,11 +249,13 @@ public struct PurgeInstruction: Hashable, Sendable, Codable {
 public struct SegmentHash: Hashable, Sendable, Codable {
     public var segment: SegmentKey
     public var epoch: UInt32
-    public var hash: Digest
-    public init(segment: SegmentKey, epoch: UInt32, hash: Digest) {
+    /// The segment's 8-byte state hash read little-endian (`SegmentState.stateHashWord`),
+    /// the way StateCheck sums it: a word, not a byte array allocated per segment per pull.
+    public var word: UInt64
+    public init(segment: SegmentKey, epoch: UInt32, word: UInt64) {
         self.segment = segment
         self.epoch = epoch
-        self.hash = hash
+        self.word = word
     }
 }
 
@@ -282,7 +284,7 @@ public struct StateCheck: Hashable, Sendable, Codable {
         for patch in deltas { sent.insert(patch.segment) }
         for patch in snapshots { sent.insert(patch.segment) }
         alsoCovers = hashes.filter { !sent.contains($0.segment) }.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) }
-        digest = Self.sum(hashes.map(\.hash.bytes))
+        digest = Self.sum(words: hashes.map(\.word))
     }
 
     /// The segments covered, given the response's patches (first occurrence wins).

@@ -290,7 +290,7 @@ extension InMemorySyncServer: PullBackend {
 
     public func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
         guard let slot = slot(of: segment) else { return nil }
-        return SegmentHash(segment: segment, epoch: store[slot].segment.state.epoch, hash: Digest(store[slot].segment.state.stateHash()))
+        return SegmentHash(segment: segment, epoch: store[slot].segment.state.epoch, word: store[slot].segment.state.stateHashWord())
     }
 
     public func maxSeq() throws -> UInt64 { seq }

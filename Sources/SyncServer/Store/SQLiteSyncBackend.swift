@@ -358,10 +358,10 @@ extension SQLiteSyncBackend: PullBackend {
     func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
         guard let row = try self.row(segment) else { return nil }
         guard let digest = row.digest else {
-            return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: row.epoch, hash: Digest($0.state.stateHash())) }
+            return try Self.load(db, segment).map { SegmentHash(segment: segment, epoch: row.epoch, word: $0.state.stateHashWord()) }
         }
         return SegmentHash(segment: segment, epoch: row.epoch,
-                           hash: Digest(SegmentState.stateHash(key: segment, epoch: row.epoch, context: try row.context(), elementDigest: digest)))
+                           word: SegmentState.stateHashWord(key: segment, epoch: row.epoch, context: try row.context(), elementDigest: digest))
     }
 
     func segmentsCreated(after seq: UInt64, of households: [HouseholdID]) throws -> Set<SegmentKey> {
