@@ -18,7 +18,7 @@ PHASES = [
     ("encode (server and client)", ["BinaryCodable.binaryEncoded()"]),
     ("request (in encode)", ["ClientReplica.makeRequest("]),
     ("edit", ["ClientReplica.set(", "ClientReplica.appendLog(", "ClientReplica.insertItem(", "ClientReplica.removeItem(",
-              "ClientReplica.liveOrder(", "ItemCollection.liveItems", "ClientReplica.view("]),
+              "ClientReplica.liveOrder(", "ClientReplica.liveCount(", "ItemCollection.liveItems", "ClientReplica.view("]),
 ]
 
 

@@ -125,7 +125,7 @@ public enum Replay {
                 try replicas[r].appendLog(household: h, purpose: .regie, kind: trace.contactKinds[Int(event.argument)],
                                           occurredAt: UInt64(event.at) * 1000, text: trace.text(event), wall: now)
             case .insert:
-                let live = replicas[r].liveOrder(of: "doelen", in: regie).count
+                let live = replicas[r].liveCount(of: "doelen", in: regie)
                 var index = Int(event.argument)
                 if index > live { index = live; result.clamped_inserts += 1 }
                 try replicas[r].insertItem(household: h, purpose: .regie, at: index, text: trace.text(event), wall: now)

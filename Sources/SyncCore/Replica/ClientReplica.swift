@@ -235,6 +235,12 @@ public struct ClientReplica: Sendable {
         withView(segment) { $0.collections.withValue(collection) { $0.liveOrder } ?? [] } ?? []
     }
 
+    /// How many live items a collection has as the user sees it: `liveOrder`'s
+    /// count without building and sorting the items' position keys.
+    public func liveCount(of collection: String, in segment: SegmentKey) -> Int {
+        withView(segment) { $0.collections.withValue(collection) { $0.liveCount } ?? 0 } ?? 0
+    }
+
     @discardableResult
     public mutating func editItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen", item: Dot,
                                   field: ItemField, value: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
