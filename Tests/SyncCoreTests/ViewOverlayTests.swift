@@ -43,6 +43,10 @@ struct ViewOverlayTests {
         #expect(goals[confirmedGoal]?.status.winner?.value == "done")
         #expect(goals[newGoal]?.text.winner?.value == "Schuldhulp aanvragen")
         #expect(goals.liveItems.count == 2 && goals.items.count == 2)
+        // The replica's count (what the replay clamps an insert's index by) is the live order's length.
+        #expect(replica.liveCount(of: "doelen", in: regie) == 2)
+        #expect(replica.liveOrder(of: "doelen", in: regie).map(\.id).sorted() == [confirmedGoal, newGoal].sorted())
+        #expect(replica.liveCount(of: "nietbestaand", in: regie) == 0)
         // The confirmed state is what the server acknowledged, untouched by the view.
         #expect(replica.confirmed[regie] == before)
         #expect(replica.confirmed[regie]?.logs["contactlog"]?.count == 1)
