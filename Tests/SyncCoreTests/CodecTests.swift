@@ -159,6 +159,33 @@ struct CodecTests {
         }
     }
 
+    /// A goal's write and remove dots arrive as lists; a body that repeats one
+    /// or lists them out of order decodes to the same item as a clean one.
+    @Test func repeatedItemDotsDecodeToOneCanonicalItem() throws {
+        let id = Dot(replica: ReplicaID(3), counter: 4)
+        let other = Dot(replica: ReplicaID(2), counter: 9)
+        func row(writes: [Dot], removes: [Dot]) -> [UInt8] {
+            var writer = BinaryWriter()
+            writer.byte(3)  // an item
+            writer.symbol("doelen")
+            writer.dot(id)
+            writer.byte(1 | 16)  // a base position and removes; writes listed, covers written
+            writer.data([0x80])
+            writer.varint(writes.count)
+            for dot in writes { writer.dot(dot) }
+            writer.vector(VersionVector(), relativeTo: VersionVector())
+            writer.varint(removes.count)
+            for dot in removes { writer.dot(dot) }
+            return writer.bytes
+        }
+        let clean = try SegmentElement.decodeRow(row(writes: [id, other], removes: [other]))
+        let repeated = try SegmentElement.decodeRow(row(writes: [other, id, other, id], removes: [other, other]))
+        #expect(repeated == clean)
+        #expect(repeated.encodedRow() == clean.encodedRow())
+        guard case .item(_, let item) = repeated else { Issue.record("not an item"); return }
+        #expect(item.removes == [other])
+    }
+
     /// A household missing from the message's table is written in full, not as a bad index.
     @Test func householdOutsideTheTableIsWrittenInFull() throws {
         var writer = BinaryWriter()

@@ -120,9 +120,9 @@ extension CollectionItem {
             for _ in 0..<(try reader.count(minimumSize: 2)) { removes.append(try reader.dot()) }
         }
         let removeCover = flags & hasRemoveCover != 0 ? try reader.vector(relativeTo: base) : VersionVector()
+        // The initializer sorts the dots and drops repeats (a damaged or hand-made body may repeat one).
         return CollectionItem(id: id, basePosition: basePosition, text: text, status: status, position: position,
-                              writes: Array(Set(writes)), writeCover: writeCover,
-                              removes: Array(Set(removes)), removeCover: removeCover)
+                              writes: writes, writeCover: writeCover, removes: removes, removeCover: removeCover)
     }
 }
 
