@@ -54,58 +54,60 @@ public struct InMemorySyncServer: Sendable {
         }
     }
 
-    /// One segment's verdicts, sorted by key (arrays: no dictionary buckets),
-    /// each a 16-byte fingerprint.
+    /// One segment's verdicts, in one run per (epoch, replica): a replica's
+    /// counters in a segment rise one by one, so its next verdict is appended
+    /// to its run. (One list sorted by key inserted mid-list, moving the
+    /// other replicas' verdicts, whenever two replicas took turns.)
     struct VerdictList: Sendable {
-        private var keys: [VerdictKey] = []
-        private var fingerprints: [ContentHash128] = []
-
-        subscript(key: VerdictKey) -> ContentHash128? {
-            get {
-                let index = position(of: key)
-                guard index < keys.count, keys[index] == key else { return nil }
-                return fingerprints[index]
-            }
-            set {
-                let index = position(of: key)
-                let present = index < keys.count && keys[index] == key
-                switch (newValue, present) {
-                case (let fingerprint?, true): fingerprints[index] = fingerprint
-                case (let fingerprint?, false):
-                    keys.insertGrowingByAQuarter(key, at: index)
-                    fingerprints.insertGrowingByAQuarter(fingerprint, at: index)
-                case (nil, true):
-                    keys.removeMoving(at: index)
-                    fingerprints.removeMoving(at: index)
-                case (nil, false): break
-                }
-            }
+        /// A counter and its op's fingerprint, 24 bytes.
+        struct Entry: Sendable {
+            var counter: UInt64
+            var fingerprint: ContentHash128
         }
 
-        /// Records a verdict: appended when its key sorts last (a device's next
-        /// counter usually does), else inserted in place or overwritten.
+        struct Run: Sendable {
+            var epoch: UInt32
+            var replica: UInt32
+            /// Sorted by counter.
+            var entries: [Entry]
+        }
+
+        /// A segment is written by a few replicas: a short list, searched in order.
+        private var runs: [Run] = []
+
+        private func run(of key: VerdictKey) -> Int? {
+            runs.firstIndex { $0.replica == key.replica && $0.epoch == key.epoch }
+        }
+
+        subscript(key: VerdictKey) -> ContentHash128? {
+            guard let run = run(of: key) else { return nil }
+            let entries = runs[run].entries
+            let index = entries.sortedPosition(of: key.counter) { $0.counter }
+            guard index < entries.count, entries[index].counter == key.counter else { return nil }
+            return entries[index].fingerprint
+        }
+
+        /// Records a verdict: appended when its counter is its run's highest (a
+        /// device's next counter usually is), else inserted in place or overwritten.
         mutating func record(_ key: VerdictKey, _ fingerprint: ContentHash128) {
-            if let last = keys.last, last < key {
-                if keys.count == keys.capacity {
-                    keys.reserveCapacity(keys.count + Swift.max(4, keys.count / 4))
-                    fingerprints.reserveCapacity(keys.capacity)
-                }
-                keys.append(key)
-                fingerprints.append(fingerprint)
+            let entry = Entry(counter: key.counter, fingerprint: fingerprint)
+            guard let run = run(of: key) else {
+                runs.append(Run(epoch: key.epoch, replica: key.replica, entries: [entry]))
+                return
+            }
+            let index = runs[run].entries.sortedPosition(of: key.counter) { $0.counter }
+            if index < runs[run].entries.count, runs[run].entries[index].counter == key.counter {
+                runs[run].entries[index].fingerprint = fingerprint
             } else {
-                self[key] = fingerprint
+                runs[run].entries.insertGrowingByAQuarter(entry, at: index)
             }
         }
 
         /// The highest counter of `replica` recorded at `epoch` (0: none).
         func highestCounter(of replica: ReplicaID, epoch: UInt32) -> UInt64 {
-            let index = position(of: VerdictKey(epoch: epoch, dot: Dot(replica: replica, counter: .max)))
-            guard index > 0, keys[index - 1].epoch == epoch, keys[index - 1].replica == replica.rawValue else { return 0 }
-            return keys[index - 1].counter
+            guard let run = run(of: VerdictKey(epoch: epoch, dot: Dot(replica: replica, counter: 0))) else { return 0 }
+            return runs[run].entries.last?.counter ?? 0
         }
-
-        /// Where `key` is or would go.
-        private func position(of key: VerdictKey) -> Int { keys.sortedPosition(of: key) { $0 } }
     }
 
     public init(schema: Schema) { self.schema = schema }
