@@ -109,19 +109,22 @@ enum OperationListCodec {
                 }
                 let stamp = try reader.stamp()
                 let payload = try decodePayload(tag: flags & 0x07, stampMilliseconds: stamp.milliseconds, from: &reader)
-                var op = SyncOperation(dot: Dot(replica: replica, counter: counter),
-                                   segment: SegmentKey(household: household, purpose: purpose),
-                                   epoch: epoch, stamp: stamp, author: author, context: context, payload: payload)
+                var absorbs: [UInt64]?
                 if flags & hasAbsorbs != 0 {
-                    var absorbs: [UInt64] = []
+                    var list: [UInt64] = []
                     for _ in 0..<(try reader.count(minimumSize: 1)) {
                         let distance = try reader.varint()
                         guard distance > 0, distance < counter else { throw BinaryReader.malformed("bad absorbed counter") }
-                        absorbs.append(counter - distance)
+                        list.append(counter - distance)
                     }
-                    op.absorbs = absorbs
+                    absorbs = list
                 }
-                ops.append(op)
+                // Made in the list: an op made first and appended was copied in (every string
+                // retained) and the original released.
+                ops.append(SyncOperation(dot: Dot(replica: replica, counter: counter),
+                                         segment: SegmentKey(household: household, purpose: purpose),
+                                         epoch: epoch, stamp: stamp, author: author, context: context, payload: payload))
+                if let absorbs { ops[ops.count - 1].absorbs = absorbs }
             }
         }
         return ops
