@@ -124,10 +124,11 @@ public struct ClientReplica: Sendable {
     /// Writes a field; its purpose comes from the schema.
     @discardableResult
     public mutating func set(household: HouseholdID, field name: String, value: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
-        guard let field = schema.field(name) else {
+        // Only the purpose is read, in place: `schema.field` copied the whole definition.
+        guard let purpose = schema.withField(name, { $0.purpose }) else {
             throw SyncCoreError(.refused, unknownFieldMessage(name, household: household, wall: wall), refusal: .unknownField)
         }
-        return try write(segment: SegmentKey(household: household, purpose: field.purpose),
+        return try write(segment: SegmentKey(household: household, purpose: purpose),
                          payload: .set(field: name, value: value, resolves: []), wall: wall)
     }
 

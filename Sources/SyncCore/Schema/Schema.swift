@@ -297,7 +297,7 @@ public struct Schema: Hashable, Sendable, Codable {
         guard let index = collectionIndex[PurposeAndName(purpose: purpose, name: name)] else { return nil }
         return collections.withUnsafeBufferPointer { body($0[index]) }
     }
-    func lists(_ code: Purpose) -> Bool { purposes.contains { $0.code == code } }
+    func lists(_ code: Purpose) -> Bool { withPurpose(code) { _ in true } ?? false }
     /// A schema lists a dozen or so purposes: a scan (each compares a
     /// precomputed code first) is cheaper than hashing the key.
     public func purpose(_ code: Purpose) -> PurposeInfo? { purposes.first { $0.code == code } }
@@ -309,9 +309,18 @@ public struct Schema: Hashable, Sendable, Codable {
     /// Purposes a device may ever hold (all but server-only ones).
     public var devicePurposes: [Purpose] { purposes.filter { !$0.serverOnly }.map(\.code) }
     /// A purpose no device may hold: server-only, or not in the schema at all.
-    public func isServerOnly(_ code: Purpose) -> Bool { purpose(code)?.serverOnly ?? true }
+    public func isServerOnly(_ code: Purpose) -> Bool { withPurpose(code) { $0.serverOnly } ?? true }
 
-    public func isSensitive(_ purpose: Purpose) -> Bool { self.purpose(purpose)?.sensitive ?? false }
+    public func isSensitive(_ code: Purpose) -> Bool { withPurpose(code) { $0.sensitive } ?? false }
+
+    /// A purpose's definition read in place: the policy asks for every segment
+    /// of every pull, and `purpose(_:)` copied the definition (its title retained).
+    private func withPurpose<Result>(_ code: Purpose, _ body: (PurposeInfo) -> Result) -> Result? {
+        purposes.withUnsafeBufferPointer { purposes in
+            for index in purposes.indices where purposes[index].code == code { return body(purposes[index]) }
+            return nil
+        }
+    }
 
     /// Checks a value against a field's type; returns a message naming the
     /// problem (never the value itself), or nil when it is fine.
