@@ -108,7 +108,8 @@ public struct ServerSegment: Sendable {
     }
 
     /// An element as sent to `replica`: without the replica's own field values.
-    public static func strip(_ element: SegmentElement, of replica: ReplicaID) -> SegmentElement {
+    /// (`consuming`: an element with none is handed back, not copied.)
+    public static func strip(_ element: consuming SegmentElement, of replica: ReplicaID) -> SegmentElement {
         guard case .field(let name, let register) = element,
               register.values.contains(where: { $0.dot.replica == replica }) else { return element }
         return .field(name: name, register: MultiValueRegister(covered: register.covered,
