@@ -157,6 +157,33 @@ struct CodecTests {
             expected.byte(0xEF)
             #expect(writer.bytes == expected.bytes, "body of \(length) bytes")
         }
+        // A body with symbols, stamps and households has a writer of its own, as a
+        // section written apart had: its own string table and stamp base, the message's
+        // household table. A symbol and a stamp written before it do not leak in.
+        let table: [HouseholdID: UInt32] = [h: 0]
+        func body(_ w: inout BinaryWriter) {
+            w.symbol("wmo_request")
+            w.symbol("wmo_request")
+            w.stamp(HLCTimestamp(milliseconds: Fixture.t0 + 5, logical: 2))
+            w.household(h)
+            w.household(Fixture.otherHousehold)
+            w.string("Gesprek (fictief)")
+        }
+        var writer = BinaryWriter()
+        writer.householdTable = table
+        writer.symbol("wmo_request")
+        writer.stamp(HLCTimestamp(milliseconds: Fixture.t0, logical: 0))
+        let prefix = writer.bytes
+        writer.section(4, body)
+        var apart = BinaryWriter()
+        apart.householdTable = table
+        body(&apart)
+        var expected = prefix
+        var framing = BinaryWriter()
+        framing.byte(4)
+        framing.data(apart.bytes)
+        expected += framing.bytes
+        #expect(writer.bytes == expected)
     }
 
     /// A goal's write and remove dots arrive as lists; a body that repeats one

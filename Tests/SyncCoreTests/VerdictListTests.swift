@@ -29,4 +29,17 @@ struct VerdictListTests {
             }
         }
     }
+
+    /// The highest counter is the highest recorded, also at the counter's limit
+    /// (a JSON op can carry one; the sorted list this replaced answered the one below it).
+    @Test func theHighestCounterIsTheHighestRecorded() {
+        var list = InMemorySyncServer.VerdictList()
+        let replica = ReplicaID(3)
+        for counter in [UInt64(5), .max, 7] {
+            list.record(InMemorySyncServer.VerdictKey(epoch: 0, dot: Dot(replica: replica, counter: counter)), ContentHash128(high: counter, low: 1))
+        }
+        #expect(list.highestCounter(of: replica, epoch: 0) == .max)
+        #expect(list.highestCounter(of: replica, epoch: 1) == 0)
+        #expect(list[InMemorySyncServer.VerdictKey(epoch: 0, dot: Dot(replica: replica, counter: 7))] == ContentHash128(high: 7, low: 1))
+    }
 }

@@ -43,10 +43,16 @@ struct ViewOverlayTests {
         #expect(goals[confirmedGoal]?.status.winner?.value == "done")
         #expect(goals[newGoal]?.text.winner?.value == "Schuldhulp aanvragen")
         #expect(goals.liveItems.count == 2 && goals.items.count == 2)
-        // The replica's count (what the replay clamps an insert's index by) is the live order's length.
+        // The replica's count (what the replay clamps an insert's index by) is the live order's
+        // length, also with a goal removed on top: it is still an item, but no longer live.
         #expect(replica.liveCount(of: "doelen", in: regie) == 2)
         #expect(replica.liveOrder(of: "doelen", in: regie).map(\.id).sorted() == [confirmedGoal, newGoal].sorted())
         #expect(replica.liveCount(of: "nietbestaand", in: regie) == 0)
+        var removing = replica
+        _ = try removing.removeItem(household: h, purpose: .regie, item: confirmedGoal, wall: Fixture.t0 + 10_000)
+        #expect(removing.view(regie)?.collections["doelen"]?.items.count == 2)
+        #expect(removing.liveCount(of: "doelen", in: regie) == 1)
+        #expect(removing.liveOrder(of: "doelen", in: regie).map(\.id) == [newGoal])
         // The confirmed state is what the server acknowledged, untouched by the view.
         #expect(replica.confirmed[regie] == before)
         #expect(replica.confirmed[regie]?.logs["contactlog"]?.count == 1)

@@ -305,6 +305,10 @@ public struct ItemCollection: Hashable, Sendable {
         return merged
     }
 
+    /// At least the number of items, live or removed, in O(1): exact unless a
+    /// view changed some of them on top. For sizing a list of them.
+    var itemCountUpperBound: Int { base.count + onTop.count }
+
     /// How many items are live.
     public var liveCount: Int {
         var count = 0

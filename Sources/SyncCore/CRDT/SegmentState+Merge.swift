@@ -271,8 +271,8 @@ extension SegmentState {
     public var elements: [SegmentElement] {
         var result: [SegmentElement] = []
         // Counted first: a segment's list grew from empty, reallocating as it filled.
-        result.reserveCapacity((creation == nil ? 0 : 1) + fields.count + logs.values.reduce(0) { $0 + $1.entries.count }
-                               + collections.values.reduce(0) { $0 + $1.items.count })
+        result.reserveCapacity((creation == nil ? 0 : 1) + fields.count + logs.values.reduce(0) { $0 + $1.count }
+                               + collections.values.reduce(0) { $0 + $1.itemCountUpperBound })
         if let creation { result.append(.creation(creation)) }
         for (name, register) in fields { result.append(.field(name: name, register: register)) }
         for (log, entries) in logs {

@@ -128,7 +128,7 @@ public struct BinaryWriter: Sendable {
     }
 
     private var dynamicCount = 0
-    /// A message section's tables start large (`init(householdTable:)`).
+    /// A message section's tables start large (`init(sectionOf:)`).
     private var isMessageSection = false
     /// 16 slots suit the small writers (a row, a segment); a message section asks for more.
     private var recentSymbols = SymbolCache(slots: 16)

@@ -217,10 +217,12 @@ extension SegmentState {
         self = state
     }
 
-    /// A 16-byte digest of the canonical state, carried in sync responses: the
-    /// hash of the segment's identity and causal context combined with the
-    /// kept-up-to-date sum of its elements' hashes. Equal canonical states give
-    /// equal digests; it costs O(context), not O(state).
+    /// An 8-byte hash of the canonical state: the hash of the segment's
+    /// identity and causal context combined with the kept-up-to-date sum of
+    /// its elements' hashes. Equal canonical states give equal hashes; it
+    /// costs O(context), not O(state). This is the pinned byte form
+    /// (StoredHashTests); a sync response's state check sums the same eight
+    /// bytes read as a word (`stateHashWord`).
     public func stateHash() -> [UInt8] {
         Self.stateHash(key: key, epoch: epoch, context: context, elementDigest: elementDigest)
     }

@@ -114,8 +114,9 @@ extension SyncCursor {
 }
 
 extension SegmentPatch {
-    /// A cheap upper-bound estimate of the patch's encoded size: for paging a
-    /// pull, and to size a response's buffer.
+    /// A cheap, rough estimate of the patch's encoded size (text and a few
+    /// bytes per element; a goal's positions and covers are not counted): for
+    /// paging a pull, and to size a response's buffer.
     var estimatedSize: Int {
         var size = 32
         for element in elements {
@@ -363,7 +364,7 @@ extension SyncRequest: BinaryCodable {
 }
 
 extension SyncResponse: BinaryCodable {
-    /// The patches' estimates (an upper bound of most) and a little for the rest.
+    /// The patches' estimates and a little for the rest (the buffer grows if it is short).
     public var encodedSizeHint: Int {
         256 + deltas.reduce(0) { $0 + $1.estimatedSize } + snapshots.reduce(0) { $0 + $1.estimatedSize }
             + (accepted.count + rejected.count + purge.count + epochs.count) * 8

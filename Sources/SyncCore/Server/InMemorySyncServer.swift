@@ -38,7 +38,7 @@ public struct InMemorySyncServer: Sendable {
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
 
     /// (epoch, dot), laid out in 16 bytes (a `Dot` inside would pad it to 24).
-    struct VerdictKey: Hashable, Comparable, Sendable {
+    struct VerdictKey: Hashable, Sendable {
         var counter: UInt64
         var replica: UInt32
         var epoch: UInt32
@@ -47,10 +47,6 @@ public struct InMemorySyncServer: Sendable {
             counter = dot.counter
             replica = dot.replica.rawValue
             self.epoch = epoch
-        }
-
-        static func < (lhs: VerdictKey, rhs: VerdictKey) -> Bool {
-            (lhs.epoch, lhs.replica, lhs.counter) < (rhs.epoch, rhs.replica, rhs.counter)
         }
     }
 
