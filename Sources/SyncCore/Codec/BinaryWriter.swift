@@ -26,10 +26,10 @@ public struct BinaryWriter: Sendable {
     /// Writes a section of a sync message, `tag, varint(length), body`. The
     /// body gets a writer of its own (its own string table and stamp base, so
     /// a reader can skip the section), which writes straight into this
-    /// writer's buffer behind room for a three-byte length; the length is
-    /// written afterwards, and the body moved only when its length takes
-    /// another width. Written apart and appended, every body was copied twice
-    /// more: while its own buffer grew, and into the message.
+    /// writer's buffer behind room for a three-byte length; the length then
+    /// takes that room, and the body moves only when its length takes another
+    /// width. Written apart and appended, every body was copied twice more:
+    /// while its own buffer grew, and into the message.
     mutating func section(_ tag: UInt8, _ body: (inout BinaryWriter) -> Void) {
         byte(tag)
         let lengthAt = bytes.count
@@ -39,18 +39,9 @@ public struct BinaryWriter: Sendable {
         body(&inner)
         swap(&inner.bytes, &bytes)
         let start = lengthAt + Self.sectionLengthRoom
-        var length = UInt64(bytes.count - start)
-        var width = 1
-        while length >> (7 * width) != 0 { width += 1 }
-        if width < Self.sectionLengthRoom {
-            bytes.removeSubrange(lengthAt..<(start - width))
-        } else if width > Self.sectionLengthRoom {
-            bytes.insert(contentsOf: repeatElement(0, count: width - Self.sectionLengthRoom), at: lengthAt)
-        }
-        for offset in 0..<width {
-            bytes[lengthAt + offset] = UInt8(truncatingIfNeeded: length) | (offset < width - 1 ? 0x80 : 0)
-            length >>= 7
-        }
+        var length = BinaryWriter(capacity: 10)
+        length.varint(bytes.count - start)
+        bytes.replaceSubrange(lengthAt..<start, with: length.bytes)
     }
 
     /// Room for a section's length: three varint bytes hold up to 2 MiB, so

@@ -12,10 +12,6 @@ enum MessageFraming {
     /// section can refer to households by index.
     static let householdTableTag: UInt8 = 30
 
-    static func section(_ tag: UInt8, into writer: inout BinaryWriter, _ body: (inout BinaryWriter) -> Void) {
-        writer.section(tag, body)
-    }
-
     /// Writes the household table section and installs the table in `writer`.
     static func householdTable(_ households: [HouseholdID], into writer: inout BinaryWriter) {
         var table: [HouseholdID: UInt32] = [:]
@@ -268,12 +264,12 @@ extension SyncRequest: BinaryCodable {
 
     public func encode(to writer: inout BinaryWriter) {
         writer.raw(MessageFraming.requestMagic)
-        MessageFraming.section(1, into: &writer) { $0.varint(version) }
+        writer.section(1) { $0.varint(version) }
         MessageFraming.householdTable(householdsReferenced, into: &writer)
-        MessageFraming.section(2, into: &writer) { cursor.encode(to: &$0) }
-        MessageFraming.section(3, into: &writer) { HexBytes.encode(schemaHash, to: &$0) }
-        if let policyDigest { MessageFraming.section(8, into: &writer) { $0.raw(policyDigest.bytes) } }
-        MessageFraming.section(4, into: &writer) { w in
+        writer.section(2) { cursor.encode(to: &$0) }
+        writer.section(3) { HexBytes.encode(schemaHash, to: &$0) }
+        if let policyDigest { writer.section(8) { $0.raw(policyDigest.bytes) } }
+        writer.section(4) { w in
             w.data(held.digest.bytes)
             if let segments = held.segments {
                 w.byte(1)
@@ -286,9 +282,9 @@ extension SyncRequest: BinaryCodable {
                 w.byte(0)
             }
         }
-        if !ops.isEmpty { MessageFraming.section(5, into: &writer) { OperationListCodec.encode(ops, to: &$0) } }
+        if !ops.isEmpty { writer.section(5) { OperationListCodec.encode(ops, to: &$0) } }
         if !auditEvents.isEmpty {
-            MessageFraming.section(6, into: &writer) { w in
+            writer.section(6) { w in
                 w.varint(auditEvents.count)
                 for event in auditEvents {
                     w.varint(event.deviceSeq)
@@ -301,7 +297,7 @@ extension SyncRequest: BinaryCodable {
                 }
             }
         }
-        MessageFraming.section(7, into: &writer) { $0.varint(limit) }
+        writer.section(7) { $0.varint(limit) }
     }
 
     public init(from reader: inout BinaryReader) throws(SyncCoreError) {
@@ -372,10 +368,10 @@ extension SyncResponse: BinaryCodable {
 
     public func encode(to writer: inout BinaryWriter) {
         writer.raw(MessageFraming.responseMagic)
-        MessageFraming.section(1, into: &writer) { $0.varint(version) }
+        writer.section(1) { $0.varint(version) }
         MessageFraming.householdTable(householdsReferenced, into: &writer)
         if !accepted.isEmpty {
-            MessageFraming.section(2, into: &writer) { w in
+            writer.section(2) { w in
                 w.varint(accepted.count)
                 for range in accepted {
                     range.segment.encode(to: &w)
@@ -386,7 +382,7 @@ extension SyncResponse: BinaryCodable {
             }
         }
         if !rejected.isEmpty {
-            MessageFraming.section(3, into: &writer) { w in
+            writer.section(3) { w in
                 w.varint(rejected.count)
                 for rejection in rejected {
                     rejection.segment.encode(to: &w)
@@ -397,19 +393,19 @@ extension SyncResponse: BinaryCodable {
             }
         }
         if !deltas.isEmpty {
-            MessageFraming.section(4, into: &writer) { w in
+            writer.section(4) { w in
                 w.varint(deltas.count)
                 for patch in deltas { patch.encode(to: &w) }
             }
         }
         if !snapshots.isEmpty {
-            MessageFraming.section(5, into: &writer) { w in
+            writer.section(5) { w in
                 w.varint(snapshots.count)
                 for patch in snapshots { patch.encode(to: &w) }
             }
         }
         if !purge.isEmpty {
-            MessageFraming.section(6, into: &writer) { w in
+            writer.section(6) { w in
                 w.varint(purge.count)
                 for instruction in purge {
                     instruction.segment.encode(to: &w)
@@ -418,20 +414,20 @@ extension SyncResponse: BinaryCodable {
                 }
             }
         }
-        if let policy { MessageFraming.section(7, into: &writer) { policy.encode(to: &$0) } }
+        if let policy { writer.section(7) { policy.encode(to: &$0) } }
         if let schema {
-            MessageFraming.section(8, into: &writer) { w in
+            writer.section(8) { w in
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 w.data(Array((try? encoder.encode(schema)) ?? Data()))
             }
         }
-        MessageFraming.section(9, into: &writer) { cursor.encode(to: &$0) }
-        if more { MessageFraming.section(10, into: &writer) { $0.bool(true) } }
-        if needHeld { MessageFraming.section(11, into: &writer) { $0.bool(true) } }
+        writer.section(9) { cursor.encode(to: &$0) }
+        if more { writer.section(10) { $0.bool(true) } }
+        if needHeld { writer.section(11) { $0.bool(true) } }
         // Section 12 held one hash per segment (until December 2026); a reader skips it.
         if let stateCheck {
-            MessageFraming.section(17, into: &writer) { w in
+            writer.section(17) { w in
                 w.data(stateCheck.digest.bytes)
                 w.varint(stateCheck.alsoCovers.count)
                 for held in stateCheck.alsoCovers {
@@ -440,11 +436,11 @@ extension SyncResponse: BinaryCodable {
                 }
             }
         }
-        if auditAck > 0 { MessageFraming.section(13, into: &writer) { $0.varint(auditAck) } }
-        MessageFraming.section(14, into: &writer) { $0.varint(serverTime) }
-        MessageFraming.section(15, into: &writer) { $0.varint(maxBody) }
+        if auditAck > 0 { writer.section(13) { $0.varint(auditAck) } }
+        writer.section(14) { $0.varint(serverTime) }
+        writer.section(15) { $0.varint(maxBody) }
         if !epochs.isEmpty {
-            MessageFraming.section(16, into: &writer) { w in
+            writer.section(16) { w in
                 w.varint(epochs.count)
                 for held in epochs {
                     held.segment.encode(to: &w)
