@@ -7,7 +7,8 @@ public struct InMemorySyncServer: Sendable {
     /// reading a segment's epoch or sequence reads it in place, where a
     /// dictionary's getter (or an optional's) would copy the whole segment out,
     /// retaining each of its dozen buffers. A slot is empty while a push holds
-    /// its segment, and after an erasure until new work arrives.
+    /// its segment, after an erasure until new work arrives, and when only
+    /// refused ops were ever recorded for it.
     private var store: [Slot] = []
     private var slots: [SegmentKey: Int] = [:]
     /// Each household's slots, in purpose order (so segments list in key order).
@@ -16,6 +17,10 @@ public struct InMemorySyncServer: Sendable {
     private struct Slot: Sendable {
         var segment: ServerSegment
         var isEmpty = false
+        /// Kept beside the segment, not in a map of their own: a push reads a
+        /// segment and its verdicts together, and a second lookup by key was a
+        /// second cold hash-table probe for every segment a push touched.
+        var verdicts = VerdictList()
     }
     public private(set) var epochs: [SegmentKey: UInt32] = [:]
     public private(set) var households: Set<HouseholdID> = []
@@ -23,16 +28,16 @@ public struct InMemorySyncServer: Sendable {
     /// Policy context per user name; assignments are kept here.
     public var policies: [String: PolicyContext] = [:]
     public var maxBody = 8 << 20
-    /// The verdict of every op, by segment. The replay's server holds one per
-    /// op (≈ 200 000 on the default trace), so a verdict is kept as its 16-byte
-    /// fingerprint inline, and a refusal reason only for the few refused ops.
-    private var verdicts: [VerdictList] = []
-    private var verdictIndex: [SegmentKey: Int] = [:]
-    /// The segment whose verdicts were last recorded: a push records op after op
-    /// of one segment, and this spares hashing its key for each.
+    // The verdict of every op is in its segment's slot (`Slot.verdicts`). The
+    // replay's server holds one per op (≈ 200 000 on the default trace), so a
+    // verdict is kept as its 16-byte fingerprint inline, and a refusal reason
+    // only for the few refused ops (`refusals`).
+    /// The slot a push last loaded or recorded a verdict in: a push loads a
+    /// segment, asks for its verdicts and records op after op of it, and this
+    /// spares hashing its key for each. (Slots are never moved or dropped.)
     /// (Two plain fields: an optional tuple went through the generic value witnesses on every op.)
-    private var lastRecordedSegment: SegmentKey?
-    private var lastRecordedIndex = 0
+    private var lastSlotKey: SegmentKey?
+    private var lastSlot = 0
     private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
@@ -169,7 +174,7 @@ public struct InMemorySyncServer: Sendable {
         let epoch = (epochs[segment] ?? 0) + 1
         epochs[segment] = epoch
         if let slot = slot(of: segment) { _ = take(slot) }
-        if let index = verdictIndex[segment] { verdicts[index] = VerdictList() }
+        if let slot = slots[segment] { store[slot].verdicts = VerdictList() }
         refusals[segment] = nil
         seq += 1
     }
@@ -178,18 +183,18 @@ public struct InMemorySyncServer: Sendable {
 extension InMemorySyncServer: PushBackend {
     public func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
         let key = VerdictKey(epoch: epoch, dot: dot)
-        guard let index = verdictList(of: segment), let fingerprint = verdicts[index][key] else { return nil }
+        guard let slot = verdictSlot(of: segment), let fingerprint = store[slot].verdicts[key] else { return nil }
         return StoredVerdict(fingerprint: fingerprint, rejection: refusals[segment]?[key])
     }
 
-    /// Where a segment's verdicts are, if it has any.
-    private func verdictList(of segment: SegmentKey) -> Int? {
-        if lastRecordedSegment == segment { return lastRecordedIndex }
-        return verdictIndex[segment]
+    /// The slot of a segment's verdicts, if it has one (its segment may not exist).
+    private func verdictSlot(of segment: SegmentKey) -> Int? {
+        if lastSlotKey == segment { return lastSlot }
+        return slots[segment]
     }
 
     public func highestRecordedCounter(of replica: ReplicaID, segment: SegmentKey, epoch: UInt32) throws -> UInt64 {
-        verdictList(of: segment).map { verdicts[$0].highestCounter(of: replica, epoch: epoch) } ?? 0
+        verdictSlot(of: segment).map { store[$0].verdicts.highestCounter(of: replica, epoch: epoch) } ?? 0
     }
 
     public func currentEpoch(of segment: SegmentKey) throws -> UInt32 { epochs[segment] ?? 0 }
@@ -201,44 +206,52 @@ extension InMemorySyncServer: PushBackend {
 
     /// Takes the segment out of the store so the push mutates the only copy.
     public mutating func loadSegment(_ segment: SegmentKey, epoch: UInt32, elements: Set<ElementKey>) throws -> ServerSegment? {
-        guard let slot = slot(of: segment), store[slot].segment.state.epoch == epoch else { return nil }
+        guard let slot = slot(of: segment) else { return nil }
+        remember(segment, at: slot)
+        guard store[slot].segment.state.epoch == epoch else { return nil }
         return take(slot)
     }
 
     public mutating func restore(_ segment: consuming ServerSegment) {
-        store[slots[segment.state.key]!] = Slot(segment: segment)
+        fill(slots[segment.state.key]!, with: segment)
     }
 
     public mutating func record(_ op: SyncOperation, fingerprint: ContentHash128, rejection: RefusalReason?) throws -> UInt64 {
         seq += 1
         let key = VerdictKey(epoch: op.epoch, dot: op.dot)
-        let index: Int
-        if let known = verdictList(of: op.segment) {
-            index = known
-        } else {
-            index = verdicts.count
-            verdicts.append(VerdictList())
-            verdictIndex[op.segment] = index
-        }
-        if lastRecordedSegment != op.segment { lastRecordedSegment = op.segment }
-        lastRecordedIndex = index
-        verdicts[index].record(key, fingerprint)
+        let slot = verdictSlot(of: op.segment) ?? makeSlot(op.segment)
+        remember(op.segment, at: slot)
+        store[slot].verdicts.record(key, fingerprint)
         if let rejection { refusals[op.segment, default: [:]][key] = rejection }
         return seq
     }
 
     public mutating func save(_ segment: consuming ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
         let key = segment.state.key
-        if let slot = slots[key] {
-            store[slot] = Slot(segment: segment)  // taken out by loadSegment, or erased
-        } else {
-            let slot = store.count
-            slots[key] = slot
-            store.append(Slot(segment: segment))
-            var household = slotsByHousehold[key.household] ?? []
-            household.insertMoving(slot, at: household.firstIndex { key.purpose < store[$0].segment.state.key.purpose } ?? household.count)
-            slotsByHousehold[key.household] = household
-        }
+        fill(slots[key] ?? makeSlot(key), with: segment)  // taken out by loadSegment, erased, or new
+    }
+
+    private mutating func remember(_ segment: SegmentKey, at slot: Int) {
+        if lastSlotKey != segment { lastSlotKey = segment }
+        lastSlot = slot
+    }
+
+    /// Puts a segment in its slot, beside the slot's verdicts.
+    private mutating func fill(_ slot: Int, with segment: consuming ServerSegment) {
+        var taken = segment
+        swap(&store[slot].segment, &taken)  // moved in: an assignment copied it (every buffer retained)
+        store[slot].isEmpty = false
+    }
+
+    /// A new, empty slot for a segment, listed with its household's.
+    private mutating func makeSlot(_ key: SegmentKey) -> Int {
+        let slot = store.count
+        slots[key] = slot
+        store.append(Slot(segment: ServerSegment(key: key, epoch: 0), isEmpty: true))
+        var household = slotsByHousehold[key.household] ?? []
+        household.insertMoving(slot, at: household.firstIndex { key.purpose < store[$0].segment.state.key.purpose } ?? household.count)
+        slotsByHousehold[key.household] = household
+        return slot
     }
 
     public mutating func householdCreated(_ household: HouseholdID, by op: SyncOperation, policy: PolicyContext) throws -> PolicyContext {
