@@ -133,16 +133,17 @@ extension ClientReplica {
         }
     }
 
-    func conflictMarks(in scope: ConflictScope, of response: SyncResponse) -> ConflictMarks {
+    /// (`mutating` only to read each view in place: see `lendView`.)
+    mutating func conflictMarks(in scope: ConflictScope, of response: SyncResponse) -> ConflictMarks {
         var marks = ConflictMarks(whole: conflictKeys(in: scope.wholeSegments))
         for patch in response.deltas where !scope.wholeSegments.contains(patch.segment) {
-            let read: Void? = withView(patch.segment) { state in
+            let read: Void? = lendView(patch.segment) { state in
                 for element in patch.elements where Self.mayConflict(element) { marks.flags.append(state.isInConflict(element.key)) }
             }
             if read == nil { marks.flags += repeatElement(false, count: patch.elements.count(where: Self.mayConflict)) }
         }
         for (segment, keys) in scope.rejectedElements {
-            let flags = withView(segment) { state in keys.map { state.isInConflict($0) } }
+            let flags = lendView(segment) { state in keys.map { state.isInConflict($0) } }
             marks.flags += flags ?? Array(repeating: false, count: keys.count)
         }
         return marks
@@ -150,10 +151,10 @@ extension ClientReplica {
 
     /// Which fields and items are in conflict, so a sync can count the new ones
     /// (a resolved one and a new one in the same sync must not cancel out).
-    func conflictKeys(in segments: Set<SegmentKey>) -> Set<ConflictKey> {
+    mutating func conflictKeys(in segments: Set<SegmentKey>) -> Set<ConflictKey> {
         var keys = Set<ConflictKey>()
         for segment in segments {
-            withView(segment) { state in
+            lendView(segment) { state in
                 for (name, register) in state.fields where register.isConflict { keys.insert(ConflictKey(segment: segment, name: name)) }
                 for (name, collection) in state.collections {
                     // By index: a `for item in` loop copies every item (a dozen references) to look at two of its parts.

@@ -79,6 +79,16 @@ public struct ClientReplica: Sendable {
         return try confirmed.withValue(segment) { try body($0) }
     }
 
+    /// What the user sees of a segment, lent in place to `body`, which must
+    /// only read it; nil when the device shows nothing of it. `withView`
+    /// copies a view out of its dictionary, and a read through a shared value
+    /// copies a state before a call the optimizer cannot see into (see
+    /// PullBackend); through `inout`, neither is copied.
+    mutating func lendView<Result>(_ segment: SegmentKey, _ body: (inout SegmentState) -> Result) -> Result? {
+        if let index = overlays.index(forKey: segment) { return body(&overlays.values[index]) }
+        return confirmed.update(segment) { body(&$0) }
+    }
+
     /// Every segment key the device shows (held or with pending ops).
     public var visibleSegments: [SegmentKey] {
         Array(Set(confirmed.keys).union(overlays.keys)).sorted()

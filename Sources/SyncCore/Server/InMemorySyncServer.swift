@@ -156,7 +156,7 @@ public struct InMemorySyncServer: Sendable {
     /// The pull half: snapshots, purges and deltas, as a response.
     public mutating func pull(_ request: SyncRequest, device: DeviceIdentity, push: PushResult, now: UInt64) throws -> SyncResponse {
         let pull = try PullBuilder.build(request, device: device, policy: push.policy, schema: schema, now: now,
-                                         push: push, backend: self)
+                                         push: push, backend: &self)
         if !pull.needHeld { heldByReplica[device.replica] = pull.heldAfter }
         var context = push.policy
         context.serverTime = now
@@ -289,20 +289,24 @@ extension InMemorySyncServer: PullBackend {
         }
     }
 
-    public func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
+    // Each lends the segment in place (`lend`; see PullBackend).
+    public mutating func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
         guard let slot = slot(of: segment) else { return nil }
-        return store[slot].segment.delta(for: replica, since: cursor)
+        return Self.lend(&store[slot].segment) { $0.delta(for: replica, since: cursor) }
     }
 
-    public func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
+    public mutating func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
         guard let slot = slot(of: segment) else { return nil }
-        return SegmentPatch(snapshotOf: store[slot].segment.state)
+        return Self.lend(&store[slot].segment) { SegmentPatch(snapshotOf: $0.state) }
     }
 
-    public func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
+    public mutating func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
         guard let slot = slot(of: segment) else { return nil }
-        return SegmentHash(segment: segment, epoch: store[slot].segment.state.epoch, word: store[slot].segment.state.stateHashWord())
+        return Self.lend(&store[slot].segment) { SegmentHash(segment: segment, epoch: $0.state.epoch, word: $0.state.stateHashWord()) }
     }
+
+    /// A stored segment, lent through `inout` for reading only.
+    private static func lend<Result>(_ segment: inout ServerSegment, _ body: (inout ServerSegment) -> Result) -> Result { body(&segment) }
 
     public func maxSeq() throws -> UInt64 { seq }
 

@@ -1,4 +1,11 @@
 /// The storage the pull half of a sync needs, inside one read snapshot.
+///
+/// The reads that hand a segment to code that builds something from it are
+/// `mutating`, though they change nothing: through `inout` an in-memory
+/// store lends the segment where it lies. Read through a shared value, a
+/// segment passed to a function the optimizer cannot see into is copied
+/// whole first (every buffer retained, then released), in case the call
+/// writes to the memory it came from.
 public protocol PullBackend {
     /// Every segment that exists at its current epoch, of these households.
     func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment]
@@ -7,11 +14,11 @@ public protocol PullBackend {
     /// Of `among` (sorted, no repeats), the segments with any change after `seq`, after `resumeAfter`, in order.
     func changedSegments(since seq: UInt64, after resumeAfter: SegmentKey?, among: [SegmentKey]) throws -> [SegmentKey]
     /// What `replica` lacks of a segment since `cursor` (see ServerSegment.delta).
-    func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch?
+    mutating func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch?
     /// The whole segment.
-    func snapshot(of segment: SegmentKey) throws -> SegmentPatch?
+    mutating func snapshot(of segment: SegmentKey) throws -> SegmentPatch?
     /// The segment's state hash, from its context and element digest.
-    func stateHash(of segment: SegmentKey) throws -> SegmentHash?
+    mutating func stateHash(of segment: SegmentKey) throws -> SegmentHash?
     /// The highest sequence committed, as of this read snapshot.
     func maxSeq() throws -> UInt64
     /// Segments of these households whose epoch an erasure raised above 0.
@@ -49,7 +56,7 @@ public struct PullResult: Sendable {
 public enum PullBuilder {
     public static func build<Backend: PullBackend>(_ request: SyncRequest, device: DeviceIdentity, policy: PolicyContext,
                                                    schema: Schema, now: UInt64, push: PushResult?,
-                                                   backend: Backend) throws -> PullResult {
+                                                   backend: inout Backend) throws -> PullResult {
         let snapshotSeq = try backend.maxSeq()
         // Readable: existing segments of assigned households the user may read now, in key order.
         // (Households in order, so a store that lists each one's segments in order needs no real sort.)

@@ -56,10 +56,10 @@ extension ServerStore {
             }
 
             // The push is done, so rows no longer change: the pull's lookups of one segment share one read.
-            let pullBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
+            var pullBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID,
                                                 readSnapshot: true)
             let pull = try PullBuilder.build(request, device: identity, policy: push.policy, schema: schema, now: now,
-                                             push: push, backend: pullBackend)
+                                             push: push, backend: &pullBackend)
             for (patch, kind) in pull.snapshots.map({ ($0, "snapshot") }) + pull.deltas.map({ ($0, "delta") }) {
                 let sensitive = schema.isSensitive(patch.segment.purpose)
                 records.append(AuditRecord(at: now, actor: identity.user, device: identity.deviceID, action: "disclose",
