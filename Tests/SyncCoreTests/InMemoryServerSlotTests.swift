@@ -45,11 +45,40 @@ struct InMemoryServerSlotTests {
         #expect(again.rejected.map(\.reason) == [.purposeNotGranted] && again.accepted.map(\.1) == [later.dot])
         #expect(again.newlyAcceptedCount == 0 && again.newlyRejected.isEmpty)
         #expect(world.server.segment(wgs)?.state.value(of: "wgs_notes") == "Budgetplan gemaakt (fictief)")
+        // That push changed nothing, so the segment went back into its slot unchanged: with its verdicts.
+        #expect(try world.server.storedVerdict(for: refused!.dot, segment: wgs, epoch: 0)?.rejection == .purposeNotGranted)
+        #expect(try push([refused!], to: &world.server, as: device).rejected.map(\.reason) == [.purposeNotGranted])
+
+        // Ops of two segments taking turns: each verdict lands in its own segment's slot.
+        let regie = SegmentKey(household: h, purpose: .regie)
+        var note: SyncOperation?
+        try world.edit("wmo") { r, wall in
+            note = try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Gebeld (fictief)", wall: wall)
+        }
+        let mixed = try push([refused!, note!, later], to: &world.server, as: device)
+        #expect(mixed.rejected.map(\.reason) == [.purposeNotGranted] && mixed.accepted.map(\.1) == [note!.dot, later.dot])
+        let noteVerdict = try #require(try world.server.storedVerdict(for: note!.dot, segment: regie, epoch: 0))
+        #expect(noteVerdict.rejection == nil)
+        // Counters are per segment, so WGS may hold the same dot, but never the note's verdict.
+        #expect(try world.server.storedVerdict(for: note!.dot, segment: wgs, epoch: 0)?.fingerprint != noteVerdict.fingerprint)
+        #expect(try world.server.highestRecordedCounter(of: device.replica, segment: regie, epoch: 0) == note!.dot.counter)
+        #expect(world.server.allSegments.filter { $0.state.key == wgs }.count == 1)
 
         // An erasure forgets the old epoch's verdicts with the segment.
         world.server.erase(wgs)
         #expect(world.server.segment(wgs) == nil)
         #expect(try world.server.storedVerdict(for: later.dot, segment: wgs, epoch: 0) == nil)
         #expect(try world.server.highestRecordedCounter(of: device.replica, segment: wgs, epoch: 0) == 0)
+
+        // A slot holding only refused verdicts is erased the same way, and is still no segment.
+        let jw = SegmentKey(household: h, purpose: .jw)
+        var refusedJW = refused!
+        refusedJW.segment = jw
+        refusedJW.payload = .set(field: "jw_request", value: "Opvoedvragen (fictief)", resolves: [])
+        #expect(try push([refusedJW], to: &world.server, as: device).rejected.count == 1)
+        #expect(try world.server.storedVerdict(for: refusedJW.dot, segment: jw, epoch: 0) != nil)
+        world.server.erase(jw)
+        #expect(try world.server.storedVerdict(for: refusedJW.dot, segment: jw, epoch: 0) == nil)
+        #expect(world.server.segment(jw) == nil && !world.server.allSegments.contains { $0.state.key == jw })
     }
 }

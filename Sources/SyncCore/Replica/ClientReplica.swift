@@ -301,29 +301,42 @@ public struct ClientReplica: Sendable {
     /// reports success (DESIGN §3: persist a counter before using it).
     @discardableResult
     mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
+        // Each map is searched once: its slot serves the read here and the write below (nothing
+        // between changes the maps). A device holds hundreds of segments, and each search of a
+        // cold map is a string of cache misses.
+        let counterSlot = counters.slot(of: segment)
         let draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
-                          knownEpoch: epochs[segment], lastCounter: counters[segment],
+                          knownEpoch: epochs[segment], lastCounter: counterSlot.found ? counters.value(at: counterSlot.index) : nil,
                           householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
                           createdLocally: locallyCreated.contains(segment.household))
         let validator = OperationValidator(schema: schema)
         let policy = self.policy, now = policyTime(wall: wall)
-        // The view is read in place (a copy retains each of its buffers), by a closure
-        // that does not capture `self`: capturing it would copy the whole replica.
-        let checked = withView(segment) { current in draft.check(on: current, validator: validator, policy: policy, now: now) }
+        let viewIndex = overlays.index(forKey: segment)
+        let confirmedSlot = viewIndex == nil ? confirmed.slot(of: segment) : (index: 0, found: false)
+        let checked: Result<SyncOperation, RefusedDraft>
+        if let viewIndex {
+            checked = draft.check(on: overlays.values[viewIndex], validator: validator, policy: policy, now: now)
+        } else if confirmedSlot.found {
+            // Read in place (a copy retains each of the state's buffers), by a closure that
+            // does not capture `self`: capturing it would copy the whole replica.
+            checked = confirmed.withValue(at: confirmedSlot.index) { draft.check(on: $0, validator: validator, policy: policy, now: now) }
+        } else {
+            checked = draft.check(on: nil, validator: validator, policy: policy, now: now)
+        }
         let op: SyncOperation
-        switch checked ?? draft.check(on: nil, validator: validator, policy: policy, now: now) {
+        switch checked {
         case .success(let checkedOp): op = checkedOp
         case .failure(let refused): throw refusal(refused.reason, op: refused.op)
         }
-        counters[segment] = op.dot.counter
+        counters.setValue(op.dot.counter, for: segment, at: counterSlot)
         // An absent epoch is epoch 0, the usual case: only erasures make a map entry worth its bytes.
         if op.epoch != 0 || epochs.contains(segment) { epochs[segment] = op.epoch }
         pending.append(op)
         // Changed in place; `overlays[segment] == nil` alone would copy the view out to test it.
-        if let index = overlays.index(forKey: segment) {
-            overlays.values[index].apply(op)
+        if let viewIndex {
+            overlays.values[viewIndex].apply(op)
         } else {
-            var view = (confirmed[segment] ?? SegmentState(key: segment, epoch: op.epoch)).asView
+            var view = (confirmedSlot.found ? confirmed.value(at: confirmedSlot.index) : SegmentState(key: segment, epoch: op.epoch)).asView
             view.apply(op)
             overlays[segment] = view
         }

@@ -173,8 +173,10 @@ public struct InMemorySyncServer: Sendable {
     public mutating func erase(_ segment: SegmentKey) {
         let epoch = (epochs[segment] ?? 0) + 1
         epochs[segment] = epoch
-        if let slot = slot(of: segment) { _ = take(slot) }
-        if let slot = slots[segment] { store[slot].verdicts = VerdictList() }
+        if let slot = slots[segment] {
+            if !store[slot].isEmpty { _ = take(slot) }
+            store[slot].verdicts = VerdictList()
+        }
         refusals[segment] = nil
         seq += 1
     }
@@ -228,7 +230,9 @@ extension InMemorySyncServer: PushBackend {
 
     public mutating func save(_ segment: consuming ServerSegment, changed: Set<ElementKey>, created: Bool) throws {
         let key = segment.state.key
-        fill(slots[key] ?? makeSlot(key), with: segment)  // taken out by loadSegment, erased, or new
+        // The slot is one loadSegment emptied, one an erasure emptied, one holding only refused
+        // ops' verdicts, or new.
+        fill(slots[key] ?? makeSlot(key), with: segment)
     }
 
     private mutating func remember(_ segment: SegmentKey, at slot: Int) {
@@ -289,24 +293,23 @@ extension InMemorySyncServer: PullBackend {
         }
     }
 
-    // Each lends the segment in place (`lend`; see PullBackend).
     public mutating func delta(of segment: SegmentKey, for replica: ReplicaID, since cursor: UInt64) throws -> SegmentPatch? {
-        guard let slot = slot(of: segment) else { return nil }
-        return Self.lend(&store[slot].segment) { $0.delta(for: replica, since: cursor) }
+        lendSegment(segment) { $0.delta(for: replica, since: cursor) } ?? nil
     }
 
     public mutating func snapshot(of segment: SegmentKey) throws -> SegmentPatch? {
-        guard let slot = slot(of: segment) else { return nil }
-        return Self.lend(&store[slot].segment) { SegmentPatch(snapshotOf: $0.state) }
+        lendSegment(segment) { SegmentPatch(snapshotOf: $0.state) }
     }
 
     public mutating func stateHash(of segment: SegmentKey) throws -> SegmentHash? {
-        guard let slot = slot(of: segment) else { return nil }
-        return Self.lend(&store[slot].segment) { SegmentHash(segment: segment, epoch: $0.state.epoch, word: $0.state.stateHashWord()) }
+        lendSegment(segment) { SegmentHash(segment: segment, epoch: $0.state.epoch, word: $0.state.stateHashWord()) }
     }
 
-    /// A stored segment, lent through `inout` for reading only.
-    private static func lend<Result>(_ segment: inout ServerSegment, _ body: (inout ServerSegment) -> Result) -> Result { body(&segment) }
+    /// A segment that exists, lent in place to `body`, which only reads it (see PullBackend).
+    private mutating func lendSegment<Result>(_ key: SegmentKey, _ body: (inout ServerSegment) -> Result) -> Result? {
+        guard let slot = slot(of: key) else { return nil }
+        return body(&store[slot].segment)
+    }
 
     public func maxSeq() throws -> UInt64 { seq }
 

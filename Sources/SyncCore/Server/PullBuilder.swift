@@ -5,7 +5,8 @@
 /// store lends the segment where it lies. Read through a shared value, a
 /// segment passed to a function the optimizer cannot see into is copied
 /// whole first (every buffer retained, then released), in case the call
-/// writes to the memory it came from.
+/// writes to the memory it came from. (A store whose storage is shared with
+/// a copy of itself is copied once, at the first such read, as at any write.)
 public protocol PullBackend {
     /// Every segment that exists at its current epoch, of these households.
     func existingSegments(of households: [HouseholdID]) throws -> [HeldSegment]

@@ -146,6 +146,15 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
         }
     }
 
+    /// Reads the value at an index from `slot(of:)` (a found key) where it lies.
+    @inline(__always)
+    func withValue<Result>(at index: Int, _ body: (borrowing Value) throws -> Result) rethrows -> Result {
+        try entries.withUnsafeBufferPointer { buffer in
+            let value = (UnsafeRawPointer(buffer.baseAddress! + index) + Self.valueOffset).assumingMemoryBound(to: Value.self)
+            return try body(value.pointee)
+        }
+    }
+
     private static var valueOffset: Int { MemoryLayout<Entry>.offset(of: \Entry.value)! }
 
     /// Changes the value for an existing key in place; returns nil (and does
