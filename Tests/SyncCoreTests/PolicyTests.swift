@@ -107,6 +107,19 @@ struct PolicyTests {
         #expect(validate(op(.append(log: "contactlog", entry: LogEntryBody(kind: "huisbezoek", occurredAt: now, text: "x")), purpose: "NOPE")) == .unknownField)
     }
 
+    /// A write is checked against its field's type: free text by length (up to 64 KiB), the
+    /// other types by `Schema.typeProblem`.
+    @Test func fieldWritesAreCheckedAgainstTheirType() {
+        let limit = String(repeating: "a", count: 64 * 1024)
+        #expect(validate(op(.set(field: "wmo_request", value: limit, resolves: []))) == nil)
+        #expect(validate(op(.set(field: "wmo_request", value: limit + "é", resolves: []))) == .invalid, "counted in UTF-8 bytes")
+        let schemaCheck = OperationValidator(schema: Fixture.schema)
+        #expect(schemaCheck.validateSchema(op(.set(field: "urgent_flag", value: "true", resolves: []), purpose: .regie)) == nil)
+        #expect(schemaCheck.validateSchema(op(.set(field: "urgent_flag", value: "maybe", resolves: []), purpose: .regie)) == .invalid)
+        #expect(schemaCheck.validateSchema(op(.set(field: "next_evaluation_date", value: "2026-02-29", resolves: []), purpose: .regie)) == .invalid)
+        #expect(schemaCheck.validateSchema(op(.set(field: "next_evaluation_date", value: "2028-02-29", resolves: []), purpose: .regie)) == nil)
+    }
+
     @Test func retiredFieldIsRefused() throws {
         var schema = Fixture.schema
         let index = schema.fields.firstIndex { $0.name == "wmo_arrangement" }!

@@ -112,12 +112,7 @@ public struct OperationValidator: Sendable {
         case .createHousehold:
             return purpose == .regie ? nil : .invalid
         case .set(let name, let value, let resolves):
-            let verdict = schema.withField(name) { field -> RefusalReason? in
-                guard field.purpose == purpose else { return .unknownField }
-                if field.retired { return .fieldRetired }
-                return schema.typeProblem(value, for: field) != nil ? .invalid : nil
-            }
-            guard let verdict else { return .unknownField }
+            guard let verdict = schema.checkWrite(of: name, purpose: purpose, value: value) else { return .unknownField }
             if verdict != nil { return verdict }
             if resolves.count > 1024 || !resolves.allSatisfy({ op.context.contains($0) }) { return .invalid }
             return nil

@@ -289,6 +289,22 @@ public struct Schema: Hashable, Sendable, Codable {
         guard let index = fieldIndex[ByteKey(name)] else { return nil }
         return fields.withUnsafeBufferPointer { body($0[index]) }
     }
+    /// The validator's check of a write of `value` to field `name` in a segment
+    /// of `purpose`: nil when the schema has no such field, else the refusal
+    /// (nil inside: fine). The definition is read through a pointer, field by
+    /// field: handed whole to a closure or to `typeProblem`, it was copied
+    /// first (each of its strings and lists retained), for every pushed write.
+    func checkWrite(of name: String, purpose: Purpose, value: String) -> RefusalReason?? {
+        guard let index = fieldIndex[ByteKey(name)] else { return nil }
+        return fields.withUnsafeBufferPointer { fields -> RefusalReason?? in
+            let field = fields.baseAddress! + index
+            guard field.pointee.purpose == purpose else { return .some(.unknownField) }
+            if field.pointee.retired { return .some(.fieldRetired) }
+            // Free text, nearly every field: `typeProblem`'s first check, without the copy.
+            if field.pointee.type == .text { return .some(value.utf8.count <= 64 * 1024 ? nil : .invalid) }
+            return .some(typeProblem(value, for: field.pointee) != nil ? .invalid : nil)
+        }
+    }
     func withLog<Result>(_ name: String, purpose: Purpose, _ body: (Log) -> Result) -> Result? {
         guard let index = logIndex[PurposeAndName(purpose: purpose, name: name)] else { return nil }
         return logs.withUnsafeBufferPointer { body($0[index]) }
