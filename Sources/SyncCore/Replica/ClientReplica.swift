@@ -324,7 +324,7 @@ public struct ClientReplica: Sendable {
             checked = draft.check(on: nil, validator: validator, policy: policy, now: now)
         }
         let op: SyncOperation
-        switch checked {
+        switch consume checked {  // moved out: a plain switch copied the op out of the result
         case .success(let checkedOp): op = checkedOp
         case .failure(let refused): throw refusal(refused.reason, op: refused.op)
         }
