@@ -326,7 +326,8 @@ extension ClientReplica {
             var hashes: [UInt64] = []
             hashes.reserveCapacity(covered.count)
             for held in covered {
-                guard let hash = confirmed.withValue(held.segment, { $0.epoch == held.epoch ? $0.stateHashWord() : nil }) ?? nil else { break }
+                // Lent through `update`: read through `withValue`, each state was copied for the call (decision 45).
+                guard let hash = confirmed.update(held.segment, { $0.epoch == held.epoch ? $0.stateHashWord() : nil }) ?? nil else { break }
                 hashes.append(hash)
             }
             if hashes.count != covered.count || StateCheck.sum(words: hashes) != check.digest {
