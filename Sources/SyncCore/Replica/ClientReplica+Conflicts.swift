@@ -136,11 +136,18 @@ extension ClientReplica {
     /// (`mutating` only to read each view in place: see `lendView`.)
     mutating func conflictMarks(in scope: ConflictScope, of response: SyncResponse) -> ConflictMarks {
         var marks = ConflictMarks(whole: conflictKeys(in: scope.wholeSegments))
-        for patch in response.deltas where !scope.wholeSegments.contains(patch.segment) {
-            let read: Void? = lendView(patch.segment) { state in
-                for element in patch.elements where Self.mayConflict(element) { marks.flags.append(state.isInConflict(element.key)) }
+        // By index, elements read in place: `for patch in` and `for element in` copied each patch
+        // and each element (every string and list retained), twice per sync.
+        for index in response.deltas.indices where !scope.wholeSegments.contains(response.deltas[index].segment) {
+            let elements = response.deltas[index].elements
+            let read: Void? = lendView(response.deltas[index].segment) { state in
+                elements.withUnsafeBufferPointer { elements in
+                    for element in elements.indices where Self.mayConflict(elements[element]) {
+                        marks.flags.append(state.isInConflict(elements[element].key))
+                    }
+                }
             }
-            if read == nil { marks.flags += repeatElement(false, count: patch.elements.count(where: Self.mayConflict)) }
+            if read == nil { marks.flags += repeatElement(false, count: elements.count(where: Self.mayConflict)) }
         }
         for (segment, keys) in scope.rejectedElements {
             let flags = lendView(segment) { state in keys.map { state.isInConflict($0) } }
