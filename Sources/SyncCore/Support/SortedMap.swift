@@ -138,18 +138,15 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
     public func withValue<Result>(_ key: Key, _ body: (borrowing Value) throws -> Result) rethrows -> Result? {
         let (index, found) = position(of: key)
         guard found else { return nil }
-        return try entries.withUnsafeBufferPointer { buffer in
-            // Through a pointer to the value itself: `buffer[index].value` loaded a copy of the
-            // whole entry first (for a segment state, a retain of each of its buffers).
-            let value = (UnsafeRawPointer(buffer.baseAddress! + index) + Self.valueOffset).assumingMemoryBound(to: Value.self)
-            return try body(value.pointee)
-        }
+        return try withValue(at: index, body)
     }
 
     /// Reads the value at an index from `slot(of:)` (a found key) where it lies.
     @inline(__always)
     func withValue<Result>(at index: Int, _ body: (borrowing Value) throws -> Result) rethrows -> Result {
         try entries.withUnsafeBufferPointer { buffer in
+            // Through a pointer to the value itself: `buffer[index].value` loaded a copy of the
+            // whole entry first (for a segment state, a retain of each of its buffers).
             let value = (UnsafeRawPointer(buffer.baseAddress! + index) + Self.valueOffset).assumingMemoryBound(to: Value.self)
             return try body(value.pointee)
         }
