@@ -301,7 +301,7 @@ public struct Schema: Hashable, Sendable, Codable {
             guard field.pointee.purpose == purpose else { return .some(.unknownField) }
             if field.pointee.retired { return .some(.fieldRetired) }
             // Free text, nearly every field: `typeProblem`'s first check, without the copy.
-            if field.pointee.type == .text { return .some(value.utf8.count <= 64 * 1024 ? nil : .invalid) }
+            if field.pointee.type == .text { return .some(value.utf8.count <= Self.maxValueBytes ? nil : .invalid) }
             return .some(typeProblem(value, for: field.pointee) != nil ? .invalid : nil)
         }
     }
@@ -338,10 +338,13 @@ public struct Schema: Hashable, Sendable, Codable {
         }
     }
 
+    /// The most UTF-8 bytes a field's value may take, whatever its type.
+    static let maxValueBytes = 64 * 1024
+
     /// Checks a value against a field's type; returns a message naming the
     /// problem (never the value itself), or nil when it is fine.
     public func typeProblem(_ value: String, for field: Field) -> String? {
-        guard value.utf8.count <= 64 * 1024 else { return "\(field.name) takes at most 64 KiB of text" }
+        guard value.utf8.count <= Self.maxValueBytes else { return "\(field.name) takes at most 64 KiB of text" }
         switch field.type {
         case .text: return nil
         case .workerRef: return value.isEmpty ? "\(field.name) needs a worker name or RESIDENT" : nil

@@ -21,6 +21,9 @@ public struct InMemorySyncServer: Sendable {
         /// segment and its verdicts together, and a second lookup by key was a
         /// second cold hash-table probe for every segment a push touched.
         var verdicts = VerdictList()
+        /// The reasons of the segment's refused ops (few: a verdict is kept as
+        /// its fingerprint alone, a reason only for a refusal).
+        var refusals: [VerdictKey: RefusalReason] = [:]
     }
     public private(set) var epochs: [SegmentKey: UInt32] = [:]
     public private(set) var households: Set<HouseholdID> = []
@@ -31,14 +34,13 @@ public struct InMemorySyncServer: Sendable {
     // The verdict of every op is in its segment's slot (`Slot.verdicts`). The
     // replay's server holds one per op (≈ 200 000 on the default trace), so a
     // verdict is kept as its 16-byte fingerprint inline, and a refusal reason
-    // only for the few refused ops (`refusals`).
+    // only for the few refused ops (`Slot.refusals`).
     /// The slot a push last loaded or recorded a verdict in: a push loads a
     /// segment, asks for its verdicts and records op after op of it, and this
     /// spares hashing its key for each. (Slots are never moved or dropped.)
     /// (Two plain fields: an optional tuple went through the generic value witnesses on every op.)
     private var lastSlotKey: SegmentKey?
     private var lastSlot = 0
-    private var refusals: [SegmentKey: [VerdictKey: RefusalReason]] = [:]
     /// What each device held after its last pull (a guess the pull checks against the held digest).
     private var heldByReplica: [ReplicaID: [HeldSegment]] = [:]
 
@@ -176,8 +178,8 @@ public struct InMemorySyncServer: Sendable {
         if let slot = slots[segment] {
             if !store[slot].isEmpty { _ = take(slot) }
             store[slot].verdicts = VerdictList()
+            store[slot].refusals = [:]
         }
-        refusals[segment] = nil
         seq += 1
     }
 }
@@ -186,7 +188,7 @@ extension InMemorySyncServer: PushBackend {
     public func storedVerdict(for dot: Dot, segment: SegmentKey, epoch: UInt32) throws -> StoredVerdict? {
         let key = VerdictKey(epoch: epoch, dot: dot)
         guard let slot = verdictSlot(of: segment), let fingerprint = store[slot].verdicts[key] else { return nil }
-        return StoredVerdict(fingerprint: fingerprint, rejection: refusals[segment]?[key])
+        return StoredVerdict(fingerprint: fingerprint, rejection: store[slot].refusals[key])
     }
 
     /// The slot of a segment's verdicts, if it has one (its segment may not exist).
@@ -224,7 +226,7 @@ extension InMemorySyncServer: PushBackend {
         let slot = verdictSlot(of: op.segment) ?? makeSlot(op.segment)
         remember(op.segment, at: slot)
         store[slot].verdicts.record(key, fingerprint)
-        if let rejection { refusals[op.segment, default: [:]][key] = rejection }
+        if let rejection { store[slot].refusals[key] = rejection }
         return seq
     }
 
