@@ -67,16 +67,25 @@ public struct CollectionItem: Hashable, Sendable {
 
     /// The base fraction's bytes where they lie (nil: no insert yet), for
     /// readers that need no array of their own: a short fraction is inline.
+    @inline(__always)
     private func withBaseBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>?) -> Result) -> Result {
-        switch baseLength {
-        case Self.noBase: return body(nil)
-        case Self.longBaseMark: return longBase.withUnsafeBufferPointer { body($0) }
+        withUnsafePointer(to: self) { Self.withBaseBytes(of: $0, body) }
+    }
+
+    /// The same through a pointer, field by field (see `sortKey(of:)`).
+    @inline(__always)
+    private static func withBaseBytes<Result>(of item: UnsafePointer<CollectionItem>, _ body: (UnsafeBufferPointer<UInt8>?) -> Result) -> Result {
+        let length = item.pointer(to: \.baseLength)!.pointee
+        switch length {
+        case noBase: return body(nil)
+        case longBaseMark: return item.pointer(to: \.longBase)!.pointee.withUnsafeBufferPointer { body($0) }
         case 0: return [UInt8]().withUnsafeBufferPointer { body($0) }  // never stored: inserts need a position
         default:
+            let inline = item.pointer(to: \.inlineBase)!.pointee
             var bytes: (UInt64, UInt64) = (0, 0)  // room for 8 bytes, first byte highest
             return withUnsafeMutableBytes(of: &bytes) { raw in
-                for index in 0..<Int(baseLength) { raw[index] = UInt8(truncatingIfNeeded: inlineBase >> UInt64(56 - 8 * index)) }
-                return body(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: Int(baseLength)))
+                for index in 0..<Int(length) { raw[index] = UInt8(truncatingIfNeeded: inline >> UInt64(56 - 8 * index)) }
+                return body(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: Int(length)))
             }
         }
     }
@@ -147,16 +156,18 @@ public struct CollectionItem: Hashable, Sendable {
 
     /// The current fraction: the winning move, else the insert position.
     public var fraction: [UInt8] { position.winner?.value ?? basePosition ?? [] }
-    public var sortKey: [UInt8] {
-        if let moved = position.winner?.value { return PositionKey.sortKey(fraction: moved, item: id) }
-        // From the base fraction's own storage: `basePosition` would build an array first.
-        var key: [UInt8] = []
-        withBaseBytes { bytes in
-            key.reserveCapacity((bytes?.count ?? 0) + PositionKey.suffixLength)
-            if let bytes { key += bytes }
-        }
-        PositionKey.appendSuffix(of: id, to: &key)
-        return key
+    /// The item's key in position order: its fraction, then its ID.
+    public var sortKey: [UInt8] { withUnsafePointer(to: self) { Self.sortKey(of: $0) } }
+
+    /// The same, read through a pointer field by field: read whole through a
+    /// pointer, an item is copied (a retain of each of its buffers) when a call
+    /// that might write memory comes before its last use, as building the key
+    /// does (ItemCollection.liveOrder reads every live item this way).
+    @inline(__always)
+    static func sortKey(of item: UnsafePointer<CollectionItem>) -> [UInt8] {
+        let id = item.pointer(to: \.id)!.pointee
+        if let moved = item.pointer(to: \.position.values)!.pointee.first?.value { return PositionKey.sortKey(fraction: moved, item: id) }
+        return withBaseBytes(of: item) { PositionKey.sortKey(fraction: $0 ?? UnsafeBufferPointer(start: nil, count: 0), item: id) }
     }
 
     mutating func recordWrite(_ dot: Dot, context: VersionVector) {
@@ -330,22 +341,26 @@ public struct ItemCollection: Hashable, Sendable {
     /// device asks this for every insert and removal a worker makes.
     public var liveOrder: [Place] {
         var places: [Place] = []
-        forEachLive { places.append(Place(id: $0.id, sortKey: $0.sortKey)) }
+        places.reserveCapacity(itemCountUpperBound)  // grown from empty, it was reallocated as it filled
+        // Read field by field through the pointer (`CollectionItem.sortKey(of:)`): read whole, each
+        // item was copied, since growing the list or the key might write memory while it is read.
+        forEachLive { places.append(Place(id: $0.pointer(to: \.id)!.pointee, sortKey: CollectionItem.sortKey(of: $0))) }
         // Each sort key is built once: built in the comparison, a sort made two arrays per comparison.
         places.sort { PositionKey.precedes($0.sortKey, $1.sortKey) }
         return places
     }
 
-    /// Calls `body` with each live item where it lies, in no particular order
-    /// (an item changed on top hides its shared copy).
-    private func forEachLive(_ body: (borrowing CollectionItem) -> Void) {
+    /// Calls `body` with a pointer to each live item where it lies, in no
+    /// particular order (an item changed on top hides its shared copy).
+    @inline(__always)
+    private func forEachLive(_ body: (UnsafePointer<CollectionItem>) -> Void) {
         onTop.withUnsafeBufferPointer { top in
-            for index in top.indices where top[index].isLive { body(top[index]) }
+            for index in top.indices where top[index].isLive { body(top.baseAddress! + index) }
         }
         base.withUnsafeBufferPointer { items in
             for index in items.indices where items[index].isLive {
                 if !onTop.isEmpty, Self.withItem(items[index].id, in: onTop, { _ in true }) != nil { continue }
-                body(items[index])
+                body(items.baseAddress! + index)
             }
         }
     }

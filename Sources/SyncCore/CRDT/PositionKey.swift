@@ -9,18 +9,19 @@ public enum PositionKey {
 
     /// The full sort key of an item: its fraction plus its ID.
     public static func sortKey(fraction: [UInt8], item: Dot) -> [UInt8] {
-        var key = fraction
-        key.reserveCapacity(fraction.count + suffixLength)
-        appendSuffix(of: item, to: &key)
-        return key
+        fraction.withUnsafeBufferPointer { sortKey(fraction: $0, item: item) }
     }
 
-    /// Appends an item's ID suffix to a fraction.
-    static func appendSuffix(of item: Dot, to key: inout [UInt8]) {
-        let replica = item.replica.rawValue
-        let counter = UInt32(truncatingIfNeeded: item.counter)
-        for shift in stride(from: 24, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: replica >> UInt32(shift))) }
-        for shift in stride(from: 24, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: counter >> UInt32(shift))) }
+    /// The same from a fraction's bytes where they lie, written straight
+    /// into a key of the exact size (no growth, no call between the reads).
+    @inline(__always)
+    static func sortKey(fraction: UnsafeBufferPointer<UInt8>, item: Dot) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: fraction.count + suffixLength) { key, count in
+            for index in fraction.indices { key[index] = fraction[index] }
+            let suffix = UInt64(item.replica.rawValue) << 32 | UInt64(UInt32(truncatingIfNeeded: item.counter))
+            for byte in 0..<suffixLength { key[fraction.count + byte] = UInt8(truncatingIfNeeded: suffix >> UInt64(56 - 8 * byte)) }
+            count = fraction.count + suffixLength
+        }
     }
 
     /// A fraction whose sort key (with any suffix) lies strictly between the

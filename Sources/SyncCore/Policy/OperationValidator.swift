@@ -29,14 +29,23 @@ public struct OperationValidator: Sendable {
     /// Returns nil when the op may be merged, else the reason to reject it.
     public func validate(_ op: SyncOperation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
                          target: Target) -> RefusalReason? {
-        validate(op, replica: replica, user: user, policy: policy, now: now, target: target, state: target.state)
+        validate(op, replica: replica, user: user, policy: policy, now: now, target: target, state: target.state ?? Self.noState)
     }
+
+    /// What the checks are given for a segment with no state yet: an empty
+    /// state, which every check reads as it would read none (the checks read
+    /// neither its key nor its epoch). One for all: made for each op, it cost
+    /// a push as much as the copy it spares.
+    static let noState = SegmentState(key: SegmentKey(household: HouseholdID(high: 0, low: 0), purpose: .regie), epoch: 0)
 
     /// The same, with the segment's state passed apart from `target` (whose
     /// `state` is then ignored), so a caller that holds it in a larger value
-    /// lends it instead of copying it into a Target for every op.
+    /// lends it instead of copying it into a Target for every op. A segment
+    /// with no state yet is passed as an empty one, which every check reads
+    /// as it would read none: not an optional, since wrapping a lent state
+    /// in one copies it (a retain of each of its buffers, for every write).
     func validate(_ op: SyncOperation, replica: ReplicaID, user: String, policy: PolicyContext, now: UInt64,
-                  target: Target, state: SegmentState?) -> RefusalReason? {
+                  target: Target, state: SegmentState) -> RefusalReason? {
         validate(op, replica: replica, user: user, target: target, state: state) {
             writeRefusal(op, policy: policy, now: now, createdLocally: target.createdLocally)
         }
@@ -46,7 +55,7 @@ public struct OperationValidator: Sendable {
     /// the op's shape and schema pass, since those reasons come first): a
     /// caller may hand in an answer worked out before, as PushProcessor does
     /// once per segment and policy version.
-    func validate(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target, state: SegmentState?,
+    func validate(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target, state: SegmentState,
                   writeRefusal: () -> RefusalReason?) -> RefusalReason? {
         if let reason = validateShape(op, replica: replica, user: user, target: target, state: state) { return reason }
         if let reason = validateSchema(op) { return reason }
@@ -64,7 +73,7 @@ public struct OperationValidator: Sendable {
     }
 
     func validateShape(_ op: SyncOperation, replica: ReplicaID, user: String, target: Target,
-                       state: SegmentState?) -> RefusalReason? {
+                       state: SegmentState) -> RefusalReason? {
         guard op.dot.replica == replica, op.author == user else { return .invalid }
         guard !op.context.contains(op.dot), op.context[replica] < op.dot.counter, op.dot.counter <= Dot.maxCounter else { return .invalid }
         if op.absorbs != nil, !Self.absorbsAreWellFormed(op, replica: replica) { return .invalid }
@@ -72,16 +81,16 @@ public struct OperationValidator: Sendable {
         guard op.epoch == target.epoch else { return .invalid }
         // A dot the segment has seen without a stored verdict for it: merging
         // would be a no-op, so accepting it would lose the write.
-        if state?.context.contains(op.dot) == true { return .dotReuse }
+        if state.context.contains(op.dot) { return .dotReuse }
         // The carried context may only claim dots the segment has seen, plus
         // the author's own earlier dots (pushed in order before this one).
         for entry in op.context.entries {
             guard entry.counter <= Dot.maxCounter else { return .invalid }
             guard entry.replica != replica else { continue }
-            let top = state?.context.vector[entry.replica] ?? 0
+            let top = state.context.vector[entry.replica]
             if entry.counter > top {
                 let missing = (top + 1)...entry.counter
-                if missing.count > 64 || !missing.allSatisfy({ state?.context.contains(Dot(replica: entry.replica, counter: $0)) == true }) {
+                if missing.count > 64 || !missing.allSatisfy({ state.context.contains(Dot(replica: entry.replica, counter: $0)) }) {
                     return .invalid
                 }
             }
@@ -145,18 +154,18 @@ public struct OperationValidator: Sendable {
         }
     }
 
-    func validateReferences(_ op: SyncOperation, target: Target, state: SegmentState?) -> RefusalReason? {
+    func validateReferences(_ op: SyncOperation, target: Target, state: SegmentState) -> RefusalReason? {
         switch op.payload {
         case .createHousehold:
             return target.householdExists ? .invalid : nil
         case .append(let name, let body):
             guard let original = body.correctionOf else { return nil }
-            if state?.logs.withValue(name, { $0.withEntry(original) { _ in true } }) == true { return nil }
-            return state?.context.contains(original) ?? false ? .dependsOnRejected : .invalid
+            if state.logs.withValue(name, { $0.withEntry(original) { _ in true } }) == true { return nil }
+            return state.context.contains(original) ? .dependsOnRejected : .invalid
         case .edit(let name, let item, _, _), .move(let name, let item, _), .remove(let name, let item):
-            if state?.collections.withValue(name, { $0.withItem(item) { $0.hasBasePosition } }) == true { return nil }
+            if state.collections.withValue(name, { $0.withItem(item) { $0.hasBasePosition } }) == true { return nil }
             // Seen but absent: the insert was rejected. Never seen: a forged reference.
-            return state?.context.contains(item) ?? false ? .dependsOnRejected : .invalid
+            return state.context.contains(item) ? .dependsOnRejected : .invalid
         default:
             return nil
         }

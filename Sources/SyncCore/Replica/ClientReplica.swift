@@ -89,6 +89,14 @@ public struct ClientReplica: Sendable {
         return confirmed.update(segment) { body(&$0) }
     }
 
+    /// Calls `body` with a value where it lies. Read out of an array or a
+    /// dictionary, or through a pointer, a value is copied before a call the
+    /// optimizer cannot see into; through `inout` it is not (decision 45).
+    @inline(__always)
+    private static func lend<Value, Result, Failure: Error>(_ value: inout Value, _ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
+        try body(&value)
+    }
+
     /// Every segment key the device shows (held or with pending ops).
     public var visibleSegments: [SegmentKey] {
         Array(Set(confirmed.keys).union(overlays.keys)).sorted()
@@ -313,20 +321,25 @@ public struct ClientReplica: Sendable {
         let policy = self.policy, now = policyTime(wall: wall)
         let viewIndex = overlays.index(forKey: segment)
         let confirmedSlot = viewIndex == nil ? confirmed.slot(of: segment) : (index: 0, found: false)
-        let checked: Result<SyncOperation, RefusedDraft>
-        if let viewIndex {
-            checked = draft.check(on: overlays.values[viewIndex], validator: validator, policy: policy, now: now)
-        } else if confirmedSlot.found {
-            // Read in place (a copy retains each of the state's buffers), by a closure that
-            // does not capture `self`: capturing it would copy the whole replica.
-            checked = confirmed.withValue(at: confirmedSlot.index) { draft.check(on: $0, validator: validator, policy: policy, now: now) }
-        } else {
-            checked = draft.check(on: nil, validator: validator, policy: policy, now: now)
-        }
+        // The state is lent through `inout` (decision 45): read out of the dictionary or through
+        // a pointer, it was copied for every write, a retain of each of its buffers. The closures
+        // do not capture `self`: capturing it would copy the whole replica. A refusal is thrown,
+        // not returned in a Result, which was copied on its way out of the closure.
         let op: SyncOperation
-        switch consume checked {  // moved out: a plain switch copied the op out of the result
-        case .success(let checkedOp): op = checkedOp
-        case .failure(let refused): throw refusal(refused.reason, op: refused.op)
+        do {
+            if let viewIndex {
+                op = try Self.lend(&overlays.values[viewIndex]) { (view) throws(RefusedDraft) in
+                    try draft.check(on: view, validator: validator, policy: policy, now: now)
+                }
+            } else if confirmedSlot.found {
+                op = try confirmed.modifyValue(at: confirmedSlot.index) { (state) throws(RefusedDraft) in
+                    try draft.check(on: state, validator: validator, policy: policy, now: now)
+                }
+            } else {
+                op = try draft.check(on: OperationValidator.noState, validator: validator, policy: policy, now: now)
+            }
+        } catch {
+            throw refusal(error.reason, op: error.op)
         }
         counters.setValue(op.dot.counter, for: segment, at: counterSlot)
         // An absent epoch is epoch 0, the usual case: only erasures make a map entry worth its bytes.
@@ -355,21 +368,22 @@ public struct ClientReplica: Sendable {
         var householdExists: Bool
         var createdLocally: Bool
 
-        /// The op on top of `current` (the view), or the op with the reason the shared validator refuses it.
-        func check(on current: SegmentState?, validator: OperationValidator, policy: PolicyContext,
-                   now: UInt64) -> Result<SyncOperation, RefusedDraft> {
-            let epoch = knownEpoch ?? current?.epoch ?? 0
-            var context = current?.context.vector ?? VersionVector()
-            let cloudMax = current?.context.cloud.filter { $0.replica == replica }.map(\.counter).max() ?? 0
+        /// The op on top of `current` (the view; an empty state when the device
+        /// has none); thrown with its reason when the shared validator refuses it.
+        func check(on current: SegmentState, validator: OperationValidator, policy: PolicyContext,
+                   now: UInt64) throws(RefusedDraft) -> SyncOperation {
+            let epoch = knownEpoch ?? current.epoch
+            var context = current.context.vector
+            let cloudMax = current.context.cloud.filter { $0.replica == replica }.map(\.counter).max() ?? 0
             let last = lastCounter ?? max(context[replica], cloudMax)
             context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
             let op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
                                    stamp: stamp, author: user, context: context, payload: payload)
             let target = OperationValidator.Target(epoch: epoch, state: nil, householdExists: householdExists, createdLocally: createdLocally)
             if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: now, target: target, state: current) {
-                return .failure(RefusedDraft(op: op, reason: reason))
+                throw RefusedDraft(op: op, reason: reason)
             }
-            return .success(op)
+            return op
         }
     }
 

@@ -243,7 +243,7 @@ public enum PushProcessor {
             verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: work.segment!.state,
                                          writeRefusal: { writeRefusal })
         } else {
-            verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: nil,
+            verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: OperationValidator.noState,
                                          writeRefusal: { writeRefusal })
         }
         let seq = try backend.record(op, fingerprint: fingerprint, rejection: verdict)

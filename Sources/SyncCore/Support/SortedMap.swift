@@ -124,7 +124,9 @@ public struct SortedMap<Key: Comparable & Hashable, Value> {
 
     /// Changes the value at an index from `slot(of:)` (a found key) in place.
     @inline(__always)
-    mutating func modifyValue<Result>(at index: Int, _ body: (inout Value) -> Result) -> Result { body(&entries[index].value) }
+    mutating func modifyValue<Result, Failure: Error>(at index: Int, _ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
+        try body(&entries[index].value)
+    }
 
     /// Sets the value at a slot from `slot(of:)`: in place when the key was found, inserted there otherwise.
     @inline(__always)
