@@ -22,11 +22,15 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
 
     /// Records a dot as seen, folding the cloud into the vector where it closes a gap.
     public mutating func insert(_ dot: Dot) {
-        guard !contains(dot) else { return }
-        if dot.counter == vector[dot.replica] + 1 {
-            vector.raise(dot.replica, to: dot.counter)
+        // One scan of the vector decides and raises (every merged op comes here). The cloud never
+        // holds the dot after the vector's top: it would have been folded in.
+        switch vector.advance(to: dot) {
+        case .seen:
+            return
+        case .raised:
             if !cloud.isEmpty { compact() }
-        } else {
+        case .beyondNext:
+            guard !cloud.contains(dot) else { return }
             let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
             cloud.insertMoving(dot, at: index)
         }

@@ -68,6 +68,40 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
         dot.counter <= self[dot.replica]
     }
 
+    /// Where a dot stands against this vector.
+    enum Advance {
+        /// The vector contains it.
+        case seen
+        /// It was its replica's next counter, and the vector now contains it.
+        case raised
+        /// It lies beyond its replica's next counter; the vector is unchanged.
+        case beyondNext
+    }
+
+    /// Raises the dot's replica to the dot when it is that replica's next
+    /// counter, in one scan (`contains`, the subscript and `raise` made three).
+    mutating func advance(to dot: Dot) -> Advance {
+        var index = 0
+        while index < entries.count {
+            let current = entries[index]
+            if current.replica == dot.replica {
+                if dot.counter <= current.counter { return .seen }
+                guard dot.counter == current.counter + 1 else { return .beyondNext }
+                entries[index].counter = dot.counter
+                return .raised
+            }
+            if current.replica > dot.replica { break }
+            index += 1
+        }
+        switch dot.counter {
+        case 0: return .seen
+        case 1:
+            entries.insertMoving(Entry(replica: dot.replica, counter: 1), at: index)
+            return .raised
+        default: return .beyondNext
+        }
+    }
+
     /// Raises one replica's counter (never lowers it).
     public mutating func raise(_ replica: ReplicaID, to counter: UInt64) {
         guard counter > 0 else { return }

@@ -260,34 +260,35 @@ extension ClientReplica {
             var kept: [SyncOperation] = []
             let snapshotted = Set(response.snapshots.map(\.segment))
             var rebuilt: [SegmentKey: SegmentState] = [:]
-            // Each op is read where it lies: `for op in pending` copied every op (its strings,
-            // context and payload retained) and released the copy again. (Handing one to
-            // `apply` inside the closure below still copies it; reading in place saves the rest.)
-            let ops = pending
-            ops.withUnsafeBufferPointer { ops in
-                for index in ops.indices {
-                    let op = ops.baseAddress! + index  // read through the pointer
-                    let segment = op.pointee.segment, epoch = op.pointee.epoch
-                    // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
-                    // an older-epoch op with the same dot is not the accepted one.
-                    guard epoch >= (epochs[segment] ?? 0), ranges[segment]?.contains(where: { $0.contains(op.pointee.dot) }) == true else {
-                        kept.append(op.pointee)
-                        continue
-                    }
+            // Each op is lent where it lies, through `inout` (decision 45): `for op in pending` copied
+            // every op (its strings, context and payload retained) and released the copy again, and
+            // so did a read through a pointer handed on to `apply`. The list is taken out of `self`
+            // for that, so lending an op from it and writing `confirmed` do not overlap.
+            var ops: [SyncOperation] = []
+            swap(&ops, &pending)
+            for index in ops.indices {
+                let segment = ops[index].segment, epoch = ops[index].epoch
+                // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
+                // an older-epoch op with the same dot is not the accepted one.
+                guard epoch >= (epochs[segment] ?? 0), ranges[segment]?.contains(where: { $0.contains(ops[index].dot) }) == true else {
+                    kept.append(ops[index])
+                    continue
+                }
+                Self.lend(&ops[index]) { op in
                     if snapshotted.contains(segment) {
                         // The snapshot's context already has the dot (so `apply` would skip it) but not
                         // always its content (a snapshot leaves out what the device's accepted ops put
                         // there): apply it to a state of its own and join that in.
-                        rebuilt[segment, default: SegmentState(key: segment, epoch: epoch)].apply(op.pointee)
+                        rebuilt[segment, default: SegmentState(key: segment, epoch: epoch)].apply(op)
                     } else {
                         // In place: the state's buffers stay uniquely referenced, so no copy.
                         if !confirmed.contains(segment) { confirmed[segment] = SegmentState(key: segment, epoch: epoch) }
-                        confirmed.update(segment) { if $0.epoch == epoch { $0.apply(op.pointee) } }
+                        confirmed.update(segment) { if $0.epoch == epoch { $0.apply(op) } }
                     }
-                    if case .createHousehold = op.pointee.payload { locallyCreated.remove(segment.household) }
-                    if touched.last != segment { touched.append(segment) }
-                    outcome.accepted += 1
+                    if case .createHousehold = op.payload { locallyCreated.remove(segment.household) }
                 }
+                if touched.last != segment { touched.append(segment) }
+                outcome.accepted += 1
             }
             for (key, own) in rebuilt { confirmed.update(key) { if $0.epoch == own.epoch { $0.join(own) } } }
             pending = kept

@@ -93,7 +93,7 @@ public struct ClientReplica: Sendable {
     /// dictionary, or through a pointer, a value is copied before a call the
     /// optimizer cannot see into; through `inout` it is not (decision 45).
     @inline(__always)
-    private static func lend<Value, Result, Failure: Error>(_ value: inout Value, _ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
+    static func lend<Value, Result, Failure: Error>(_ value: inout Value, _ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
         try body(&value)
     }
 
