@@ -43,8 +43,8 @@ struct MicroCommand: AsyncParsableCommand {
         var index = 0
         while index < ops.count {
             let chunk = Array(ops[index..<min(ops.count, index + 300)])
-            _ = try server.push(SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true), ops: chunk),
-                                device: device, now: 1_700_000_000_000)
+            var request = SyncRequest(cursor: .start, schemaHash: "", held: HeldSet(segments: [], includeList: true), ops: chunk)
+            _ = try server.push(&request, device: device, now: 1_700_000_000_000)
             index += 300
         }
         print("InMemorySyncServer.push (300-op batches):", String(format: "%.2f", t.lap() / Double(count) * 1e6), "µs/op")

@@ -147,9 +147,9 @@ public enum Replay {
                     compressionTime += measure { result.bytes_up_compressed += compressedSize(up) }
                     result.bytes_up += up.count
                     t = Clock.now
-                    let received = try SyncRequest(binary: up)
+                    var received = try SyncRequest(binary: up)
                     result.server_decode_s += t.lap()
-                    let push = try server.push(received, device: devices[r], now: now)
+                    let push = try server.push(&received, device: devices[r], now: now)
                     result.server_merge_s += t.lap()
                     result.server_apply_s = result.server_decode_s + result.server_merge_s
                     let response = try server.pull(received, device: devices[r], push: push, now: now)

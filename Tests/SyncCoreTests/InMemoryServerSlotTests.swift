@@ -11,7 +11,8 @@ struct InMemoryServerSlotTests {
     func push(_ ops: [SyncOperation], to server: inout InMemorySyncServer, as device: DeviceIdentity) throws -> PushResult {
         let request = SyncRequest(cursor: .start, schemaHash: Fixture.schema.shortHash, held: HeldSet(segments: [], includeList: true),
                                   ops: ops, auditEvents: [], limit: 1 << 20, policyDigest: nil)
-        return try server.push(SyncRequest(binary: request.binaryEncoded()), device: device, now: Fixture.t0 + 10_000)
+        var received = try SyncRequest(binary: request.binaryEncoded())
+        return try server.push(&received, device: device, now: Fixture.t0 + 10_000)
     }
 
     @Test func verdictsRecordedBeforeASegmentExistsStayWithItOnceItDoes() throws {

@@ -274,7 +274,7 @@ extension ClientReplica {
                     kept.append(ops[index])
                     continue
                 }
-                Self.lend(&ops[index]) { op in
+                lend(&ops[index]) { op in
                     if snapshotted.contains(segment) {
                         // The snapshot's context already has the dot (so `apply` would skip it) but not
                         // always its content (a snapshot leaves out what the device's accepted ops put

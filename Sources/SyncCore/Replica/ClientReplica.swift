@@ -89,14 +89,6 @@ public struct ClientReplica: Sendable {
         return confirmed.update(segment) { body(&$0) }
     }
 
-    /// Calls `body` with a value where it lies. Read out of an array or a
-    /// dictionary, or through a pointer, a value is copied before a call the
-    /// optimizer cannot see into; through `inout` it is not (decision 45).
-    @inline(__always)
-    static func lend<Value, Result, Failure: Error>(_ value: inout Value, _ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
-        try body(&value)
-    }
-
     /// Every segment key the device shows (held or with pending ops).
     public var visibleSegments: [SegmentKey] {
         Array(Set(confirmed.keys).union(overlays.keys)).sorted()
@@ -328,7 +320,7 @@ public struct ClientReplica: Sendable {
         let op: SyncOperation
         do {
             if let viewIndex {
-                op = try Self.lend(&overlays.values[viewIndex]) { (view) throws(RefusedDraft) in
+                op = try lend(&overlays.values[viewIndex]) { (view) throws(RefusedDraft) in
                     try draft.check(on: view, validator: validator, policy: policy, now: now)
                 }
             } else if confirmedSlot.found {

@@ -139,17 +139,19 @@ public struct InMemorySyncServer: Sendable {
     public mutating func addHousehold(_ household: HouseholdID) { households.insert(household) }
 
     /// One full sync exchange for an authenticated device.
-    public mutating func sync(_ request: SyncRequest, device: DeviceIdentity, now: UInt64) throws -> SyncResponse {
-        let push = try self.push(request, device: device, now: now)
+    public mutating func sync(_ request: consuming SyncRequest, device: DeviceIdentity, now: UInt64) throws -> SyncResponse {
+        var request = request
+        let push = try self.push(&request, device: device, now: now)
         return try pull(request, device: device, push: push, now: now)
     }
 
     /// The push half: validate and merge the request's ops.
-    public mutating func push(_ request: SyncRequest, device: DeviceIdentity, now: UInt64) throws -> PushResult {
+    /// `request` is only read (`inout` to lend its ops, see PushProcessor).
+    public mutating func push(_ request: inout SyncRequest, device: DeviceIdentity, now: UInt64) throws -> PushResult {
         guard let policy = policies[device.user] else {
             throw SyncCoreError(.notFound, "Unknown user.")
         }
-        let push = try PushProcessor.process(request.ops, device: device, policy: policy, schema: schema, now: now,
+        let push = try PushProcessor.process(&request.ops, device: device, policy: policy, schema: schema, now: now,
                                              backend: &self)
         policies[device.user] = push.policy
         return push

@@ -105,7 +105,9 @@ public enum PushProcessor {
         var writeRefusal: (policyVersion: Int, refusal: RefusalReason?)?
     }
 
-    public static func process<Backend: PushBackend>(_ ops: [SyncOperation], device: DeviceIdentity, policy: PolicyContext,
+    /// `ops` is only read: it is `inout` so that each op is lent where it
+    /// lies, not copied for its turn (decision 45).
+    public static func process<Backend: PushBackend>(_ ops: inout [SyncOperation], device: DeviceIdentity, policy: PolicyContext,
                                                      schema: Schema, now: UInt64, backend: inout Backend) throws -> PushResult {
         var result = PushResult(policy: policy)
         result.accepted.reserveCapacity(ops.count)  // usually every op is
@@ -138,15 +140,16 @@ public enum PushProcessor {
                 works.append((key, Work(epoch: epoch, segment: loaded, existedBefore: loaded != nil, changed: nil)))
             }
             for index in start..<end {
-                let op = ops[index]
-                let verdict = try process(op, work: &works[slot].work, households: &households, device: device, validator: validator,
-                                          now: now, result: &result, backend: &backend)
-                // Drafts share only an acceptance: when the write that absorbed them is refused
-                // they get no verdict, stay pending on the device and come whole next round,
-                // where each is judged on its own (its value may be fine where the last was not).
-                // The form is checked here too: a re-pushed op takes its stored verdict unvalidated.
-                if verdict == nil, let absorbs = op.absorbs, OperationValidator.absorbsAreWellFormed(op, replica: device.replica) {
-                    try absorb(absorbs, into: op, work: &works[slot].work, result: &result, backend: &backend)
+                try lend(&ops[index]) { op in
+                    let verdict = try process(op, work: &works[slot].work, households: &households, device: device, validator: validator,
+                                              now: now, result: &result, backend: &backend)
+                    // Drafts share only an acceptance: when the write that absorbed them is refused
+                    // they get no verdict, stay pending on the device and come whole next round,
+                    // where each is judged on its own (its value may be fine where the last was not).
+                    // The form is checked here too: a re-pushed op takes its stored verdict unvalidated.
+                    if verdict == nil, let absorbs = op.absorbs, OperationValidator.absorbsAreWellFormed(op, replica: device.replica) {
+                        try absorb(absorbs, into: op, work: &works[slot].work, result: &result, backend: &backend)
+                    }
                 }
             }
             start = end
@@ -215,10 +218,10 @@ public enum PushProcessor {
             return verdict
         }
         let exists: Bool
-        if let known = households[op.segment.household] {
+        if work.segment != nil {
+            exists = true  // a segment is only ever stored for a household that exists (asked first: no lookup)
+        } else if let known = households[op.segment.household] {
             exists = known
-        } else if work.segment != nil {
-            exists = true  // a segment is only ever stored for a household that exists
         } else {
             exists = try backend.householdExists(op.segment.household)
             households[op.segment.household] = exists

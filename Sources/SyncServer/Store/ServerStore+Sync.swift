@@ -45,7 +45,8 @@ extension ServerStore {
             let (cachedPolicy, fresh) = try self.policyContext(db, user: user, now: now)
             let policy = cachedPolicy.context
             var pushBackend = SQLiteSyncBackend(db: db, device: identity, now: now, policyStore: policyStore, userID: userID)
-            let push = try PushProcessor.process(request.ops, device: identity, policy: policy, schema: schema, now: now,
+            var ops = request.ops  // lent op by op (PushProcessor); shared with `request`, so copied once here
+            let push = try PushProcessor.process(&ops, device: identity, policy: policy, schema: schema, now: now,
                                                  backend: &pushBackend)
             var records = pushBackend.audit
             // Stamps far ahead of the server's clock: the device's clock is wrong (DESIGN §3 clockSkew).
