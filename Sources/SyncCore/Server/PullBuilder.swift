@@ -174,7 +174,8 @@ public enum PullBuilder {
         }
 
         // Held after: what it held, less the purges (held − readable), plus the snapshots.
-        result.heldAfter = (split.both + result.snapshots.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) }).sortedUnique()
+        // (The snapshots are few: sorted apart, then merged with the rest in one walk.)
+        result.heldAfter = SortedWalk.union(split.both, result.snapshots.map { HeldSegment(segment: $0.segment, epoch: $0.epoch) }.sortedUnique())
 
         // A pushed-into segment whose delta waits for a later page would not match yet.
         var stale = Array(changed[looked...])
@@ -185,9 +186,10 @@ public enum PullBuilder {
         }
         stale = stale.sortedUnique()
         let heldAfterKeys = result.heldAfter.map(\.segment)
-        var touched = result.deltas.map(\.segment) + result.snapshots.map(\.segment)
-        touched += pushedSegments.filter { heldAfterKeys.sortedContains($0) && !stale.sortedContains($0) }
-        for key in touched.sortedUnique() {
+        // Each part is in key order (deltas come in key order, the few snapshots are sorted here).
+        let touched = SortedWalk.union(SortedWalk.union(result.deltas.map(\.segment), result.snapshots.map(\.segment).sortedUnique()),
+                                       pushedSegments.filter { heldAfterKeys.sortedContains($0) && !stale.sortedContains($0) })
+        for key in touched {
             if let hash = try backend.stateHash(of: key) { result.segmentHashes.append(hash) }
         }
         return result

@@ -98,4 +98,27 @@ enum SortedWalk {
         onlyRight += right[j...]
         return (onlyLeft, both, onlyRight)
     }
+
+    /// Everything either holds, once, in order: a merge of two sorted lists
+    /// of unique elements (their concatenation sorted again compared every
+    /// pair of neighbours and then sorted the whole).
+    static func union<Element: Comparable>(_ left: [Element], _ right: [Element]) -> [Element] {
+        if right.isEmpty { return left }
+        if left.isEmpty { return right }
+        var result: [Element] = []
+        result.reserveCapacity(left.count + right.count)
+        var i = 0, j = 0
+        while i < left.count, j < right.count {
+            if left[i] < right[j] {
+                result.append(left[i]); i += 1
+            } else if right[j] < left[i] {
+                result.append(right[j]); j += 1
+            } else {
+                result.append(left[i]); i += 1; j += 1
+            }
+        }
+        result += left[i...]
+        result += right[j...]
+        return result
+    }
 }
