@@ -232,7 +232,7 @@ public struct ClientReplica: Sendable {
     public mutating func insertItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen",
                                     at index: Int? = nil, text: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
-        let live = liveOrder(of: collection, in: segment)
+        let live = lentLiveOrder(of: collection, in: segment)
         let at = min(max(0, index ?? live.count), live.count)
         let lower = at > 0 ? live[at - 1].sortKey : nil
         let upper = at < live.count ? live[at].sortKey : nil
@@ -244,6 +244,12 @@ public struct ClientReplica: Sendable {
     /// (IDs and sort keys; `view` gives the items themselves).
     public func liveOrder(of collection: String, in segment: SegmentKey) -> [ItemCollection.Place] {
         withView(segment) { $0.collections.withValue(collection) { $0.liveOrder } ?? [] } ?? []
+    }
+
+    /// The same, read from a view lent in place (`withView` copies a view out
+    /// of its dictionary), for the writes that place an item.
+    private mutating func lentLiveOrder(of collection: String, in segment: SegmentKey) -> [ItemCollection.Place] {
+        lendView(segment) { $0.collections.withValue(collection) { $0.liveOrder } ?? [] } ?? []
     }
 
     /// How many live items a collection has as the user sees it: `liveOrder`'s
@@ -278,19 +284,21 @@ public struct ClientReplica: Sendable {
                                   to index: Int, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
-        let others = liveOrder(of: collection, in: segment).filter { $0.id != item }
+        let others = lentLiveOrder(of: collection, in: segment).filter { $0.id != item }
         let at = min(max(0, index), others.count)
         let fraction = PositionKey.between(at > 0 ? others[at - 1].sortKey : nil, at < others.count ? others[at].sortKey : nil)
         return try write(segment: segment, payload: .move(collection: collection, item: item, position: fraction), wall: wall)
     }
 
-    private func requireItem(_ item: Dot, in segment: SegmentKey, collection: String) throws(SyncCoreError) {
-        guard let found = view(segment)?.collections[collection]?[item], found.isLive else {
+    private mutating func requireItem(_ item: Dot, in segment: SegmentKey, collection: String) throws(SyncCoreError) {
+        // Read in the lent view, not copied out with the collection and the item (`view(_:)?.collections[…]?[item]`).
+        let found = lendView(segment) { $0.collections.withValue(collection) { $0.withItem(item) { (live: $0.isLive, complete: $0.hasBasePosition) } } ?? nil } ?? nil
+        guard let found, found.live else {
             throw SyncCoreError(.notFound, "Item \(item) is not in \(collection) of \(segment.purpose) for this household. Run 'fieldcli goal list H'.")
         }
         // Known only from this device's own pending edit: its copy of the segment was dropped (a
         // failed state check, a damaged store) and the re-fetch has not come yet.
-        guard found.basePosition != nil else {
+        guard found.complete else {
             throw SyncCoreError(.notFound, "Item \(item) of \(collection) is not complete on this device yet: its copy of \(segment.purpose) "
                                 + "is being fetched again. Run 'fieldcli sync', then try again.")
         }
