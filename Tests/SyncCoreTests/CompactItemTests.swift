@@ -42,6 +42,9 @@ struct CompactItemTests {
                 #expect(decoded.basePosition == fraction && decoded.writes == original.writes && decoded.hashValue == original.hashValue)
                 #expect(decoded.sortKey == original.sortKey)
             }
+            // The key is the fraction, then the ID's replica and counter as four big-endian bytes each,
+            // whether the fraction is inline, in its own array or absent.
+            #expect(original.sortKey == (fraction ?? []) + [0, 0, 0, 7, 0, 0, 0, 1])
         }
     }
 

@@ -18,6 +18,33 @@ struct SortedArrayTests {
             #expect(split.onlyLeft == Set(left).subtracting(right).sorted())
             #expect(split.both == Set(left).intersection(right).sorted())
             #expect(split.onlyRight == Set(right).subtracting(left).sorted())
+            #expect(SortedWalk.union(sortedLeft, sortedRight) == Set(left).union(right).sorted())
+        }
+    }
+
+    /// A vector's one-scan advance agrees with `contains`, the subscript and
+    /// `raise` it stands for, on dots below, at, next to and beyond each top.
+    @Test func advanceAgreesWithContainsAndRaise() {
+        var random = SplitMix64(seed: 18)
+        for _ in 0..<2_000 {
+            var vector = VersionVector()
+            for _ in 0..<Int(random.next() % 5) {
+                vector.raise(ReplicaID(UInt32(random.next() % 6) + 1), to: random.next() % 4 + 1)
+            }
+            let dot = Dot(replica: ReplicaID(UInt32(random.next() % 7)), counter: random.next() % 7)
+            var expected = vector
+            let outcome: VersionVector.Advance
+            if vector.contains(dot) {
+                outcome = .seen
+            } else if dot.counter == vector[dot.replica] + 1 {
+                expected.raise(dot.replica, to: dot.counter)
+                outcome = .raised
+            } else {
+                outcome = .beyondNext
+            }
+            var advanced = vector
+            #expect(advanced.advance(to: dot) == outcome, "\(vector) \(dot)")
+            #expect(advanced == expected)
         }
     }
 

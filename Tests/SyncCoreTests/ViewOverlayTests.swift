@@ -47,6 +47,9 @@ struct ViewOverlayTests {
         // length, also with a goal removed on top: it is still an item, but no longer live.
         #expect(replica.liveCount(of: "doelen", in: regie) == 2)
         #expect(replica.liveOrder(of: "doelen", in: regie).map(\.id).sorted() == [confirmedGoal, newGoal].sorted())
+        // The live order reads each item's key through a pointer, field by field: the same key as the item's own,
+        // for the confirmed goal and for the one on top.
+        for place in replica.liveOrder(of: "doelen", in: regie) { #expect(place.sortKey == goals[place.id]?.sortKey) }
         #expect(replica.liveCount(of: "nietbestaand", in: regie) == 0)
         var removing = replica
         _ = try removing.removeItem(household: h, purpose: .regie, item: confirmedGoal, wall: Fixture.t0 + 10_000)
