@@ -101,7 +101,8 @@ enum SortedWalk {
 
     /// Everything either holds, once, in order: a merge of two sorted lists
     /// of unique elements (their concatenation sorted again compared every
-    /// pair of neighbours and then sorted the whole).
+    /// pair of neighbours and then sorted the whole). The same walk as
+    /// `split`'s, written out: shared through closures, it cost a pull 1.2 %.
     static func union<Element: Comparable>(_ left: [Element], _ right: [Element]) -> [Element] {
         if right.isEmpty { return left }
         if left.isEmpty { return right }
