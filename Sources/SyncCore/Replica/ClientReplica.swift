@@ -292,7 +292,9 @@ public struct ClientReplica: Sendable {
 
     private mutating func requireItem(_ item: Dot, in segment: SegmentKey, collection: String) throws(SyncCoreError) {
         // Read in the lent view, not copied out with the collection and the item (`view(_:)?.collections[…]?[item]`).
-        let found = lendView(segment) { $0.collections.withValue(collection) { $0.withItem(item) { (live: $0.isLive, complete: $0.hasBasePosition) } } ?? nil } ?? nil
+        let found = lendView(segment) { view in
+            view.collections.withValue(collection) { $0.withItem(item) { (live: $0.isLive, complete: $0.hasBasePosition) } } ?? nil
+        } ?? nil
         guard let found, found.live else {
             throw SyncCoreError(.notFound, "Item \(item) is not in \(collection) of \(segment.purpose) for this household. Run 'fieldcli goal list H'.")
         }
