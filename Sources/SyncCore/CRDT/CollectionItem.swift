@@ -185,19 +185,23 @@ public struct CollectionItem: Hashable, Sendable {
         if baseLength == Self.noBase { storeBase(fraction) }
     }
 
-    mutating func applyText(_ value: RegisterValue<String>, context: VersionVector) {
+    // `consuming`: each write is moved into its register (MultiValueRegister.apply).
+    mutating func applyText(_ value: consuming RegisterValue<String>, context: VersionVector) {
+        let dot = value.dot
         text.apply(value, context: context)
-        recordWrite(value.dot, context: context)
+        recordWrite(dot, context: context)
     }
 
-    mutating func applyStatus(_ value: RegisterValue<String>, context: VersionVector) {
+    mutating func applyStatus(_ value: consuming RegisterValue<String>, context: VersionVector) {
+        let dot = value.dot
         status.apply(value, context: context)
-        recordWrite(value.dot, context: context)
+        recordWrite(dot, context: context)
     }
 
-    mutating func applyMove(_ value: RegisterValue<[UInt8]>, context: VersionVector) {
+    mutating func applyMove(_ value: consuming RegisterValue<[UInt8]>, context: VersionVector) {
+        let dot = value.dot
         position.apply(value, context: context)
-        recordWrite(value.dot, context: context)
+        recordWrite(dot, context: context)
     }
 
     mutating func applyRemove(_ dot: Dot, context: VersionVector) {

@@ -16,9 +16,15 @@ public struct RegisterValue<Value: Hashable & Sendable>: Hashable, Sendable {
     /// counter. Dots are unique, so two distinct values never tie.
     @inline(__always)
     static func ranksAbove(_ lhs: RegisterValue, _ rhs: RegisterValue) -> Bool {
-        if lhs.stamp != rhs.stamp { return lhs.stamp > rhs.stamp }
-        if lhs.dot.replica != rhs.dot.replica { return lhs.dot.replica > rhs.dot.replica }
-        return lhs.dot.counter > rhs.dot.counter
+        ranks(lhs.stamp, lhs.dot, above: rhs)
+    }
+
+    /// `ranksAbove` for a value known by its stamp and dot.
+    @inline(__always)
+    static func ranks(_ stamp: HLCTimestamp, _ dot: Dot, above other: RegisterValue) -> Bool {
+        if stamp != other.stamp { return stamp > other.stamp }
+        if dot.replica != other.dot.replica { return dot.replica > other.dot.replica }
+        return dot.counter > other.dot.counter
     }
 }
 
@@ -53,15 +59,17 @@ public struct MultiValueRegister<Value: Hashable & Sendable>: Hashable, Sendable
     }
 
     /// Applies one write. Returns whether the state changed.
+    /// (`consuming`: the write is moved into the values, not copied.)
     @discardableResult
-    public mutating func apply(_ write: RegisterValue<Value>, context: VersionVector) -> Bool {
+    public mutating func apply(_ write: consuming RegisterValue<Value>, context: VersionVector) -> Bool {
         let coverGrew = !covered.includes(context)
         if coverGrew {
             covered.join(context)
             prune(by: covered)
         }
-        guard !covered.contains(write.dot), !values.contains(where: { $0.dot == write.dot }) else { return coverGrew }
-        let index = values.firstIndex(where: { RegisterValue.ranksAbove(write, $0) }) ?? values.count
+        let dot = write.dot, stamp = write.stamp
+        guard !covered.contains(dot), !values.contains(where: { $0.dot == dot }) else { return coverGrew }
+        let index = values.firstIndex(where: { RegisterValue<Value>.ranks(stamp, dot, above: $0) }) ?? values.count
         values.insertMoving(write, at: index)
         return true
     }

@@ -99,26 +99,29 @@ extension SegmentState {
             creation = record
             return Merged(outcome: .applied(element: .creation), before: before, after: hashing ? ElementHasher.digest(creation: record) : nil)
         case .set(let field, let value, _):
-            let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
-            var merged = Merged(outcome: .applied(element: nil))
+            // Each write is made where it is applied and moved into the register; made once
+            // outside the closure, it was copied in and destroyed after.
+            // The hashes are plain locals for the closure, the result built once at the end: a
+            // `Merged` changed inside the closure was copied out on return (its key retained).
+            var before: ContentHash128?, after: ContentHash128?
             let slot = fields.slot(of: field)
             let changed: Bool
             if slot.found {
                 changed = fields.modifyValue(at: slot.index) { register in
-                    if hashingBefore { merged.before = ElementHasher.digest(field: field, register: register) }
-                    let changed = register.apply(write, context: op.context)
-                    if hashing, changed { merged.after = ElementHasher.digest(field: field, register: register) }
+                    if hashingBefore { before = ElementHasher.digest(field: field, register: register) }
+                    let changed = register.apply(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value),
+                                                 context: op.context)
+                    if hashing, changed { after = ElementHasher.digest(field: field, register: register) }
                     return changed
                 }
             } else {
                 // Stored even when the write changes nothing (it arrived superseded), as it always was.
                 var register = MultiValueRegister<String>()
-                changed = register.apply(write, context: op.context)
-                if hashing, changed { merged.after = ElementHasher.digest(field: field, register: register) }
+                changed = register.apply(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value), context: op.context)
+                if hashing, changed { after = ElementHasher.digest(field: field, register: register) }
                 fields.setValue(register, for: field, at: slot)
             }
-            if changed { merged.outcome = .applied(element: .field(field)) }
-            return merged
+            return Merged(outcome: .applied(element: changed ? .field(field) : nil), before: before, after: after)
         case .append(let log, let body):
             let entry = LogEntry(dot: op.dot, stamp: op.stamp, author: op.author, body: body)
             let key = ElementKey.logEntry(log: log, dot: op.dot)
@@ -133,22 +136,22 @@ extension SegmentState {
             }
             return Merged(outcome: .applied(element: key), after: hashing ? ElementHasher.digest(log: log, entry: entry) : nil)
         case .insert(let collection, let position, let text):
-            let value = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text)
             return mergeIntoItem(op.dot, in: collection, hashing: hashing, hashingBefore: hashingBefore) { item in
                 item.setBasePosition(position)
-                item.applyText(value, context: op.context)
+                item.applyText(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: text), context: op.context)
             }
         case .edit(let collection, let id, let field, let value):
-            let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
             return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) { item in
+                let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: value)
                 switch field {
                 case .text: item.applyText(write, context: op.context)
                 case .status: item.applyStatus(write, context: op.context)
                 }
             }
         case .move(let collection, let id, let position):
-            let write = RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position)
-            return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) { $0.applyMove(write, context: op.context) }
+            return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) {
+                $0.applyMove(RegisterValue(dot: op.dot, stamp: op.stamp, author: op.author, value: position), context: op.context)
+            }
         case .remove(let collection, let id):
             return mergeIntoItem(id, in: collection, hashing: hashing, hashingBefore: hashingBefore) { $0.applyRemove(op.dot, context: op.context) }
         }
@@ -158,17 +161,17 @@ extension SegmentState {
     /// made here, by an op that arrived before the item's insert, had none before).
     private mutating func mergeIntoItem(_ id: Dot, in collection: String, hashing: Bool, hashingBefore: Bool,
                                         _ change: (inout CollectionItem) -> Void) -> Merged {
-        var merged = Merged(outcome: .applied(element: .item(collection: collection, id: id)))
+        var before: ContentHash128?, after: ContentHash128?  // locals, as in `merge`'s set
         var made = false
         modifyItem(id, in: collection, make: {
             made = true
             return CollectionItem(id: id, basePosition: nil)
         }) { item in
-            if hashingBefore, !made { merged.before = ElementHasher.digest(collection: collection, item: item) }
+            if hashingBefore, !made { before = ElementHasher.digest(collection: collection, item: item) }
             change(&item)
-            if hashing { merged.after = ElementHasher.digest(collection: collection, item: item) }
+            if hashing { after = ElementHasher.digest(collection: collection, item: item) }
         }
-        return merged
+        return Merged(outcome: .applied(element: .item(collection: collection, id: id)), before: before, after: after)
     }
 
     /// Changes an item of a collection where it lies (an item an op names

@@ -52,9 +52,9 @@ extension ClientReplica {
             var result: [SyncOperation] = []
             result.reserveCapacity(order.count)
             for position in order.indices where !dropped[position] {
-                var op = all[order[position]]
-                if let counters = absorbs[position] { op.absorbs = counters }
-                result.append(op)
+                // Copied straight into the list and changed there: a local copy was copied again and destroyed.
+                result.append(all[order[position]])
+                if let counters = absorbs[position] { result[result.count - 1].absorbs = counters }
             }
             return result
         }
@@ -111,12 +111,13 @@ extension ClientReplica {
         keyed.sort { ($0.high, $0.low, $0.position) < ($1.high, $1.low, $1.position) }
         var order = keyed.map(\.position)
         // Within a household (a short run), segments by first appearance.
+        var segments: [SegmentKey] = []  // in order of first appearance; one list reused for every household
         var start = 0
         while start < order.count {
             var end = start + 1
             while end < order.count, keyed[end].high == keyed[start].high, keyed[end].low == keyed[start].low { end += 1 }
             if end - start > 1 {
-                var segments: [SegmentKey] = []  // in order of first appearance
+                segments.removeAll(keepingCapacity: true)
                 var mixed = false
                 for position in start..<end {
                     let segment = ops[order[position]].segment

@@ -21,7 +21,7 @@ extension Array {
     /// doubling leaves a third of them empty on average, a quarter a tenth,
     /// for a few more copies of short arrays.
     @inline(__always)
-    mutating func insertGrowingByAQuarter(_ element: Element, at index: Int) {
+    mutating func insertGrowingByAQuarter(_ element: consuming Element, at index: Int) {
         if count == capacity { reserveCapacity(count + Swift.max(4, count / 4)) }
         insertMoving(element, at: index)
     }
@@ -30,8 +30,9 @@ extension Array {
     /// one goes through the generic `replaceSubrange`, a few hundred
     /// instructions even at the end, and the sorted arrays of a state insert
     /// on nearly every merge.
+    /// (`consuming`: the element is moved in, where a borrowed one was copied.)
     @inline(__always)
-    mutating func insertMoving(_ element: Element, at index: Int) {
+    mutating func insertMoving(_ element: consuming Element, at index: Int) {
         precondition(index >= 0 && index <= count, "Array index out of range")
         append(element)
         guard index < count - 1 else { return }
