@@ -310,12 +310,12 @@ public struct ClientReplica: Sendable {
     /// counter is taken here; the caller persists the replica before it
     /// reports success (DESIGN §3: persist a counter before using it).
     @discardableResult
-    mutating func write(segment: SegmentKey, payload: OperationPayload, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
+    mutating func write(segment: SegmentKey, payload: consuming OperationPayload, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         // Each map is searched once: its slot serves the read here and the write below (nothing
         // between changes the maps). A device holds hundreds of segments, and each search of a
         // cold map is a string of cache misses.
         let counterSlot = counters.slot(of: segment)
-        let draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
+        var draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
                           knownEpoch: epochs[segment], lastCounter: counterSlot.found ? counters.value(at: counterSlot.index) : nil,
                           householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
                           createdLocally: locallyCreated.contains(segment.household))
@@ -326,7 +326,8 @@ public struct ClientReplica: Sendable {
         // The state is lent through `inout` (decision 45): read out of the dictionary or through
         // a pointer, it was copied for every write, a retain of each of its buffers. The closures
         // do not capture `self`: capturing it would copy the whole replica. A refusal is thrown,
-        // not returned in a Result, which was copied on its way out of the closure.
+        // not returned in a Result, which was copied on its way out of the closure. The payload
+        // is moved, into the draft and from it into the op (`Draft.check`), never copied.
         let op: SyncOperation
         do {
             if let viewIndex {
@@ -372,15 +373,18 @@ public struct ClientReplica: Sendable {
 
         /// The op on top of `current` (the view; an empty state when the device
         /// has none); thrown with its reason when the shared validator refuses it.
-        func check(on current: SegmentState, validator: OperationValidator, policy: PolicyContext,
-                   now: UInt64) throws(RefusedDraft) -> SyncOperation {
+        /// `mutating`: the payload moves into the op, and the draft is not used again.
+        mutating func check(on current: SegmentState, validator: OperationValidator, policy: PolicyContext,
+                            now: UInt64) throws(RefusedDraft) -> SyncOperation {
             let epoch = knownEpoch ?? current.epoch
             var context = current.context.vector
             let cloudMax = current.context.cloud.filter { $0.replica == replica }.map(\.counter).max() ?? 0
             let last = lastCounter ?? max(context[replica], cloudMax)
             context.raise(replica, to: last)  // every earlier own dot, accepted, pending or rejected
+            var moved = OperationPayload.createHousehold
+            swap(&moved, &payload)
             let op = SyncOperation(dot: Dot(replica: replica, counter: last + 1), segment: segment, epoch: epoch,
-                                   stamp: stamp, author: user, context: context, payload: payload)
+                                   stamp: stamp, author: user, context: context, payload: moved)
             let target = OperationValidator.Target(epoch: epoch, state: nil, householdExists: householdExists, createdLocally: createdLocally)
             if let reason = validator.validate(op, replica: replica, user: user, policy: policy, now: now, target: target, state: current) {
                 throw RefusedDraft(op: op, reason: reason)
