@@ -177,7 +177,7 @@ extension ClientReplica {
             state.join(context: patch.context)
             for element in patch.elements { state.join(element) }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
-            confirmed[patch.segment] = state
+            confirmed[patch.segment] = consume state  // moved, not copied
             let epoch = max(epochs[patch.segment] ?? 0, patch.epoch)
             if epoch != 0 { epochs[patch.segment] = epoch }  // absent is 0 (see write)
             touched.append(patch.segment)
@@ -477,7 +477,7 @@ extension ClientReplica {
             let epoch = epochs[segment] ?? 0
             var overlay = (confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)).asView
             for op in pending where op.segment == segment && op.epoch == overlay.epoch { overlay.apply(op) }
-            overlays[segment] = overlay
+            overlays[segment] = consume overlay  // moved, not copied (as in `write`)
         }
         // A dictionary keeps its buckets when emptied; after a sync that took
         // every pending op, give back the ones the last offline stretch grew.

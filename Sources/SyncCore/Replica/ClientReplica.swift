@@ -354,7 +354,7 @@ public struct ClientReplica: Sendable {
         } else {
             var view = (confirmedSlot.found ? confirmed.value(at: confirmedSlot.index) : SegmentState(key: segment, epoch: op.epoch)).asView
             view.apply(op)
-            overlays[segment] = view
+            overlays[segment] = consume view  // moved: assigned plainly, it was copied in and the local destroyed
         }
         return op
     }
