@@ -205,9 +205,13 @@ struct BenchDevice: Sendable {
             for op in pushed where response.accepted.contains(where: { $0.segment == op.segment && $0.contains(op.dot) }) {
                 stats.accepted.append((op.segment, op.dot))
             }
+            let debug = stats.rounds > 20 && ProcessInfo.processInfo.environment["FIELDBENCH_DEBUG"] != nil
+            // Read before `apply`, which takes the response (used after it, the response would be copied).
+            let shape = debug ? "more=\(response.more) needHeld=\(response.needHeld) snapshots=\(response.snapshots.count) "
+                + "deltas=\(response.deltas.count) purge=\(response.purge.count)" : ""
             let outcome = replica.apply(response, wall: now)
-            if stats.rounds > 20, ProcessInfo.processInfo.environment["FIELDBENCH_DEBUG"] != nil {
-                FileHandle.standardError.write(Data("round \(stats.rounds): more=\(response.more) needHeld=\(response.needHeld) resnapshots=\(outcome.resnapshots.count) accepted=\(outcome.accepted) pending=\(replica.pending.count) snapshots=\(response.snapshots.count) deltas=\(response.deltas.count) purge=\(response.purge.count)\n".utf8))
+            if debug {
+                FileHandle.standardError.write(Data("round \(stats.rounds): \(shape) resnapshots=\(outcome.resnapshots.count) accepted=\(outcome.accepted) pending=\(replica.pending.count)\n".utf8))
                 if stats.rounds > 25 { exit(3) }
             }
             if !outcome.needsAnotherRound && (replica.pending.isEmpty || outcome.accepted + outcome.rejected.count == 0) { break }

@@ -96,6 +96,16 @@ public enum SegmentElement: Hashable, Sendable, Codable {
     case logEntry(log: String, entry: LogEntry)
     case item(collection: String, item: CollectionItem)
 
+    /// The stamp of its latest write (zero for none), which a device's clock observes.
+    var newestStamp: HLCTimestamp {
+        switch self {
+        case .creation(let record): return record.stamp
+        case .field(_, let register): return register.values.first?.stamp ?? .zero
+        case .logEntry(_, let entry): return entry.stamp
+        case .item(_, let item): return item.text.values.first?.stamp ?? .zero
+        }
+    }
+
     public var key: ElementKey {
         switch self {
         case .creation: return .creation

@@ -140,8 +140,9 @@ extension ClientReplica {
     }
 
     /// Applies a sync response. `wall` is the device clock (ms).
+    /// (`consuming`: its deltas are lent to the merge where they lie; see step 5.)
     @discardableResult
-    public mutating func apply(_ response: SyncResponse, wall: UInt64) -> SyncOutcome {
+    public mutating func apply(_ response: consuming SyncResponse, wall: UInt64) -> SyncOutcome {
         var outcome = SyncOutcome()
         // Segments this response changed, repeats allowed (a set only if views must be rebuilt).
         var touched: [SegmentKey] = []
@@ -297,24 +298,26 @@ extension ClientReplica {
 
         // 5. Deltas join into held segments.
         let replica = self.replica
-        for patch in response.deltas {
-            let joined = confirmed.update(patch.segment) { state -> Bool in
-                guard state.epoch == patch.epoch else { return false }
-                // A delta leaves out the device's own writes but its context has their dots, also of
-                // writes still pending here (a push whose answer was lost): taken from the context,
-                // they would make the overlay and the later acknowledgement skip those writes as seen.
-                // The device's own dots enter its copy only through its own verdicts.
-                state.join(context: patch.context.without(replica))
-                // By index: `for element in` copied each element (every string and list retained).
-                patch.elements.withUnsafeBufferPointer { elements in
-                    for index in elements.indices { state.join(elements[index]) }
+        // Each patch is lent where it lies (decision 45; the response is this call's own): `for patch in`
+        // copied each patch, and an element read through a pointer was copied for its join.
+        for index in response.deltas.indices {
+            let segment = response.deltas[index].segment, epoch = response.deltas[index].epoch
+            let joined = lend(&response.deltas[index]) { patch in
+                confirmed.update(segment) { state -> Bool in
+                    guard state.epoch == epoch else { return false }
+                    // A delta leaves out the device's own writes but its context has their dots, also of
+                    // writes still pending here (a push whose answer was lost): taken from the context,
+                    // they would make the overlay and the later acknowledgement skip those writes as seen.
+                    // The device's own dots enter its copy only through its own verdicts.
+                    state.join(context: patch.context.without(replica))
+                    for element in patch.elements.indices { lend(&patch.elements[element]) { state.join($0) } }
+                    return true
                 }
-                return true
             }
             guard joined == true else { continue }
-            observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
-            touched.append(patch.segment)
-            outcome.pulledElements += patch.elements.count
+            observeStamps(in: response.deltas[index].elements, wall: wall, outcome: &outcome)
+            touched.append(segment)
+            outcome.pulledElements += response.deltas[index].elements.count
         }
 
         // 6. The state check: a mismatch drops the confirmed copies it covers
@@ -430,14 +433,8 @@ extension ClientReplica {
 
     private mutating func observeStamps(in elements: [SegmentElement], wall: UInt64, outcome: inout SyncOutcome) {
         var newest = HLCTimestamp.zero
-        for element in elements {
-            switch element {
-            case .creation(let record): newest = max(newest, record.stamp)
-            case .field(_, let register): if let stamp = register.values.first?.stamp { newest = max(newest, stamp) }
-            case .logEntry(_, let entry): newest = max(newest, entry.stamp)
-            case .item(_, let item): if let stamp = item.text.values.first?.stamp { newest = max(newest, stamp) }
-            }
-        }
+        // By index, each element read where it lies: `for element in` copied each one (every string and list retained).
+        for index in elements.indices { newest = max(newest, elements[index].newestStamp) }
         if newest > .zero, !clock.observe(newest, wallMilliseconds: wall) { outcome.skewedStamps += 1 }
     }
 
