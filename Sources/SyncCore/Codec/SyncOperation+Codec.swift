@@ -21,18 +21,20 @@ enum OperationListCodec {
         }
         writer.varint(groups.count)
         for group in groups {
-            let first = ops[group.lowerBound]
-            if first.segment.household == previousHousehold {
+            // The group's first op, read part by part: read whole, it was copied (every string and list retained).
+            let first = group.lowerBound
+            let household = ops[first].segment.household
+            if household == previousHousehold {
                 writer.byte(1)
             } else {
                 writer.byte(0)
-                writer.household(first.segment.household)
+                writer.household(household)
             }
-            previousHousehold = first.segment.household
-            writer.symbol(first.segment.purpose.rawValue)
-            writer.varint(UInt64(first.epoch))
-            writer.varint(UInt64(first.dot.replica.rawValue))
-            writer.symbol(first.author)
+            previousHousehold = household
+            writer.symbol(ops[first].segment.purpose.rawValue)
+            writer.varint(UInt64(ops[first].epoch))
+            writer.varint(UInt64(ops[first].dot.replica.rawValue))
+            writer.symbol(ops[first].author)
             writer.varint(group.count)
             // Each op is read where it lies: `let op = ops[index]` copied it (its strings,
             // context and payload retained) and released the copy again.
