@@ -315,9 +315,10 @@ public struct ClientReplica: Sendable {
         // between changes the maps). A device holds hundreds of segments, and each search of a
         // cold map is a string of cache misses.
         let counterSlot = counters.slot(of: segment)
+        let creating = payload == .createHousehold  // asked before the payload moves into the draft
         var draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
                           knownEpoch: epochs[segment], lastCounter: counterSlot.found ? counters.value(at: counterSlot.index) : nil,
-                          householdExists: householdKnown(segment.household, excludingCreation: payload == .createHousehold),
+                          householdExists: householdKnown(segment.household, excludingCreation: creating),
                           createdLocally: locallyCreated.contains(segment.household))
         let validator = OperationValidator(schema: schema)
         let policy = self.policy, now = policyTime(wall: wall)
