@@ -310,7 +310,7 @@ extension ClientReplica {
                     // they would make the overlay and the later acknowledgement skip those writes as seen.
                     // The device's own dots enter its copy only through its own verdicts.
                     state.join(context: patch.context.without(replica))
-                    for element in patch.elements.indices { lend(&patch.elements[element]) { state.join($0) } }
+                    for element in patch.elements.indices { lend(&patch.elements[element]) { _ = state.join($0) } }
                     return true
                 }
             }
