@@ -25,6 +25,7 @@ struct ElementHasher {
         }
     }
 
+    @inline(__always)
     mutating func add(_ text: String) {
         // Native strings hand out their bytes in place; only a bridged one is copied.
         if text.utf8.withContiguousStorageIfAvailable({ add($0) }) == nil {
