@@ -153,6 +153,8 @@ public struct CollectionItem: Hashable, Sendable {
     public var isLive: Bool { insertIsWrite || !otherWrites.isEmpty }
     /// Live, but a remove exists that the surviving edits had not seen.
     public var isFlagged: Bool { isLive && !removes.isEmpty }
+    /// One of the conflicts a device shows: flagged, or live with concurrent texts.
+    public var isInConflict: Bool { isLive && (!removes.isEmpty || text.isConflict) }
 
     /// The current fraction: the winning move, else the insert position.
     public var fraction: [UInt8] { position.winner?.value ?? basePosition ?? [] }

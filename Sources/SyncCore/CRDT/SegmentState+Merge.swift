@@ -194,6 +194,21 @@ extension SegmentState {
     /// in the search that finds it for the join.
     @discardableResult
     public mutating func join(_ element: SegmentElement) -> Bool {
+        var unread = ConflictChange()
+        return join(element, readingConflict: false, &unread)
+    }
+
+    /// Whether a joined element was in conflict (`isInConflict`) before the
+    /// join and is after it.
+    struct ConflictChange {
+        var before = false
+        var after = false
+    }
+
+    /// `join`, reading whether the element is in conflict before and after it
+    /// where the join finds the element (when `readingConflict`), so that a
+    /// device counting new conflicts need not search for it twice more.
+    mutating func join(_ element: SegmentElement, readingConflict: Bool, _ conflict: inout ConflictChange) -> Bool {
         let hashing = tracksDigest
         var before: ContentHash128?, after: ContentHash128?
         let changed: Bool
@@ -211,13 +226,19 @@ extension SegmentState {
             if slot.found {
                 changed = fields.modifyValue(at: slot.index) { mine in
                     let old = hashing ? ElementHasher.digest(field: name, register: mine) : nil
-                    guard mine.join(register) else { return false }
+                    if readingConflict { conflict.before = mine.isConflict }
+                    guard mine.join(register) else {
+                        conflict.after = conflict.before
+                        return false
+                    }
                     before = old
                     if hashing { after = ElementHasher.digest(field: name, register: mine) }
+                    if readingConflict { conflict.after = mine.isConflict }
                     return true
                 }
             } else {
                 if hashing { after = ElementHasher.digest(field: name, register: register) }
+                if readingConflict { conflict = ConflictChange(before: false, after: register.isConflict) }
                 fields.setValue(register, for: name, at: slot)
                 changed = true
             }
@@ -232,7 +253,9 @@ extension SegmentState {
                 return item
             }) { mine in
                 let old = hashing && !inserted ? ElementHasher.digest(collection: collection, item: mine) : nil
+                if readingConflict { conflict.before = !inserted && mine.isInConflict }
                 let joined = mine.join(item)
+                if readingConflict { conflict.after = mine.isInConflict }
                 if joined || inserted {
                     before = old
                     if hashing { after = ElementHasher.digest(collection: collection, item: mine) }

@@ -34,7 +34,7 @@ extension SegmentState {
         case .field(let name):
             return fields.withValue(name) { $0.isConflict } ?? false
         case .item(let collection, let id):
-            return collections.withValue(collection) { $0.withItem(id) { $0.isLive && ($0.isFlagged || $0.text.isConflict) } ?? false } ?? false
+            return collections.withValue(collection) { $0.withItem(id) { $0.isInConflict } ?? false } ?? false
         case .creation, .logEntry:
             return false
         }
@@ -110,21 +110,6 @@ extension ClientReplica {
         return scope
     }
 
-    /// Which of a scope's elements are in conflict in what the device shows:
-    /// one flag per element, in scope order, and the whole segments' conflicts
-    /// by key. Flags, not a set of keys: a sync asks before and after merging,
-    /// and hashing each key both times was ≈ 1/7 of a device's apply in the load benchmark.
-    struct ConflictMarks {
-        var flags: [Bool] = []
-        var whole = Set<ConflictKey>()
-
-        /// How many are in conflict here but were not `before` (a resolved one
-        /// and a new one in the same sync do not cancel out).
-        func newConflicts(since before: ConflictMarks) -> Int {
-            zip(flags, before.flags).count { $0 && !$1 } + whole.subtracting(before.whole).count
-        }
-    }
-
     /// Fields and goals can be in conflict; the creation record and log entries never are.
     static func mayConflict(_ element: SegmentElement) -> Bool {
         switch element {
@@ -133,27 +118,144 @@ extension ClientReplica {
         }
     }
 
-    /// (`mutating` only to read each view in place: see `lendView`.)
-    mutating func conflictMarks(in scope: ConflictScope, of response: SyncResponse) -> ConflictMarks {
-        var marks = ConflictMarks(whole: conflictKeys(in: scope.wholeSegments))
-        // By index, elements read in place: `for patch in` and `for element in` copied each patch
-        // and each element (every string and list retained), twice per sync.
-        for index in response.deltas.indices where !scope.wholeSegments.contains(response.deltas[index].segment) {
-            let elements = response.deltas[index].elements
-            let read: Void? = lendView(response.deltas[index].segment) { state in
-                elements.withUnsafeBufferPointer { elements in
-                    for element in elements.indices where Self.mayConflict(elements[element]) {
-                        marks.flags.append(state.isInConflict(elements[element].key))
-                    }
-                }
+    /// Counts the conflicts a sync makes new over its scope: what the device
+    /// shows before the merge against what it shows after. Most of a response's
+    /// fields and goals are read in their join, where it finds them
+    /// (`SegmentState.join(_:readingConflict:_:)`): a search of its own for each,
+    /// before and after, was about 1/8 of a device's apply in the trace replay.
+    /// - A delta of a segment whose view before the merge is its confirmed
+    ///   state once the response's verdicts are in (nothing pending, or every
+    ///   pending op accepted: `unsettledSegments`) is read in the join, before
+    ///   and after.
+    /// - Any other delta is read before the merge in its view, and after it in
+    ///   the join when nothing is left pending for the segment, else in the view
+    ///   rebuilt at the end.
+    /// The elements read before the merge get one flag each, in response order:
+    /// flags, not a set of keys, since hashing each key was ≈ 1/7 of a device's
+    /// apply in the load benchmark.
+    struct ConflictTally {
+        /// How a delta's fields and goals are read.
+        enum Reading {
+            case wholeSegment  // a snapshot replaces the segment: counted by key
+            case inJoin  // before and after
+            case beforeInView(afterInJoin: Bool)
+        }
+
+        /// Per delta: whether it is read before the merge in its view.
+        var beforeInView: [Bool] = []
+        var flagsBefore: [Bool] = []
+        var nextBefore = 0
+        var wholeBefore = Set<ConflictKey>()
+        /// Deltas whose elements are read after the merge in what the device shows, and their flags before.
+        var deltasReadAfter: [Int] = []
+        var flagsBeforeOfDeltasReadAfter: [Bool] = []
+        /// New conflicts found in joins, by segment: a segment the state check drops counts none.
+        var newInJoins: [(segment: SegmentKey, count: Int)] = []
+
+        func reading(delta index: Int, segment: SegmentKey, in scope: ConflictScope, nothingLeftPending: Bool) -> Reading {
+            if scope.wholeSegments.contains(segment) { return .wholeSegment }
+            return beforeInView[index] ? .beforeInView(afterInJoin: nothingLeftPending) : .inJoin
+        }
+
+        /// One field or goal of a delta read in its join.
+        mutating func count(_ change: SegmentState.ConflictChange, _ reading: Reading, counted: inout Int) {
+            var before = change.before
+            if case .beforeInView = reading {
+                before = flagsBefore[nextBefore]
+                nextBefore += 1
             }
-            if read == nil { marks.flags += repeatElement(false, count: elements.count(where: Self.mayConflict)) }
+            if change.after && !before { counted += 1 }
+        }
+
+        /// After a delta's join (`joined`: its state was there, at its epoch).
+        mutating func finish(delta index: Int, _ reading: Reading, joined: Bool, segment: SegmentKey,
+                             elements: [SegmentElement], counted: Int) {
+            if counted > 0 { newInJoins.append((segment, counted)) }
+            guard case .beforeInView(let afterInJoin) = reading, !(afterInJoin && joined) else { return }
+            // Not joined in place: the state before the merge is what it shows after.
+            let flags = elements.count(where: ClientReplica.mayConflict)
+            flagsBeforeOfDeltasReadAfter += flagsBefore[nextBefore..<nextBefore + flags]
+            nextBefore += flags
+            deltasReadAfter.append(index)
+        }
+    }
+
+    /// Starts a tally, before anything of `response` is merged.
+    /// (`mutating` only to read each view in place: see `lendView`.)
+    mutating func beginConflictTally(_ scope: ConflictScope, of response: SyncResponse,
+                                     acceptedRanges: [SegmentKey: [AcceptedRange]]) -> ConflictTally {
+        var tally = ConflictTally(wholeBefore: conflictKeys(in: scope.wholeSegments))
+        let unsettled = unsettledSegments(response, acceptedRanges: acceptedRanges)
+        tally.beforeInView.reserveCapacity(response.deltas.count)
+        // By index: `for patch in` copied each patch.
+        for index in response.deltas.indices {
+            let segment = response.deltas[index].segment
+            let inView = !scope.wholeSegments.contains(segment) && unsettled.contains(segment)
+            tally.beforeInView.append(inView)
+            if inView { appendConflictFlags(of: response.deltas[index].elements, in: segment, to: &tally.flagsBefore) }
         }
         for (segment, keys) in scope.rejectedElements {
             let flags = lendView(segment) { state in keys.map { state.isInConflict($0) } }
-            marks.flags += flags ?? Array(repeating: false, count: keys.count)
+            tally.flagsBefore += flags ?? Array(repeating: false, count: keys.count)
         }
-        return marks
+        return tally
+    }
+
+    /// The segments whose view (confirmed + pending) can differ from their
+    /// confirmed state once the response's verdicts are in (step 4 of `apply`),
+    /// so that their elements must be read in the view before the merge: one
+    /// with a pending op the response does not accept, or a rejection, or an
+    /// epoch it raises or a purge. In any other segment every pending op moves
+    /// into the confirmed state, which then holds what the view showed.
+    /// (As step 4 decides: an op is accepted at an epoch no older than the
+    /// device's, which only a raised epoch or a purge changes.)
+    func unsettledSegments(_ response: SyncResponse, acceptedRanges: [SegmentKey: [AcceptedRange]]) -> Set<SegmentKey> {
+        var unsettled = Set(response.rejected.map(\.segment))
+        for epoch in response.epochs { unsettled.insert(epoch.segment) }
+        for instruction in response.purge { unsettled.insert(instruction.segment) }
+        pending.withUnsafeBufferPointer { ops in
+            for index in ops.indices where !unsettled.contains(ops[index].segment) {
+                let segment = ops[index].segment
+                if ops[index].epoch < (epochs[segment] ?? 0)
+                    || acceptedRanges[segment]?.contains(where: { $0.contains(ops[index].dot) }) != true {
+                    unsettled.insert(segment)
+                }
+            }
+        }
+        return unsettled
+    }
+
+    /// Appends, for each field and goal of `elements`, whether it is in
+    /// conflict in what the device shows of `segment` (read in place).
+    mutating func appendConflictFlags(of elements: [SegmentElement], in segment: SegmentKey, to flags: inout [Bool]) {
+        let read: Void? = lendView(segment) { state in
+            elements.withUnsafeBufferPointer { elements in
+                for element in elements.indices where Self.mayConflict(elements[element]) {
+                    flags.append(state.isInConflict(elements[element].key))
+                }
+            }
+        }
+        if read == nil { flags += repeatElement(false, count: elements.count(where: Self.mayConflict)) }
+    }
+
+    /// Ends a tally once the sync has merged everything and rebuilt the views:
+    /// how many are in conflict now that were not before (a resolved one and
+    /// a new one in the same sync do not cancel out).
+    mutating func newConflicts(_ tally: ConflictTally, _ scope: ConflictScope, of response: SyncResponse,
+                               dropped: [SegmentKey]) -> Int {
+        var count = tally.newInJoins.reduce(0) { $0 + (dropped.contains($1.segment) ? 0 : $1.count) }
+        var flagsAfter: [Bool] = []
+        for index in tally.deltasReadAfter {
+            appendConflictFlags(of: response.deltas[index].elements, in: response.deltas[index].segment, to: &flagsAfter)
+        }
+        count += zip(flagsAfter, tally.flagsBeforeOfDeltasReadAfter).count { $0 && !$1 }
+        var next = tally.nextBefore  // the rejections' flags follow the deltas'
+        for (segment, keys) in scope.rejectedElements {
+            let flags = lendView(segment) { state in keys.map { state.isInConflict($0) } } ?? Array(repeating: false, count: keys.count)
+            count += zip(flags, tally.flagsBefore[next..<next + keys.count]).count { $0 && !$1 }
+            next += keys.count
+        }
+        return count + conflictKeys(in: scope.wholeSegments).subtracting(tally.wholeBefore).count
     }
 
     /// Which fields and items are in conflict, so a sync can count the new ones
@@ -166,7 +268,7 @@ extension ClientReplica {
                 for (name, collection) in state.collections {
                     // By index: a `for item in` loop copies every item (a dozen references) to look at two of its parts.
                     let items = collection.items
-                    for index in items.indices where items[index].isLive && (items[index].isFlagged || items[index].text.isConflict) {
+                    for index in items.indices where items[index].isInConflict {
                         keys.insert(ConflictKey(segment: segment, name: name, item: items[index].id))
                     }
                 }

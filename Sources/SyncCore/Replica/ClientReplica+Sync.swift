@@ -146,8 +146,11 @@ extension ClientReplica {
         var outcome = SyncOutcome()
         // Segments this response changed, repeats allowed (a set only if views must be rebuilt).
         var touched: [SegmentKey] = []
+        // The accepted ranges by segment (step 4, and the conflict tally's look ahead to it).
+        var acceptedRanges: [SegmentKey: [AcceptedRange]] = [:]
+        for range in response.accepted { acceptedRanges[range.segment, default: []].append(range) }
         let conflictScope = conflictScope(of: response)
-        let conflictsBefore = conflictMarks(in: conflictScope, of: response)
+        var conflictTally = beginConflictTally(conflictScope, of: response, acceptedRanges: acceptedRanges)
         // A view shares the confirmed state's containers (SegmentState.isView): drop the
         // views of the segments this response changes before merging into them in place,
         // or every merge would copy a log or goal list a view still holds. Rebuilt below.
@@ -256,8 +259,6 @@ extension ClientReplica {
 
         // 4. Accepted ops move from pending into confirmed.
         if !response.accepted.isEmpty {
-            var ranges: [SegmentKey: [AcceptedRange]] = [:]
-            for range in response.accepted { ranges[range.segment, default: []].append(range) }
             // Not reserved: usually every op is accepted, and `pending` would keep the spare capacity.
             var kept: [SyncOperation] = []
             let snapshotted = Set(response.snapshots.map(\.segment))
@@ -272,7 +273,7 @@ extension ClientReplica {
                 let segment = ops[index].segment, epoch = ops[index].epoch
                 // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
                 // an older-epoch op with the same dot is not the accepted one.
-                guard epoch >= (epochs[segment] ?? 0), ranges[segment]?.contains(where: { $0.contains(ops[index].dot) }) == true else {
+                guard epoch >= (epochs[segment] ?? 0), acceptedRanges[segment]?.contains(where: { $0.contains(ops[index].dot) }) == true else {
                     kept.append(ops[index])
                     continue
                 }
@@ -298,10 +299,15 @@ extension ClientReplica {
 
         // 5. Deltas join into held segments.
         let replica = self.replica
+        // Segments whose view the end rebuilds (pending ops) or writes again (rebased ops).
+        let leftPending = response.deltas.isEmpty ? [] : Set(pending.map(\.segment)).union(response.rejected.map(\.segment))
         // Each patch is lent where it lies (decision 45; the response is this call's own): `for patch in`
         // copied each patch, and an element read through a pointer was copied for its join.
         for index in response.deltas.indices {
             let segment = response.deltas[index].segment, epoch = response.deltas[index].epoch
+            let reading = conflictTally.reading(delta: index, segment: segment, in: conflictScope,
+                                                nothingLeftPending: !leftPending.contains(segment))
+            var newConflicts = 0
             let joined = lend(&response.deltas[index]) { patch in
                 confirmed.update(segment) { state -> Bool in
                     guard state.epoch == epoch else { return false }
@@ -310,10 +316,27 @@ extension ClientReplica {
                     // they would make the overlay and the later acknowledgement skip those writes as seen.
                     // The device's own dots enter its copy only through its own verdicts.
                     state.join(context: patch.context.without(replica))
-                    for element in patch.elements.indices { lend(&patch.elements[element]) { _ = state.join($0) } }
+                    let readingConflicts: Bool
+                    switch reading {
+                    case .inJoin, .beforeInView(afterInJoin: true): readingConflicts = true
+                    case .wholeSegment, .beforeInView(afterInJoin: false): readingConflicts = false
+                    }
+                    for element in patch.elements.indices {
+                        lend(&patch.elements[element]) { element in
+                            guard readingConflicts, Self.mayConflict(element) else {
+                                _ = state.join(element)
+                                return
+                            }
+                            var change = SegmentState.ConflictChange()
+                            _ = state.join(element, readingConflict: true, &change)
+                            conflictTally.count(change, reading, counted: &newConflicts)
+                        }
+                    }
                     return true
                 }
             }
+            conflictTally.finish(delta: index, reading, joined: joined == true, segment: segment,
+                                 elements: response.deltas[index].elements, counted: newConflicts)
             guard joined == true else { continue }
             observeStamps(in: response.deltas[index].elements, wall: wall, outcome: &outcome)
             touched.append(segment)
@@ -373,7 +396,7 @@ extension ClientReplica {
                 rejected.append(RejectedRecord(op: op, reason: error.refusal ?? .invalid, at: wall))
             }
         }
-        outcome.newConflicts = conflictMarks(in: conflictScope, of: response).newConflicts(since: conflictsBefore)
+        outcome.newConflicts = newConflicts(conflictTally, conflictScope, of: response, dropped: outcome.resnapshots)
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
         return outcome
