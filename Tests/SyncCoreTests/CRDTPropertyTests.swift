@@ -263,6 +263,32 @@ struct CRDTPropertyTests {
             #expect(replicas.allSatisfy { joined[$0] == max(a[$0], b[$0]) })
             #expect(joined == b.joined(a))
             #expect(joined.entries.map(\.replica) == joined.entries.map(\.replica).sorted())
+            // Joining less one replica's entry is joining the vector without it.
+            let skipped = replicas[Int.random(in: 0..<replicas.count, using: &random)]
+            var lessOne = a
+            lessOne.join(b, leavingOut: skipped)
+            #expect(replicas.allSatisfy { lessOne[$0] == ($0 == skipped ? a[$0] : max(a[$0], b[$0])) })
+            #expect(lessOne.entries.map(\.replica) == lessOne.entries.map(\.replica).sorted())
+        }
+    }
+
+    @Test("A causal context joined less one replica's dots equals the join of it without them")
+    func contextJoinLeavingOutAReplica() {
+        var random = SplitMix64(seed: 2027)
+        func context() -> CausalContext {
+            var result = CausalContext()
+            for _ in 0..<Int.random(in: 0...8, using: &random) {
+                result.insert(Dot(replica: ReplicaID(UInt32.random(in: 1...4, using: &random)), counter: UInt64.random(in: 1...6, using: &random)))
+            }
+            return result
+        }
+        for _ in 0..<2_000 {
+            let (a, b) = (context(), context())
+            let skipped = ReplicaID(UInt32.random(in: 1...4, using: &random))
+            var fused = a, plain = a
+            fused.join(b, leavingOut: skipped)
+            plain.join(b.without(skipped))
+            #expect(fused == plain, "\(a) ⊔ \(b) less \(skipped)")
         }
     }
 

@@ -273,6 +273,11 @@ extension SegmentState {
         context.join(other)
     }
 
+    /// Joins a causal context less one replica's dots (see `ClientReplica.apply`).
+    mutating func join(context other: CausalContext, leavingOut replica: ReplicaID) {
+        context.join(other, leavingOut: replica)
+    }
+
     /// Joins a whole state of the same segment and epoch.
     public mutating func join(_ other: SegmentState) {
         context.join(other.context)

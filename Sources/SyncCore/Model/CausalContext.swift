@@ -53,6 +53,16 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
         compact()
     }
 
+    /// `join(other.without(replica))`, without building that context first.
+    public mutating func join(_ other: CausalContext, leavingOut replica: ReplicaID) {
+        vector.join(other.vector, leavingOut: replica)
+        for dot in other.cloud where dot.replica != replica && !vector.contains(dot) && !cloud.contains(dot) {
+            let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
+            cloud.insertMoving(dot, at: index)
+        }
+        compact()
+    }
+
     public mutating func join(_ other: VersionVector) {
         vector.join(other)
         if !cloud.isEmpty { compact() }

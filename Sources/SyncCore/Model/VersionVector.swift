@@ -171,6 +171,39 @@ public struct VersionVector: Hashable, Sendable, Codable, CustomStringConvertibl
         entries = merged
     }
 
+    /// `join` of `other` less `skipped`'s entry, without building that vector
+    /// first (a device joins each delta's context less its own dots).
+    public mutating func join(_ other: VersionVector, leavingOut skipped: ReplicaID) {
+        guard other.entries.contains(where: { $0.replica == skipped }) else { return join(other) }
+        var mine = 0
+        var covered = true  // most joins add nothing: checked first, so no list is built
+        for theirs in other.entries where theirs.replica != skipped {
+            while mine < entries.count, entries[mine].replica < theirs.replica { mine += 1 }
+            guard mine < entries.count, entries[mine].replica == theirs.replica, entries[mine].counter >= theirs.counter else {
+                covered = false
+                break
+            }
+        }
+        if covered { return }
+        var merged: [Entry] = []
+        merged.reserveCapacity(entries.count + other.entries.count - 1)
+        mine = 0
+        for theirs in other.entries where theirs.replica != skipped {
+            while mine < entries.count, entries[mine].replica < theirs.replica {
+                merged.append(entries[mine])
+                mine += 1
+            }
+            if mine < entries.count, entries[mine].replica == theirs.replica {
+                merged.append(Entry(replica: theirs.replica, counter: max(entries[mine].counter, theirs.counter)))
+                mine += 1
+            } else {
+                merged.append(theirs)
+            }
+        }
+        merged.append(contentsOf: entries[mine...])
+        entries = merged
+    }
+
     public func joined(_ other: VersionVector) -> VersionVector {
         var copy = self
         copy.join(other)

@@ -315,7 +315,7 @@ extension ClientReplica {
                     // writes still pending here (a push whose answer was lost): taken from the context,
                     // they would make the overlay and the later acknowledgement skip those writes as seen.
                     // The device's own dots enter its copy only through its own verdicts.
-                    state.join(context: patch.context.without(replica))
+                    state.join(context: patch.context, leavingOut: replica)
                     let readingConflicts: Bool
                     switch reading {
                     case .inJoin, .beforeInView(afterInJoin: true): readingConflicts = true
