@@ -328,7 +328,7 @@ struct ReplicaTests {
         try world.edit("coach") { r, wall in try r.editItem(household: h, purpose: .regie, item: goal, field: .text, value: "Werk vinden", wall: wall) }
         world.devices["coach"]!.0.confirmed[segment] = nil  // a damaged store: the copy is gone, the pending edit is not
         world.devices["coach"]!.0.sendFullHeld = true
-        world.devices["coach"]!.0.rebuildOverlays(for: [segment])
+        world.devices["coach"]!.0.dropViews(of: [segment])
         do {
             try world.edit("coach") { r, wall in try r.removeItem(household: h, purpose: .regie, item: goal, wall: wall) }
             Issue.record("a goal without its insert was removed")

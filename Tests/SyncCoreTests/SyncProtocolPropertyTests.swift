@@ -96,7 +96,7 @@ struct SyncProtocolPropertyTests {
                 // A damaged store: the copy is gone, the pending work is not.
                 devices[d].replica.confirmed[regie] = nil
                 devices[d].replica.sendFullHeld = true
-                devices[d].replica.rebuildOverlays(for: [regie])
+                devices[d].replica.dropViews(of: [regie])
             }
         }
 

@@ -31,7 +31,7 @@ struct ViewOverlayTests {
             newGoal = try r.insertItem(household: h, purpose: .regie, text: "Schuldhulp aanvragen", wall: wall + 2).dot
             _ = try r.editItem(household: h, purpose: .regie, item: confirmedGoal, field: .status, value: "done", wall: wall + 3)
         }
-        let replica = world.replica("coach")
+        var replica = world.replica("coach")  // var: the live order reads through the lent view
         let view = try #require(replica.view(regie))
         let log = try #require(view.logs["contactlog"])
         #expect(log.count == 3)
@@ -93,6 +93,39 @@ struct ViewOverlayTests {
         try world.sync("coach")
         #expect(world.replica("coach").confirmed[regie]?.logs["contactlog"]?.count == 4)
         let same = world.identical("coach")
+        #expect(same)
+    }
+
+    /// A write without a view only queues its op; the view is built when
+    /// first read and kept for the writes after it, and every read shows the
+    /// pending ops, built or not.
+    @Test func aViewIsBuiltWhenFirstReadAndShowsEveryPendingWrite() throws {
+        var world = try ReplicaTests().seededWorld()
+        let regie = SegmentKey(household: h, purpose: .regie), wmo = SegmentKey(household: h, purpose: .wmo)
+        try world.edit("wmo") { r, wall in
+            _ = try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Gebeld (fictief)", wall: wall)
+            _ = try r.set(household: h, field: "wmo_request", value: "Hulp bij de was (fictief)", wall: wall + 1)
+        }
+        var replica = world.replica("wmo")
+        #expect(replica.overlays.isEmpty && replica.unviewed == [regie, wmo], "the writes built no view")
+        #expect(replica.view(wmo)?.value(of: "wmo_request") == "Hulp bij de was (fictief)")
+        #expect(replica.view(regie)?.logs["contactlog"]?.entries.map(\.body.text).contains("Gebeld (fictief)") == true)
+        #expect(replica.visibleSegments.contains(wmo))
+        #expect(replica.confirmed[wmo]?.value(of: "wmo_request") != "Hulp bij de was (fictief)", "the confirmed state waits for the server")
+        // Read in place (the live order a goal's place comes from): built now, and kept.
+        #expect(replica.liveCount(of: "doelen", in: regie) == 0)
+        #expect(replica.overlays[regie] != nil && replica.unviewed == [wmo])
+        // A goal and its removal: the removal is checked on the view, which the insert went into.
+        let goal = try replica.insertItem(household: h, purpose: .regie, text: "Fietsen leren (fictief)", wall: Fixture.t0 + 5_000).dot
+        _ = try replica.removeItem(household: h, purpose: .regie, item: goal, wall: Fixture.t0 + 5_001)
+        #expect(replica.liveCount(of: "doelen", in: regie) == 0)
+        #expect(replica.view(regie) == replica.makeView(regie), "the kept view is what the confirmed state and the pending ops make")
+        world.devices["wmo"]!.0 = replica
+        try world.sync("wmo")
+        let synced = world.replica("wmo")
+        #expect(synced.pending.isEmpty && synced.overlays.isEmpty && synced.unviewed.isEmpty)
+        #expect(synced.view(wmo)?.value(of: "wmo_request") == "Hulp bij de was (fictief)")
+        let same = world.identical("wmo")
         #expect(same)
     }
 

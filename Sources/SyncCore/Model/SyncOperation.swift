@@ -94,6 +94,16 @@ public enum OperationPayload: Hashable, Sendable, Codable {
         }
     }
 
+    /// Whether the op refers to an element already in its segment (an item,
+    /// or the log entry it corrects), which its validation must find.
+    var refersToElement: Bool {
+        switch self {
+        case .edit, .move, .remove: return true
+        case .append(_, let body): return body.correctionOf != nil
+        case .createHousehold, .set, .insert: return false
+        }
+    }
+
     /// A short kind name for audit rows and metrics (never content).
     public var kindName: String {
         switch self {

@@ -49,6 +49,6 @@ extension ClientReplica {
         lastAuditHash = metadata.lastAuditHash
         self.confirmed = SortedMap(confirmed.map { ($0.key, $0) })
         self.pending = pending
-        rebuildOverlays(for: Set(pending.map(\.segment)))
+        unviewed = Set(pending.map(\.segment))  // each view is built when first read
     }
 }

@@ -153,7 +153,7 @@ extension ClientReplica {
         var conflictTally = beginConflictTally(conflictScope, of: response, acceptedRanges: acceptedRanges)
         // A view shares the confirmed state's containers (SegmentState.isView): drop the
         // views of the segments this response changes before merging into them in place,
-        // or every merge would copy a log or goal list a view still holds. Rebuilt below.
+        // or every merge would copy a log or goal list a view still holds. Built again when next read.
         var viewsDropped: [SegmentKey] = []
         if !overlays.isEmpty {
             for segment in response.snapshots.map(\.segment) + response.deltas.map(\.segment) + response.accepted.map(\.segment)
@@ -299,7 +299,7 @@ extension ClientReplica {
 
         // 5. Deltas join into held segments.
         let replica = self.replica
-        // Segments whose view the end rebuilds (pending ops) or writes again (rebased ops).
+        // Segments that keep pending ops after step 4, or get rebased ones at the end: their views differ.
         let leftPending = response.deltas.isEmpty ? [] : Set(pending.map(\.segment)).union(response.rejected.map(\.segment))
         // Each patch is lent where it lies (decision 45; the response is this call's own): `for patch in`
         // copied each patch, and an element read through a pointer was copied for its join.
@@ -376,9 +376,9 @@ extension ClientReplica {
         }
         if pending.isEmpty {
             overlays = [:]  // nothing pending: no view differs from its confirmed state
+            unviewed = []
         } else {
-            let purged = Set(outcome.purged)
-            rebuildOverlays(for: Set(touched).union(viewsDropped.filter { !purged.contains($0) }))
+            dropViews(of: Set(touched).union(viewsDropped))
         }
         var rebased: [OpIdentity: Dot] = [:]
         for op in rebase {
@@ -468,6 +468,7 @@ extension ClientReplica {
         if let state = confirmed[segment], state.epoch > instruction.epoch { return }  // already past it
         confirmed[segment] = nil
         overlays[segment] = nil
+        unviewed.remove(segment)  // `apply` marks it again if ops of a later epoch stay pending
         let droppedRejected = rejected.filter { $0.op.segment == segment }.count
         rejected.removeAll { $0.op.segment == segment }
         purgedRejectedCount += droppedRejected
@@ -485,20 +486,14 @@ extension ClientReplica {
         if segment.purpose == .regie { locallyCreated.remove(segment.household) }
     }
 
-    /// Recomputes confirmed + pending for the given segments (and drops
-    /// overlays of segments with nothing pending).
-    mutating func rebuildOverlays(for segments: Set<SegmentKey>) {
+    /// Drops the views of the given segments, whose confirmed state or
+    /// pending ops changed, and of segments with nothing pending; each is
+    /// built again when first read (`lendView`).
+    mutating func dropViews(of segments: Set<SegmentKey>) {
         let pendingSegments = Set(pending.map(\.segment))
-        for segment in Set(overlays.keys).union(segments) {
-            guard pendingSegments.contains(segment) else {
-                overlays[segment] = nil
-                continue
-            }
-            let epoch = epochs[segment] ?? 0
-            var overlay = (confirmed[segment] ?? SegmentState(key: segment, epoch: epoch)).asView
-            for op in pending where op.segment == segment && op.epoch == overlay.epoch { overlay.apply(op) }
-            overlays[segment] = consume overlay  // moved, not copied (as in `write`)
-        }
+        let stale = overlays.keys.filter { segments.contains($0) || !pendingSegments.contains($0) }
+        for segment in stale { overlays[segment] = nil }
+        unviewed = pendingSegments.subtracting(overlays.keys)
         // A dictionary keeps its buckets when emptied; after a sync that took
         // every pending op, give back the ones the last offline stretch grew.
         if overlays.isEmpty { overlays = [:] }
@@ -508,6 +503,7 @@ extension ClientReplica {
     public mutating func wipe() {
         confirmed = [:]
         overlays = [:]
+        unviewed = []
         pending = []
         rejected = []
         counters = [:]

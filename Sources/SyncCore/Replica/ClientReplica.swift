@@ -37,8 +37,12 @@ public struct ClientReplica: Sendable {
     public internal(set) var auditQueue: [AuditEvent] = []
     public internal(set) var lastAuditSeq: UInt64 = 0
     public internal(set) var lastAuditHash = Digest(Array(repeating: 0, count: 16))
-    /// Confirmed + pending, kept only for segments with pending ops.
+    /// Confirmed + pending, kept only for segments with pending ops, and
+    /// built when first read: a write to a segment without one only queues its
+    /// op (most are never read before the next sync, which would drop them).
     var overlays: [SegmentKey: SegmentState] = [:]
+    /// Segments with pending ops whose view is not built yet (see `lendView`).
+    var unviewed = Set<SegmentKey>()
 
     public init(replica: ReplicaID, user: String, schema: Schema, policy: PolicyContext,
                 clock: HybridLogicalClock = HybridLogicalClock()) {
@@ -66,7 +70,15 @@ public struct ClientReplica: Sendable {
 
     /// What the user sees of a segment: confirmed + pending.
     public func view(_ segment: SegmentKey) -> SegmentState? {
-        overlays[segment] ?? confirmed[segment]
+        if let overlay = overlays[segment] { return overlay }
+        return unviewed.contains(segment) ? makeView(segment) : confirmed[segment]
+    }
+
+    /// A segment's view built from its confirmed state and pending ops.
+    func makeView(_ segment: SegmentKey) -> SegmentState {
+        var view = (confirmed[segment] ?? SegmentState(key: segment, epoch: epochs[segment] ?? 0)).asView
+        for op in pending where op.segment == segment && op.epoch == view.epoch { view.apply(op) }
+        return view
     }
 
     /// Reads what the user sees of a segment where it lies; nil when the
@@ -76,6 +88,7 @@ public struct ClientReplica: Sendable {
         // A view comes out of its dictionary as a copy (a dictionary cannot lend a value);
         // a confirmed state is read where it lies.
         if let overlay = overlays[segment] { return try body(overlay) }
+        if unviewed.contains(segment) { return try body(makeView(segment)) }
         return try confirmed.withValue(segment) { try body($0) }
     }
 
@@ -84,14 +97,16 @@ public struct ClientReplica: Sendable {
     /// copies a view out of its dictionary, and a read through a shared value
     /// copies a state before a call the optimizer cannot see into (see
     /// PullBackend); through `inout`, neither is copied.
+    /// A view not built yet is built here and kept.
     mutating func lendView<Result>(_ segment: SegmentKey, _ body: (inout SegmentState) -> Result) -> Result? {
+        if unviewed.remove(segment) != nil { overlays[segment] = makeView(segment) }
         if let index = overlays.index(forKey: segment) { return body(&overlays.values[index]) }
         return confirmed.update(segment) { body(&$0) }
     }
 
     /// Every segment key the device shows (held or with pending ops).
     public var visibleSegments: [SegmentKey] {
-        Array(Set(confirmed.keys).union(overlays.keys)).sorted()
+        Array(Set(confirmed.keys).union(overlays.keys).union(unviewed)).sorted()
     }
 
     /// Households this device holds or created.
@@ -232,7 +247,7 @@ public struct ClientReplica: Sendable {
     public mutating func insertItem(household: HouseholdID, purpose: Purpose, collection: String = "doelen",
                                     at index: Int? = nil, text: String, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
-        let live = lentLiveOrder(of: collection, in: segment)
+        let live = liveOrder(of: collection, in: segment)
         let at = min(max(0, index ?? live.count), live.count)
         let lower = at > 0 ? live[at - 1].sortKey : nil
         let upper = at < live.count ? live[at].sortKey : nil
@@ -241,21 +256,17 @@ public struct ClientReplica: Sendable {
     }
 
     /// The live items of a collection as the user sees it, in position order
-    /// (IDs and sort keys; `view` gives the items themselves).
-    public func liveOrder(of collection: String, in segment: SegmentKey) -> [ItemCollection.Place] {
-        withView(segment) { $0.collections.withValue(collection) { $0.liveOrder } ?? [] } ?? []
-    }
-
-    /// The same, read from a view lent in place (`withView` copies a view out
-    /// of its dictionary), for the writes that place an item.
-    private mutating func lentLiveOrder(of collection: String, in segment: SegmentKey) -> [ItemCollection.Place] {
+    /// (IDs and sort keys; `view` gives the items themselves). Read from the
+    /// view lent in place (`withView` copies a view out of its dictionary),
+    /// which is built here if it was not yet, for the writes that follow.
+    public mutating func liveOrder(of collection: String, in segment: SegmentKey) -> [ItemCollection.Place] {
         lendView(segment) { $0.collections.withValue(collection) { $0.liveOrder } ?? [] } ?? []
     }
 
     /// How many live items a collection has as the user sees it: `liveOrder`'s
     /// count without building and sorting the items' position keys.
-    public func liveCount(of collection: String, in segment: SegmentKey) -> Int {
-        withView(segment) { $0.collections.withValue(collection) { $0.liveCount } ?? 0 } ?? 0
+    public mutating func liveCount(of collection: String, in segment: SegmentKey) -> Int {
+        lendView(segment) { $0.collections.withValue(collection) { $0.liveCount } ?? 0 } ?? 0
     }
 
     @discardableResult
@@ -284,7 +295,7 @@ public struct ClientReplica: Sendable {
                                   to index: Int, wall: UInt64) throws(SyncCoreError) -> SyncOperation {
         let segment = SegmentKey(household: household, purpose: purpose)
         try requireItem(item, in: segment, collection: collection)
-        let others = lentLiveOrder(of: collection, in: segment).filter { $0.id != item }
+        let others = liveOrder(of: collection, in: segment).filter { $0.id != item }
         let at = min(max(0, index), others.count)
         let fraction = PositionKey.between(at > 0 ? others[at - 1].sortKey : nil, at < others.count ? others[at].sortKey : nil)
         return try write(segment: segment, payload: .move(collection: collection, item: item, position: fraction), wall: wall)
@@ -316,12 +327,17 @@ public struct ClientReplica: Sendable {
         // cold map is a string of cache misses.
         let counterSlot = counters.slot(of: segment)
         let creating = payload == .createHousehold  // asked before the payload moves into the draft
+        let refersToElement = payload.refersToElement
         var draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
                           knownEpoch: epochs[segment], lastCounter: counterSlot.found ? counters.value(at: counterSlot.index) : nil,
                           householdExists: householdKnown(segment.household, excludingCreation: creating),
                           createdLocally: locallyCreated.contains(segment.household))
         let validator = OperationValidator(schema: schema)
         let policy = self.policy, now = policyTime(wall: wall)
+        // A write that refers to an item or entry is checked on the view, which its pending ops
+        // may have made; any other is checked as well on the confirmed state (the view's differs
+        // only by the device's own dots, which the op's context covers anyway).
+        if refersToElement, unviewed.remove(segment) != nil { overlays[segment] = makeView(segment) }
         let viewIndex = overlays.index(forKey: segment)
         let confirmedSlot = viewIndex == nil ? confirmed.slot(of: segment) : (index: 0, found: false)
         // The state is lent through `inout` (decision 45): read out of the dictionary or through
@@ -353,9 +369,7 @@ public struct ClientReplica: Sendable {
         if let viewIndex {
             overlays.values[viewIndex].apply(op)
         } else {
-            var view = (confirmedSlot.found ? confirmed.value(at: confirmedSlot.index) : SegmentState(key: segment, epoch: op.epoch)).asView
-            view.apply(op)
-            overlays[segment] = consume view  // moved: assigned plainly, it was copied in and the local destroyed
+            unviewed.insert(segment)  // built when first read
         }
         return op
     }
