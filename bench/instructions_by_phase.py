@@ -23,7 +23,7 @@ PHASES = [
 
 
 def load(path):
-    text = subprocess.run(["callgrind_annotate", "--tree=caller", "--inclusive=yes", path],
+    text = subprocess.run(["callgrind_annotate", "--tree=caller", "--inclusive=yes", "--threshold=100", path],
                           capture_output=True, text=True, check=True).stdout
     text = subprocess.run(["swift-demangle", "--simplified", "--compact"], input=text,
                           capture_output=True, text=True, check=True).stdout

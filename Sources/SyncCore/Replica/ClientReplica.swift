@@ -77,7 +77,10 @@ public struct ClientReplica: Sendable {
     /// A segment's view built from its confirmed state and pending ops.
     func makeView(_ segment: SegmentKey) -> SegmentState {
         var view = (confirmed[segment] ?? SegmentState(key: segment, epoch: epochs[segment] ?? 0)).asView
-        for op in pending where op.segment == segment && op.epoch == view.epoch { view.apply(op) }
+        // Each op's segment compared where it lies: `for op in pending` copied every op of the list.
+        pending.withUnsafeBufferPointer { ops in
+            for index in ops.indices where ops[index].segment == segment && ops[index].epoch == view.epoch { view.apply(ops[index]) }
+        }
         return view
     }
 
@@ -327,17 +330,17 @@ public struct ClientReplica: Sendable {
         // cold map is a string of cache misses.
         let counterSlot = counters.slot(of: segment)
         let creating = payload == .createHousehold  // asked before the payload moves into the draft
-        let refersToElement = payload.refersToElement
+        // A write that refers to an item or entry is checked on the view, which its pending ops
+        // may have made; any other is checked as well on the confirmed state (the view's differs
+        // only by the device's own dots, which the op's context covers anyway). Built first: a
+        // change to the replica after the validator is made has it copy the schema.
+        if payload.refersToElement, unviewed.remove(segment) != nil { overlays[segment] = makeView(segment) }
         var draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
                           knownEpoch: epochs[segment], lastCounter: counterSlot.found ? counters.value(at: counterSlot.index) : nil,
                           householdExists: householdKnown(segment.household, excludingCreation: creating),
                           createdLocally: locallyCreated.contains(segment.household))
         let validator = OperationValidator(schema: schema)
         let policy = self.policy, now = policyTime(wall: wall)
-        // A write that refers to an item or entry is checked on the view, which its pending ops
-        // may have made; any other is checked as well on the confirmed state (the view's differs
-        // only by the device's own dots, which the op's context covers anyway).
-        if refersToElement, unviewed.remove(segment) != nil { overlays[segment] = makeView(segment) }
         let viewIndex = overlays.index(forKey: segment)
         let confirmedSlot = viewIndex == nil ? confirmed.slot(of: segment) : (index: 0, found: false)
         // The state is lent through `inout` (decision 45): read out of the dictionary or through
