@@ -129,7 +129,7 @@ extension ClientReplica {
     ///   and after.
     /// - Any other delta is read before the merge in its view, and after it in
     ///   the join when nothing is left pending for the segment, else in the view
-    ///   rebuilt at the end.
+    ///   at the end (built again then).
     /// The elements read before the merge get one flag each, in response order:
     /// flags, not a set of keys, since hashing each key was ≈ 1/7 of a device's
     /// apply in the load benchmark.
@@ -238,7 +238,7 @@ extension ClientReplica {
         if read == nil { flags += repeatElement(false, count: elements.count(where: Self.mayConflict)) }
     }
 
-    /// Ends a tally once the sync has merged everything and rebuilt the views:
+    /// Ends a tally once the sync has merged everything and dropped the views it changed:
     /// how many are in conflict now that were not before (a resolved one and
     /// a new one in the same sync do not cancel out).
     mutating func newConflicts(_ tally: ConflictTally, _ scope: ConflictScope, of response: SyncResponse,

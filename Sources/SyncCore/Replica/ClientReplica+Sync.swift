@@ -144,7 +144,7 @@ extension ClientReplica {
     @discardableResult
     public mutating func apply(_ response: consuming SyncResponse, wall: UInt64) -> SyncOutcome {
         var outcome = SyncOutcome()
-        // Segments this response changed, repeats allowed (a set only if views must be rebuilt).
+        // Segments this response changed, repeats allowed (a set only if views must be dropped).
         var touched: [SegmentKey] = []
         // The accepted ranges by segment (step 4, and the conflict tally's look ahead to it).
         var acceptedRanges: [SegmentKey: [AcceptedRange]] = [:]
