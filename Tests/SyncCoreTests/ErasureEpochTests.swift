@@ -48,6 +48,27 @@ struct ErasureEpochTests {
         do { let same = world.identical("wmo"); #expect(same) }
     }
 
+    /// A view the device built of a segment it does not hold follows an erasure
+    /// that a sync reports, even when that sync carried none of the segment's ops:
+    /// the ops of the old epoch no longer show.
+    @Test func aKeptViewOfAnErasedSegmentIsDroppedWhenTheEpochRises() throws {
+        var world = try ReplicaTests().seededWorld()
+        grantCoachWMO(&world)
+        try world.edit("coach") { r, wall in
+            try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Gebeld (fictief)", wall: wall)
+            try r.insertItem(household: h, purpose: .wmo, text: "Boodschappen (fictief)", wall: wall + 1)
+            try r.insertItem(household: h, purpose: .wmo, text: "Traplift (fictief)", wall: wall + 2)  // reads the goals: builds the view
+        }
+        #expect(world.replica("coach").overlays[wmo] != nil)
+        world.server.erase(wmo)
+        // One op per push, one round: the answer takes the contact-log entry and reports WMO's new epoch.
+        try world.sync("coach", maxOps: 1, rounds: 1)
+        var coach = world.replica("coach")
+        #expect(coach.epochs[wmo] == 1)
+        #expect(coach.liveCount(of: "doelen", in: wmo) == 0, "the old epoch's goals no longer show")
+        #expect(coach.view(wmo) == coach.makeView(wmo))
+    }
+
     @Test func aRefusalInOneSegmentLeavesTheSameDotInAnotherSegmentQueued() throws {
         var world = try ReplicaTests().seededWorld()
         // Wendy's device still believes in a WGS grant the server no longer has.

@@ -378,7 +378,9 @@ extension ClientReplica {
             overlays = [:]  // nothing pending: no view differs from its confirmed state
             unviewed = []
         } else {
-            dropViews(of: Set(touched).union(viewsDropped))
+            // Also the views of segments whose epoch the response raised: a view of a segment the
+            // device does not hold is built at its epoch, and ops of the old one no longer count.
+            dropViews(of: Set(touched).union(viewsDropped).union(raisedEpochs.keys))
         }
         var rebased: [OpIdentity: Dot] = [:]
         for op in rebase {

@@ -332,9 +332,10 @@ public struct ClientReplica: Sendable {
         let creating = payload == .createHousehold  // asked before the payload moves into the draft
         // A write that refers to an item or entry is checked on the view, which its pending ops
         // may have made; any other is checked as well on the confirmed state (the view's differs
-        // only by the device's own dots, which the op's context covers anyway). Built first: a
-        // change to the replica after the validator is made has it copy the schema.
-        if payload.refersToElement, unviewed.remove(segment) != nil { overlays[segment] = makeView(segment) }
+        // only by the device's own dots, which the op's counter, taken from `counters`, covers).
+        // Without a counter for the segment, the counter comes from the view's own dots. Built
+        // first: a change to the replica after the validator is made has it copy the schema.
+        if payload.refersToElement || !counterSlot.found, unviewed.remove(segment) != nil { overlays[segment] = makeView(segment) }
         var draft = Draft(replica: replica, user: user, segment: segment, payload: payload, stamp: clock.tick(wallMilliseconds: wall),
                           knownEpoch: epochs[segment], lastCounter: counterSlot.found ? counters.value(at: counterSlot.index) : nil,
                           householdExists: householdKnown(segment.household, excludingCreation: creating),
