@@ -82,18 +82,10 @@ public struct BinaryWriter: Sendable {
 
     /// A length-prefixed UTF-8 string, written in full every time (text content).
     public mutating func string(_ value: String) {
-        // A native string hands out its bytes in place; only a bridged one is copied for
-        // `withUTF8` (copying every string, as before, retained and released each).
-        if value.utf8.withContiguousStorageIfAvailable({ lengthAndBytes($0) }) == nil {
-            var copy = value
-            copy.withUTF8 { lengthAndBytes($0) }
+        value.withUTF8InPlace { utf8 in
+            varint(utf8.count)
+            bytes.append(contentsOf: utf8)
         }
-    }
-
-    @inline(__always)
-    private mutating func lengthAndBytes(_ utf8: UnsafeBufferPointer<UInt8>) {
-        varint(utf8.count)
-        bytes.append(contentsOf: utf8)
     }
 
     /// A string from the message's table: names, authors, codes. `0` then the

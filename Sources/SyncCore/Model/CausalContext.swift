@@ -36,26 +36,16 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
         }
     }
 
-    /// This context without any dot of `replica`.
-    public func without(_ replica: ReplicaID) -> CausalContext {
-        var copy = self
-        copy.vector = VersionVector(sortedEntries: vector.entries.filter { $0.replica != replica })
-        copy.cloud.removeAll { $0.replica == replica }
-        return copy
-    }
 
     public mutating func join(_ other: CausalContext) {
-        vector.join(other.vector)
-        for dot in other.cloud where !vector.contains(dot) && !cloud.contains(dot) {
-            let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
-            cloud.insertMoving(dot, at: index)
-        }
-        compact()
+        join(other, leavingOut: nil)
     }
 
-    /// `join(other.without(replica))`, without building that context first.
-    public mutating func join(_ other: CausalContext, leavingOut replica: ReplicaID) {
-        vector.join(other.vector, leavingOut: replica)
+    /// The join of `other` less every dot of `replica` (nil: none), without
+    /// building that context first (a device joins each delta's context less
+    /// its own dots).
+    public mutating func join(_ other: CausalContext, leavingOut replica: ReplicaID?) {
+        if let replica { vector.join(other.vector, leavingOut: replica) } else { vector.join(other.vector) }
         for dot in other.cloud where dot.replica != replica && !vector.contains(dot) && !cloud.contains(dot) {
             let index = cloud.firstIndex(where: { $0 > dot }) ?? cloud.count
             cloud.insertMoving(dot, at: index)

@@ -207,8 +207,8 @@ extension ClientReplica {
     /// with a pending op the response does not accept, or a rejection, or an
     /// epoch it raises or a purge. In any other segment every pending op moves
     /// into the confirmed state, which then holds what the view showed.
-    /// (As step 4 decides: an op is accepted at an epoch no older than the
-    /// device's, which only a raised epoch or a purge changes.)
+    /// (By step 4's own rule, `accepts`: an op is accepted at an epoch no older
+    /// than the device's, which only a raised epoch or a purge changes.)
     func unsettledSegments(_ response: SyncResponse, acceptedRanges: [SegmentKey: [AcceptedRange]]) -> Set<SegmentKey> {
         var unsettled = Set(response.rejected.map(\.segment))
         for epoch in response.epochs { unsettled.insert(epoch.segment) }
@@ -216,10 +216,7 @@ extension ClientReplica {
         pending.withUnsafeBufferPointer { ops in
             for index in ops.indices where !unsettled.contains(ops[index].segment) {
                 let segment = ops[index].segment
-                if ops[index].epoch < (epochs[segment] ?? 0)
-                    || acceptedRanges[segment]?.contains(where: { $0.contains(ops[index].dot) }) != true {
-                    unsettled.insert(segment)
-                }
+                if !accepts(acceptedRanges, segment: segment, epoch: ops[index].epoch, dot: ops[index].dot) { unsettled.insert(segment) }
             }
         }
         return unsettled

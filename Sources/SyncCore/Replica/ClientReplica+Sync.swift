@@ -271,9 +271,7 @@ extension ClientReplica {
             swap(&ops, &pending)
             for index in ops.indices {
                 let segment = ops[index].segment, epoch = ops[index].epoch
-                // The server accepts only ops of a segment's current epoch, which step 3 has learnt:
-                // an older-epoch op with the same dot is not the accepted one.
-                guard epoch >= (epochs[segment] ?? 0), acceptedRanges[segment]?.contains(where: { $0.contains(ops[index].dot) }) == true else {
+                guard accepts(acceptedRanges, segment: segment, epoch: epoch, dot: ops[index].dot) else {
                     kept.append(ops[index])
                     continue
                 }
@@ -437,6 +435,16 @@ extension ClientReplica {
         case .remove(let collection, let item):
             return map(item).map { .remove(collection: collection, item: $0) }
         }
+    }
+
+    /// Whether a response's accepted ranges take the pending op with this
+    /// segment, epoch and dot (step 4 of `apply`, and the conflict tally's look
+    /// ahead to it). The server accepts only ops of a segment's current epoch,
+    /// which the device knows once step 3 has run: an older-epoch op with the
+    /// same dot is not the accepted one.
+    @inline(__always)
+    func accepts(_ ranges: [SegmentKey: [AcceptedRange]], segment: SegmentKey, epoch: UInt32, dot: Dot) -> Bool {
+        epoch >= (epochs[segment] ?? 0) && ranges[segment]?.contains(where: { $0.contains(dot) }) == true
     }
 
     /// An op's identity across epochs.

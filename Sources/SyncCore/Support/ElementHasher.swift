@@ -27,11 +27,7 @@ struct ElementHasher {
 
     @inline(__always)
     mutating func add(_ text: String) {
-        // Native strings hand out their bytes in place; only a bridged one is copied.
-        if text.utf8.withContiguousStorageIfAvailable({ add($0) }) == nil {
-            var copy = text
-            copy.withUTF8 { add($0) }
-        }
+        text.withUTF8InPlace { add($0) }
     }
 
     mutating func add(_ bytes: [UInt8]) {
