@@ -96,6 +96,10 @@ struct CLIGuidanceTests {
         let rejected = await world.cli("noor", ["rejected"])
         #expect(rejected.out.contains("readOnly: You may read this purpose but not write it."), "\(rejected.out)")
         #expect(rejected.out.contains("fieldcli rejected --discard ID"))
+        // What the change wrote is shown, so that it can be written again: the device holds the only copy.
+        #expect(rejected.out.contains("Begeleiding (fictief)"), "\(rejected.out)")
+        let listed = try JSONSerialization.jsonObject(with: Data(await world.cli("noor", ["--json", "rejected"]).out.utf8)) as? [[String: Any]]
+        #expect(listed?.first?["text"] as? String == "Begeleiding (fictief)")
     }
 
     @Test("admin device revoke takes a device name with spaces, as the help says")
@@ -238,5 +242,64 @@ struct CLIGuidanceTests {
         let status = await world.cli("wim", ["passphrase", "status"])
         #expect(status.code == 0 && status.out.contains("protected by a passphrase"), "\(status.err)")
         #expect(await world.cli("wim", ["sync"], environment: ["FIELDCLI_PASSPHRASE": "lang genoeg geheim"]).code == 0)
+    }
+
+    @Test("a time before 1970 is a usage error, not a crash; --corrects with the ID of a field value names the mistake")
+    func timesBefore1970AndWrongCorrectionIDs() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let h = try await world.household(on: "noor", label: "Fam. Tijdreis (fictief)")
+        let early = await world.cli("noor", ["log", "add", h, "--purpose", "REGIE", "--kind", "telefoon", "--at", "1969-12-31T23:59:59Z", "Gebeld"])
+        #expect(early.code == 1, "\(early.err)")
+        #expect(early.err.contains("from 1970 on"), "\(early.err)")
+        let grant = await world.admin(["grant", "noor", "WMO", "--read", "--until", "1960-01-01"])
+        #expect(grant.code == 1, "\(grant.err)")
+        let withSeconds = await world.cli("noor", ["log", "add", h, "--purpose", "REGIE", "--kind", "telefoon", "--at", "2026-12-01T10:00:00", "Gebeld (fictief)"])
+        #expect(withSeconds.code == 0, "\(withSeconds.err)")
+
+        #expect(await world.cli("noor", ["set", h, "next_evaluation_date", "2027-02-01"]).code == 0)
+        let shown = try world.json(ShownHousehold.self, await world.cli("noor", ["--json", "show", h, "--purpose", "REGIE"]))
+        let valueID = try #require(shown.segments.flatMap(\.fields).first { $0.name == "next_evaluation_date" }?.values.first?.id)
+        let wrong = await world.cli("noor", ["log", "add", h, "--purpose", "REGIE", "--kind", "telefoon", "--corrects", valueID, "Correctie"])
+        #expect(wrong.code == 1, "\(wrong.err)")
+        #expect(wrong.err.contains("There is no entry \(valueID)"), "\(wrong.err)")
+    }
+
+    @Test("a goal edited while removed is named with the command that settles it; goal keep settles it on every device")
+    func aGoalEditedWhileRemovedIsKept() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        try await world.enroll("piet", role: "buurtcoach")
+        let h = try await world.household(on: "noor", label: "Fam. Doel (fictief)")
+        #expect(await world.admin(["assign", "piet", h]).code == 0)
+        let added = await world.cli("noor", ["--json", "goal", "add", h, "--purpose", "REGIE", "Werk zoeken (fictief)"])
+        let goalID = try #require(try JSONDecoder().decode([String: String].self, from: Data(added.out.utf8))["goalID"])
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        #expect(await world.cli("piet", ["sync"]).code == 0)
+        let notFlagged = await world.cli("piet", ["goal", "keep", h, goalID])
+        #expect(notFlagged.code == 1, "nothing to keep yet: \(notFlagged.err)")
+
+        // Offline, the same afternoon: Noor removes the goal, Piet marks it done.
+        #expect(await world.cli("noor", ["goal", "remove", h, goalID]).code == 0)
+        #expect(await world.cli("piet", ["goal", "done", h, goalID]).code == 0)
+        _ = await world.cli("noor", ["sync"])
+        _ = await world.cli("piet", ["sync"])
+        _ = await world.cli("noor", ["sync"])
+        let conflicts = await world.cli("piet", ["conflicts", h])
+        #expect(conflicts.out.contains("editedWhileRemoved"), "\(conflicts.out)")
+        #expect(conflicts.out.contains("fieldcli goal keep H ITEM"), "\(conflicts.out)")
+        #expect(!conflicts.out.contains("fieldcli resolve H FIELD"), "no field is in conflict: \(conflicts.out)")
+
+        let kept = await world.cli("piet", ["goal", "keep", h, goalID])
+        #expect(kept.code == 0, "\(kept.err)")
+        #expect(kept.out.contains("kept (done)"), "\(kept.out)")
+        #expect(await world.cli("piet", ["sync"]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        for worker in ["noor", "piet"] {
+            #expect(await world.cli(worker, ["conflicts", h]).out.contains("No conflicts"), "\(worker)")
+            #expect(await world.cli(worker, ["goal", "list", h]).out.contains("Werk zoeken (fictief)"), "\(worker)")
+        }
     }
 }

@@ -51,6 +51,12 @@ struct SchemaTests {
         #expect(schema.typeProblem("maybe", for: schema.field("urgent_flag")!) != nil)
         #expect(schema.typeProblem("active", for: schema.field("status")!) == nil)
         #expect(schema.typeProblem("gone", for: schema.field("status")!) != nil)
+        // A number is digits with a sign and a decimal point, not whatever Double(_:) takes.
+        let number = schema.field("jw_intervention_level")!
+        for good in ["3", "-2", "+7", "2.5", "0.25"] { #expect(schema.typeProblem(good, for: number) == nil, "\(good)") }
+        for bad in ["NaN", "nan", "inf", "-inf", "1e400", "1e3", "0x10", "", "-", "2.", ".5", "1.2.3", " 3", "drie"] {
+            #expect(schema.typeProblem(bad, for: number) != nil, "\(bad)")
+        }
     }
 
     @Test func hybridLogicalClock() {

@@ -226,6 +226,27 @@ struct AdminAPITests {
         }
     }
 
+    @Test("requeue lands only what a grant or an assignment can lift: an op refused as invalid stays refused once the grant is there")
+    func requeueRefusesMalformedOps() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            var forged = s.wgsOpByWendy(counter: 1, value: "Onder andermans naam (fictief)")
+            forged.author = "sam"
+            var request = s.wendy.replica.makeRequest()
+            request.ops = [forged]
+            let round = try await s.wendy.roundTrip(server.http, wall: server.clock.now, request: request)
+            #expect(round.response.rejected.map(\.reason) == [.invalid])
+            let id = try #require(try await server.rejects().first?.id)
+            try await server.grant("wendy", .wgs, .write, household: s.household)
+            let reply = try await server.admin("POST", "rejects/\(id)/requeue")
+            #expect(reply.status == 409, "\(reply)")
+            #expect(reply.error?.message.contains("invalid") == true, "\(reply)")
+            #expect(try await server.rejects().first { $0.id == id }?.status == "held")
+            try await s.sam.sync(server)
+            #expect(s.sam.segment(s.household, .wgs)?.value(of: "wgs_notes") == nil, "nothing landed")
+        }
+    }
+
     @Test("rejects: listed, requeued after a grant (then delivered), discarded, all audited")
     func rejectsRequeueAndDiscard() async throws {
         try await withServer { server in

@@ -116,6 +116,26 @@ struct AuditTests {
         }
     }
 
+    @Test("an offline read's purpose is kept only if the schema knows it, and its count is clamped: a device cannot write text into the audit log")
+    func offlineReadsKeepOnlyCodes() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            let smuggled = "Mevr. Testpersoon, geheim (fictief)"
+            var request = s.wendy.replica.makeRequest()
+            request.auditEvents = [AuditEvent(deviceSeq: 1, prevHash: Digest([UInt8](repeating: 0, count: 16)), household: s.household,
+                                              purpose: Purpose(smuggled), action: "show", at: server.clock.now, count: -5)]
+            // JSON: the binary form cannot carry a negative count.
+            let (_, response) = try await postSync(server.http, token: s.wendy.token, request: request, encoding: .json)
+            #expect(response?.auditAck == 1)
+            let reads = try await server.audit(household: s.household).filter { $0.action == "offlineRead" && $0.device == s.wendy.id }
+            #expect(reads.count == 1)
+            #expect(reads.first?.purpose == nil || reads.first?.purpose == "")
+            #expect(reads.first?.count == 0)
+            #expect(reads.first?.detail.contains("unknownPurpose") == true)
+            #expect(!StoreFile.bytesOnDisk(server.databaseURL).containsBytes(smuggled), "the text is nowhere in the store")
+        }
+    }
+
     /// Runs the plan scenario on a data directory, stops the server (which anchors the head) and returns the directory.
     private func preparedStore() async throws -> (URL, TestClock) {
         let directory = makeTemporaryDirectory("audit")

@@ -45,6 +45,20 @@ struct EnrollmentTests {
         }
     }
 
+    @Test("a device name with a line break or an escape is refused (it would fake rows in an admin's device list); the code stays usable")
+    func deviceNamesAreOneLine() async throws {
+        try await withServer { server in
+            try await server.addUser("bas", role: "buurtcoach")
+            let code = try await server.enrollmentCode("bas")
+            for name in ["laptop\n00000000-fake  laptop-nep  admin", "laptop\u{1B}[31m"] {
+                let refused = try await server.enroll(code: code, name: name)
+                #expect(refused.status == 400, "\(refused)")
+                #expect(refused.error?.message.contains("one line") == true, "\(refused)")
+            }
+            #expect(try await server.enroll(code: code, name: "bas-laptop").status == 200)
+        }
+    }
+
     @Test("a replayed, unknown or expired enrollment code is a 401 with a JSON error")
     func replayedUnknownAndExpiredCodes() async throws {
         try await withServer { server in

@@ -107,4 +107,43 @@ struct ErasureTests {
             #expect(followUp.erased.isEmpty && followUp.erasedBefore.map(\.purpose) == [.wmo] && followUp.devicesStillHolding.isEmpty)
         }
     }
+
+    @Test("erase H --purpose P also erases quarantined ops of a purpose that has no segment, and erase H those of every purpose")
+    func eraseTakesQuarantinedOpsWithoutASegment() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            let secret = "Schuld bij de Testbank, nooit geland (fictief)"
+            var request = s.wendy.replica.makeRequest()
+            request.ops = [s.wgsOpByWendy(counter: 1, value: secret)]
+            let round = try await s.wendy.roundTrip(server.http, wall: server.clock.now, request: request)
+            #expect(round.response.rejected.map(\.reason) == [.purposeNotGranted])
+            let household = [Data(s.household.bytes)] as StatementArguments
+            // Positive controls: no WGS segment exists, the refused text sits in the quarantine and the file.
+            #expect(try StoreFile.count(server.databaseURL, "SELECT COUNT(*) FROM segments WHERE household = ? AND purpose = 'WGS'", household) == 0)
+            #expect(try StoreFile.count(server.databaseURL, "SELECT COUNT(*) FROM quarantine WHERE household = ? AND purpose = 'WGS'", household) == 1)
+            #expect(StoreFile.bytesOnDisk(server.databaseURL).containsBytes(secret))
+
+            let result = try await server.erase(s.household, purpose: .wgs)
+            #expect(result.erased.isEmpty)
+            #expect(result.quarantinedErased == 1)
+            #expect(try StoreFile.count(server.databaseURL, "SELECT COUNT(*) FROM quarantine WHERE household = ?", household) == 0)
+            #expect(!StoreFile.bytesOnDisk(server.databaseURL).containsBytes(secret))
+            let audit = try await server.audit(household: s.household)
+            #expect(audit.contains { $0.action == "eraseQuarantine" && $0.purpose == "WGS" && $0.count == 1 })
+            #expect(!audit.contains { $0.detail.contains(secret) })
+
+            // Nothing of WGS is left: asked again, the server says so.
+            #expect(try await server.admin("POST", "erase", AdminAPI.Erase(household: s.household, purpose: .wgs)).status == 404)
+
+            // A whole-household erase takes quarantined ops of any purpose along with its segments.
+            let second = "Nog een geweigerde notitie (fictief)"
+            request = s.wendy.replica.makeRequest()
+            request.ops = [s.wgsOpByWendy(counter: 2, value: second)]
+            _ = try await s.wendy.roundTrip(server.http, wall: server.clock.now, request: request)
+            let whole = try await server.erase(s.household)
+            #expect(whole.quarantinedErased == 1)
+            #expect(!whole.erased.isEmpty)
+            #expect(!StoreFile.bytesOnDisk(server.databaseURL).containsBytes(second))
+        }
+    }
 }

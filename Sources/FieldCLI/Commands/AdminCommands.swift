@@ -249,7 +249,12 @@ struct AdminCommand: AsyncParsableCommand {
                         lines.append("   \(value.winner ? "*" : " ") \(value.id)  \(value.value)  (\(value.author), \(TimeText.iso(value.stamp.milliseconds)))")
                     }
                 }
-                lines.append("Resolve with: fieldcli admin resolve H FIELD --pick VALUE_ID")
+                if entries.contains(where: { $0.item == nil }) {
+                    lines.append("Resolve a field with: fieldcli admin resolve H FIELD --pick VALUE_ID")
+                }
+                if entries.contains(where: { $0.item != nil }) {
+                    lines.append("A goal edited while removed is settled on a worker's device: fieldcli goal keep H ITEM, or goal remove H ITEM")
+                }
                 return lines.joined(separator: "\n")
             }
         }
@@ -353,9 +358,11 @@ struct AdminCommand: AsyncParsableCommand {
                 : try await AdminCommand.client().json("POST", "v1/admin/erase",
                                                        body: AdminAPI.Erase(household: id, purpose: purpose.map { Purpose($0.uppercased()) }), action: "erase")
             CLIContext.current.emit(result) {
+                let quarantined = result.quarantinedErased ?? 0
                 var lines = result.erased.isEmpty
-                    ? ["\(status ? "Erased before" : "Nothing left to erase"): \(result.erasedBefore.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."]
+                    ? (result.erasedBefore.isEmpty ? [] : ["\(status ? "Erased before" : quarantined > 0 ? "No segment left to erase" : "Nothing left to erase"): \(result.erasedBefore.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."])
                     : ["Erased \(result.erased.map { "\($0.purpose) (epoch \($0.oldEpoch)→\($0.newEpoch))" }.joined(separator: ", ")) of \(result.household)."]
+                if quarantined > 0 { lines.append("Erased \(quarantined) quarantined change(s) of \(result.household)\(purpose.map { " (\($0.uppercased()))" } ?? "").") }
                 if result.devicesStillHolding.isEmpty {
                     lines.append("No device reports holding it.")
                 } else {

@@ -164,7 +164,7 @@ public enum FieldCLIEntry {
 /// A date alone given to `--until` means the end of that day.
 func parseTime(_ text: String, option: String) throws -> UInt64 {
     guard let value = TimeText.parse(text) else {
-        throw ValidationError("\(option) takes a time like 2026-03-01, 2026-03-01T14:30 (this computer's time zone), 2026-03-01T14:30+01:00 or 2026-03-01T14:30:00Z.")
+        throw ValidationError("\(option) takes a time like 2026-03-01, 2026-03-01T14:30 (this computer's time zone), 2026-03-01T14:30+01:00 or 2026-03-01T14:30:00Z, from 1970 on.")
     }
     if option == "--until", text.count == 10 { return value + 86_400_000 }
     return value

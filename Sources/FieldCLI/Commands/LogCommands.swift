@@ -91,7 +91,7 @@ struct GoalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "goal",
         abstract: "Goals (doelen) of a household plan, per purpose.",
-        subcommands: [Add.self, List.self, Done.self, Remove.self])
+        subcommands: [Add.self, List.self, Done.self, Keep.self, Remove.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a goal. Works offline.")
@@ -185,6 +185,35 @@ struct GoalCommand: AsyncParsableCommand {
             }
             try workspace.save()
             workspace.context.emit(["goalID": dot.description, "status": "done"]) { "Goal \(dot) is marked done." }
+        }
+    }
+
+    struct Keep: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "keep",
+            abstract: "Keep a goal that was edited while another worker removed it (clears the ⚠).",
+            discussion: "Writes the goal's current status again, so the removal it had not seen no longer counts. 'goal remove' settles it the other way.")
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
+        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
+
+        func run() async throws {
+            var workspace = try Workspace.open(.current)
+            let household = try workspace.household(self.household)
+            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
+                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
+            let goal = workspace.replica.view(SegmentKey(household: household, purpose: purpose))?.collections["doelen"]?[dot]
+            guard let goal, goal.isFlagged else {
+                throw CLIError(.usage, "Goal \(dot) is not flagged as edited while removed; there is nothing to keep.", code: "notFlagged")
+            }
+            let status = goal.status.winner?.value ?? "open"
+            do {
+                try workspace.replica.editItem(household: household, purpose: purpose, item: dot, field: .status, value: status, wall: workspace.now)
+            } catch {
+                throw refusalToCLI(error)
+            }
+            try workspace.save()
+            workspace.context.emit(["goalID": dot.description, "status": status]) { "Goal \(dot) is kept (\(status))." }
         }
     }
 

@@ -122,7 +122,7 @@ struct HouseholdView: Encodable {
                 }
             }
             for item in segment.items {
-                lines.append("  goal \(item.id) [\(item.status)] \(item.text)\(item.flagged ? "  ⚠ edited while removed" : "")")
+                lines.append("  goal \(item.id) [\(item.status)] \(item.text)\(item.flagged ? "  ⚠ edited while removed (goal keep or goal remove settles it)" : "")")
             }
             for entry in segment.logs {
                 lines.append("  \(entry.occurredAt) \(entry.kind) by \(entry.author): \(entry.text)")

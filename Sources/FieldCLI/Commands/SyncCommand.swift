@@ -142,7 +142,12 @@ struct ConflictsCommand: AsyncParsableCommand {
                     lines.append("   \(value.winner ? "*" : " ") \(value.id)  \(value.value)  (\(value.author), \(value.at))")
                 }
             }
-            lines.append("Resolve with: fieldcli resolve H FIELD --pick VALUE_ID   (* marks the value shown now)")
+            if entries.contains(where: { $0.item == nil }) {
+                lines.append("Resolve a field with: fieldcli resolve H FIELD --pick VALUE_ID   (* marks the value shown now)")
+            }
+            if entries.contains(where: { $0.item != nil }) {
+                lines.append("Settle a goal edited while removed: fieldcli goal keep H ITEM keeps it, fieldcli goal remove H ITEM removes it")
+            }
             return lines.joined(separator: "\n")
         }
     }
@@ -193,7 +198,8 @@ struct ResolveCommand: AsyncParsableCommand {
 struct RejectedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rejected",
-        abstract: "Changes the server rejected, with the reason; --discard ID once you have dealt with one.")
+        abstract: "Changes the server rejected, with the reason and what they wrote; --discard ID once you have dealt with one.",
+        discussion: "This list is the only copy of a rejected change's text: copy what you need before you discard it. Showing it is audited like 'show'.")
 
     @Option(help: "Drop a rejected change from this list.") var discard: String?
     @Option(help: "With --discard: the household of the change (IDs repeat across households).") var household: String?
@@ -208,6 +214,8 @@ struct RejectedCommand: AsyncParsableCommand {
         var reason: String
         var advice: String
         var at: String
+        /// What the change wrote (a value, an entry's text, a goal), so that it can be written again.
+        var text: String?
     }
 
     func run() async throws {
@@ -228,8 +236,15 @@ struct RejectedCommand: AsyncParsableCommand {
         let entries = workspace.replica.rejected.map {
             Entry(id: $0.op.dot.description, household: $0.op.segment.household.description, purpose: $0.op.segment.purpose.rawValue,
                   kind: $0.op.payload.kindName, name: $0.op.payload.targetName, reason: $0.reason.rawValue, advice: $0.reason.advice,
-                  at: TimeText.iso($0.at))
+                  at: TimeText.iso($0.at), text: $0.op.payload.writtenText)
         }
+        // Their text is household data on screen: audited like any other read, per household and purpose.
+        var shown: [SegmentKey: Int] = [:]
+        for record in workspace.replica.rejected where record.op.payload.writtenText != nil { shown[record.op.segment, default: 0] += 1 }
+        for (segment, count) in shown.sorted(by: { ($0.key.household.description, $0.key.purpose.rawValue) < ($1.key.household.description, $1.key.purpose.rawValue) }) {
+            workspace.replica.recordRead(household: segment.household, purpose: segment.purpose, action: "rejectedList", count: count, wall: workspace.now)
+        }
+        if !shown.isEmpty { try workspace.save() }
         workspace.context.emit(entries) {
             var text = entries.isEmpty ? "No rejected changes." : Table.render(["ID", "HOUSEHOLD", "PURPOSE", "CHANGE", "REASON"], entries.map {
                 [$0.id, String($0.household.prefix(8)), $0.purpose, $0.kind + ($0.name.map { " " + $0 } ?? ""), $0.reason]
@@ -238,6 +253,11 @@ struct RejectedCommand: AsyncParsableCommand {
             var explained = Set<String>()
             for entry in entries where explained.insert(entry.reason).inserted {
                 text += "\n\(entry.reason): \(entry.advice)"
+            }
+            let written = entries.filter { $0.text != nil }
+            if !written.isEmpty {
+                text += "\nWhat each change wrote (this is the only copy; write it again where it belongs before you discard it):"
+                for entry in written { text += "\n  \(entry.id): \(entry.text ?? "")" }
             }
             if !entries.isEmpty { text += "\nOnce dealt with, drop one with 'fieldcli rejected --discard ID'." }
             if workspace.replica.purgedRejectedCount > 0 {

@@ -95,21 +95,27 @@ enum TimeText {
         return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 
-    /// Parses `2026-03-01`, `2026-03-01T10:30` (this machine's time zone),
-    /// `2026-03-01T10:30+01:00`, or a full ISO 8601 time.
+    /// Parses `2026-03-01`, `2026-03-01T10:30` or `2026-03-01T10:30:00` (this machine's time zone),
+    /// `2026-03-01T10:30+01:00`, or a full ISO 8601 time. Nil for a time before 1970: stamps are
+    /// unsigned milliseconds since then.
     static func parse(_ text: String) -> UInt64? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
+        if let date = formatter.date(from: text) { return milliseconds(date) }
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
-        for pattern in ["yyyy-MM-dd'T'HH:mmXXXXX", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] {
+        if let date = formatter.date(from: text) { return milliseconds(date) }
+        for pattern in ["yyyy-MM-dd'T'HH:mmXXXXX", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd"] {
             let parser = DateFormatter()
             parser.locale = Locale(identifier: "en_US_POSIX")
             parser.timeZone = TimeZone.current
             parser.dateFormat = pattern
-            if let date = parser.date(from: text) { return UInt64(date.timeIntervalSince1970 * 1000) }
+            if let date = parser.date(from: text) { return milliseconds(date) }
         }
         return nil
+    }
+
+    private static func milliseconds(_ date: Date) -> UInt64? {
+        let value = (date.timeIntervalSince1970 * 1000).rounded()
+        return value >= 0 && value < Double(UInt64.max) ? UInt64(value) : nil
     }
 }

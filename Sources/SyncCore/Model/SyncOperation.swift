@@ -75,6 +75,18 @@ public enum OperationPayload: Hashable, Sendable, Codable {
         }
     }
 
+    /// The text a worker wrote in this change (a value, an entry, a goal or its status), if any:
+    /// what a device shows of its own rejected change so that nothing typed is lost to its author.
+    public var writtenText: String? {
+        switch self {
+        case .createHousehold, .move, .remove: return nil
+        case .set(_, let value, _): return value
+        case .append(_, let entry): return entry.text
+        case .insert(_, _, let text): return text
+        case .edit(_, _, _, let value): return value
+        }
+    }
+
     /// The schema name this payload refers to (field, log or collection), if any.
     public var targetName: String? {
         switch self {

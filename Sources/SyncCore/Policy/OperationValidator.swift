@@ -154,6 +154,12 @@ public struct OperationValidator: Sendable {
         }
     }
 
+    /// Why an op that refers to an item or entry cannot land on `state` (nil: it can): for a
+    /// server that lands a quarantined op later (an admin's requeue).
+    public func referenceRefusal(_ op: SyncOperation, householdExists: Bool, state: SegmentState?) -> RefusalReason? {
+        validateReferences(op, target: Target(epoch: op.epoch, state: nil, householdExists: householdExists), state: state ?? Self.noState)
+    }
+
     func validateReferences(_ op: SyncOperation, target: Target, state: SegmentState) -> RefusalReason? {
         switch op.payload {
         case .createHousehold:

@@ -81,7 +81,7 @@ public struct AuditEvent: Hashable, Sendable, Codable {
     public var prevHash: Digest
     public var household: HouseholdID
     public var purpose: Purpose?
-    /// "show", "export" or "logList".
+    /// "show", "export", "logList", "goalList" or "rejectedList".
     public var action: String
     public var at: UInt64
     /// How many fields or entries were shown.

@@ -234,10 +234,11 @@ public struct ClientReplica: Sendable {
             throw SyncCoreError(.notFound, "Log entry \(correctionOf) does not exist. Run 'fieldcli log list' for entry IDs.")
         }
         if let correctionOf, let current = view(segment), current.logs[log]?[dot: correctionOf] == nil,
-           !current.context.contains(correctionOf) {
+           !current.context.contains(correctionOf) || current.holdsOtherThanLogEntry(correctionOf, in: log) {
             // Checked here, not left to the validator: its answer (`invalid`) would not say which ID is
             // wrong. A segment the device does not hold is left to it (the purpose may not be granted),
-            // and so is an entry seen but refused (`dependsOnRejected`).
+            // and so is an entry seen but refused (`dependsOnRejected`). A dot the segment holds as a field
+            // value or a goal is named here too: the validator would call it `dependsOnRejected`.
             throw SyncCoreError(.notFound, "There is no entry \(correctionOf) in the \(purpose) \(log) of this household. "
                                 + "Run 'fieldcli log list' for entry IDs.")
         }
@@ -474,5 +475,15 @@ public struct ClientReplica: Sendable {
                                action: action, at: wall, count: count)
         lastAuditHash = event.chainHash
         auditQueue.append(event)
+    }
+}
+
+private extension SegmentState {
+    /// Whether `dot` names a field value, a goal or another log's entry here: an ID a worker may
+    /// mistake for a log entry's (`appendLog(correctionOf:)` names the mistake).
+    func holdsOtherThanLogEntry(_ dot: Dot, in log: String) -> Bool {
+        fields.contains { _, register in register.values.contains { $0.dot == dot } }
+            || collections.contains { _, collection in collection[dot] != nil }
+            || logs.contains { name, entries in name != log && entries[dot: dot] != nil }
     }
 }

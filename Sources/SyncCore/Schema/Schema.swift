@@ -349,11 +349,22 @@ public struct Schema: Hashable, Sendable, Codable {
         case .text: return nil
         case .workerRef: return value.isEmpty ? "\(field.name) needs a worker name or RESIDENT" : nil
         case .bool: return value == "true" || value == "false" ? nil : "\(field.name) takes true or false"
-        case .number: return Double(value) != nil ? nil : "\(field.name) takes a number"
+        case .number: return Self.isDecimal(value) ? nil : "\(field.name) takes a number like 12, -3 or 2.5"
         case .date: return Self.isDate(value) ? nil : "\(field.name) takes a date as YYYY-MM-DD"
         case .choice:
             return field.options.contains(value) ? nil : "\(field.name) takes one of: \(field.options.joined(separator: ", "))"
         }
+    }
+
+    /// Digits with an optional sign and decimal point: not `NaN`, `inf`, `1e400` or `0x10`, which
+    /// `Double(_:)` takes but no caseworker means and no report can sum.
+    static func isDecimal(_ text: String) -> Bool {
+        var digits = text.utf8[...]
+        if digits.first == UInt8(ascii: "-") || digits.first == UInt8(ascii: "+") { digits = digits.dropFirst() }
+        let parts = digits.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first, !whole.isEmpty, parts.count == 1 || !parts[1].isEmpty,
+              parts.allSatisfy({ $0.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } }) else { return false }
+        return Double(text)?.isFinite == true
     }
 
     static func isDate(_ text: String) -> Bool {

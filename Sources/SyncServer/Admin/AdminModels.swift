@@ -193,6 +193,9 @@ public enum AdminAPI {
         public var erasedBefore: [ErasedSegment]
         /// Devices that reported holding an erased segment and have not purged it yet.
         public var devicesStillHolding: [DeviceHolding]
+        /// Quarantined ops erased with it, including those of purposes with no segment (refused
+        /// before any op of theirs landed); nil from a server before this field.
+        public var quarantinedErased: Int?
     }
 
     public struct ErasedSegment: Codable, Sendable, Hashable {

@@ -481,6 +481,8 @@ extension ServerStore {
 
     /// Re-checks a quarantined op under its author's current rights; if it
     /// now passes, its content lands as a new server-made op.
+    static let requeueable: Set<RefusalReason> = [.notAssigned, .purposeNotGranted, .readOnly, .consentWithdrawn, .dotReuse]
+
     func requeueReject(_ id: Int64, by admin: UserRow) async throws -> API.RejectAction {
         let now = self.now
         let audit = self.audit
@@ -494,6 +496,13 @@ extension ServerStore {
                 throw ServerError(.conflict, "Quarantined op \(id) is already \(row["status"] as String).", status: .conflict)
             }
             let op = try SyncOperation(encodedBytes: Array(row["op"] as Data))
+            // Only a refusal that granting or assigning can lift, or an ID a restored device reused,
+            // is the admin's to undo: an op refused as malformed or dangling must never land.
+            let reason = RefusalReason(row["reason"] as String)
+            guard Self.requeueable.contains(reason), op.payload != .createHousehold else {
+                throw ServerError(.conflict, "Quarantined op \(id) was refused as \(reason), which a requeue cannot lift; only \(Self.requeueable.map(\.rawValue).sorted().joined(separator: ", ")) can. Discard it (--discard \(id)) and ask its author to write it again if it is needed.",
+                                  status: .conflict)
+            }
             guard let author = try UserRow.find(db, name: row["user"]) else { throw ServerError.notFound("The op's author no longer exists.") }
             let policy = try policyStore.context(db, user: author, now: now)
             let segmentState = try SQLiteSyncBackend.load(db, op.segment)
@@ -505,7 +514,11 @@ extension ServerStore {
             if case .refused(let reason) = PolicyEvaluator.check(.write, segment: op.segment, context: policy, now: now) {
                 throw ServerError(.conflict, "Still refused for \(author.name): \(reason). Add the grant first, then requeue.", status: .conflict)
             }
-            _ = segmentState
+            let householdExists = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)",
+                                                    arguments: [Data(op.segment.household.bytes)]) == true
+            if let reason = OperationValidator(schema: schema).referenceRefusal(op, householdExists: householdExists, state: segmentState?.state) {
+                throw ServerError(.conflict, "Still refused: \(reason). \(reason.advice)", status: .conflict)
+            }
             let landed = try self.serverWrite(db, segment: op.segment, author: author.name, payload: op.payload, now: now,
                                               context: op.context)
             try db.execute(sql: "UPDATE quarantine SET status = 'requeued' WHERE seq = ?", arguments: [id])
@@ -557,14 +570,19 @@ extension ServerStore {
         let now = self.now
         let audit = self.audit
         let household = request.household
-        let erased = try await committer.write { db -> [API.ErasedSegment] in
+        let (erased, quarantined) = try await committer.write { db -> ([API.ErasedSegment], Int) in
+            // Quarantined ops are personal data too, and some have no segment to be erased with: ops
+            // of a purpose refused before any of its ops landed, or of a household the server never
+            // had. They go whatever else there is.
+            let quarantined = try Self.eraseQuarantine(household: household, purpose: request.purpose, by: admin, at: now, audit: audit, db: db)
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) == true else {
+                if quarantined > 0 { return ([], quarantined) }
                 throw ServerError.notFound("There is no household \(household) on the server.")
             }
             var purposes = try String.fetchAll(db, sql: "SELECT purpose FROM segments WHERE household = ?", arguments: [Data(household.bytes)])
                 .map(Purpose.init(_:))
             if let only = request.purpose { purposes = purposes.filter { $0 == only } }
-            guard !purposes.isEmpty else { return [] }
+            guard !purposes.isEmpty else { return ([], quarantined) }
             var result: [API.ErasedSegment] = []
             var records: [AuditRecord] = []
             for purpose in purposes.sorted() {
@@ -576,7 +594,6 @@ extension ServerStore {
                 try db.execute(sql: "DELETE FROM conflicts WHERE segment_id = ?", arguments: [segmentID])
                 try db.execute(sql: "DELETE FROM segments WHERE id = ?", arguments: [segmentID])
                 try db.execute(sql: "DELETE FROM ops WHERE household = ? AND purpose = ?", arguments: key)
-                try db.execute(sql: "DELETE FROM quarantine WHERE household = ? AND purpose = ?", arguments: key)
                 try db.execute(sql: """
                     INSERT INTO epochs (household, purpose, epoch) VALUES (?, ?, ?)
                     ON CONFLICT(household, purpose) DO UPDATE SET epoch = excluded.epoch
@@ -589,21 +606,40 @@ extension ServerStore {
             }
             try PolicyStore.bumpVersion(db)
             try audit.append(records, db: db)
-            return result
+            return (result, quarantined)
         }
         if erased.isEmpty {
             // Nothing left to erase: answer as the follow-up does (`--status`), if it was erased before.
             let earlier = try await erasedBefore(household: household, purpose: request.purpose)
-            guard !earlier.isEmpty else {
+            guard !earlier.isEmpty || quarantined > 0 else {
                 throw ServerError.notFound("Household \(household) has no \(request.purpose.map { "\($0) " } ?? "")data on the server.")
             }
+            if quarantined > 0 { try await checkpointTruncate() }
             return API.EraseResult(household: household, erased: [], erasedBefore: earlier,
-                                   devicesStillHolding: try await devicesHolding(household: household, erased: earlier))
+                                   devicesStillHolding: try await devicesHolding(household: household, erased: earlier),
+                                   quarantinedErased: quarantined)
         }
         // Deleted pages are zeroed (secure_delete); the WAL is emptied too.
         try await checkpointTruncate()
         return API.EraseResult(household: household, erased: erased, erasedBefore: [],
-                               devicesStillHolding: try await devicesHolding(household: household, erased: erased))
+                               devicesStillHolding: try await devicesHolding(household: household, erased: erased),
+                               quarantinedErased: quarantined)
+    }
+
+    /// Deletes a household's quarantined ops (of one purpose, or all), audited with their count.
+    private static func eraseQuarantine(household: HouseholdID, purpose: Purpose?, by admin: UserRow, at now: UInt64,
+                                        audit: AuditLog, db: Database) throws -> Int {
+        if let purpose {
+            try db.execute(sql: "DELETE FROM quarantine WHERE household = ? AND purpose = ?", arguments: [Data(household.bytes), purpose.rawValue])
+        } else {
+            try db.execute(sql: "DELETE FROM quarantine WHERE household = ?", arguments: [Data(household.bytes)])
+        }
+        let count = db.changesCount
+        if count > 0 {
+            try audit.append([AuditRecord(at: now, actor: admin.name, action: "eraseQuarantine", household: household, purpose: purpose,
+                                          count: count)], db: db)
+        }
+        return count
     }
 
     /// The follow-up of an erasure, read-only: the last erasure of each purpose
@@ -697,7 +733,7 @@ extension ServerStore {
     }
 }
 
-private extension String {
-    /// No line breaks, tabs or other control characters: text an admin types for a list or a log line.
+extension String {
+    /// No line breaks, tabs or other control characters: text shown in a list or a log line (names, contacts, reasons).
     var isOneLine: Bool { !unicodeScalars.contains { $0.properties.generalCategory == .control } }
 }

@@ -83,7 +83,10 @@ extension ServerStore {
         let code = request.code.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !code.isEmpty, code.utf8.count <= 200 else { throw ServerError.badRequest("Give the enrollment code an admin issued (fieldcli enroll --code CODE).") }
         let name = (request.name ?? "device").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.utf8.count <= 100 else { throw ServerError.badRequest("Device names are 1 to 100 characters.") }
+        // Shown in admins' device lists and erasure reports: one line, or a crafted name could fake rows there.
+        guard !name.isEmpty, name.utf8.count <= 100, name.isOneLine else {
+            throw ServerError.badRequest("A device name is one line of 1 to 100 characters, e.g. laptop-noor (fieldcli enroll --name NAME).")
+        }
         let hash = Tokens.hash(code)
         let token = Tokens.make(prefix: "fsd")
         let deviceID = UUID().uuidString.lowercased()

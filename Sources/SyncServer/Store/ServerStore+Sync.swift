@@ -71,8 +71,8 @@ extension ServerStore {
                 records.append(AuditRecord(at: now, actor: identity.user, device: identity.deviceID, action: "purgeInstructed",
                                            household: purge.segment.household, purpose: purge.segment.purpose, detail: purge.reason))
             }
-            let auditAck = try Self.storeOfflineReads(request.auditEvents, acknowledged: acknowledgedReads, device: identity, db: db,
-                                                      now: now, records: &records)
+            let auditAck = try Self.storeOfflineReads(request.auditEvents, acknowledged: acknowledgedReads, device: identity, schema: schema,
+                                                      db: db, now: now, records: &records)
             try audit.append(records, db: db)
             let held = pull.needHeld ? Data() : HeldSegment.storageBytes(pull.heldAfter)
             try db.cachedStatement(sql: """
@@ -99,18 +99,24 @@ extension ServerStore {
     /// Stores offline reads uploaded by a device: deduplicated by device
     /// sequence, gaps flagged, and acknowledged up to the contiguous prefix.
     /// `acknowledged`: the device's stored acknowledgement so far.
-    static func storeOfflineReads(_ events: [AuditEvent], acknowledged: UInt64, device: DeviceIdentity, db: Database, now: UInt64,
-                                  records: inout [AuditRecord]) throws -> UInt64 {
+    /// What a device reports goes into the audit log, which is never erased, so only codes and
+    /// numbers are kept from it: a purpose the schema does not know is stored as none (and named
+    /// `unknownPurpose`), a count is clamped, never copied as the device sent it.
+    static func storeOfflineReads(_ events: [AuditEvent], acknowledged: UInt64, device: DeviceIdentity, schema: Schema, db: Database,
+                                  now: UInt64, records: inout [AuditRecord]) throws -> UInt64 {
         var ack = acknowledged
         guard !events.isEmpty else { return ack }
-        let actions: Set<String> = ["show", "export", "logList", "goalList"]
+        let actions: Set<String> = ["show", "export", "logList", "goalList", "rejectedList"]
         for event in events.sorted(by: { $0.deviceSeq < $1.deviceSeq }) where event.deviceSeq > ack {
             try db.execute(sql: "INSERT OR IGNORE INTO device_reads (device_id, device_seq) VALUES (?, ?)",
                            arguments: [device.deviceID, Int64(event.deviceSeq)])
             guard db.changesCount > 0 else { continue }
+            let purpose = event.purpose.flatMap { schema.purpose($0) == nil ? nil : $0 }
+            let unknownPurpose = event.purpose != nil && purpose == nil
             records.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "offlineRead",
-                                       household: event.household, purpose: event.purpose, count: event.count,
-                                       detail: "\(actions.contains(event.action) ? event.action : "unknown") deviceSeq=\(event.deviceSeq) at=\(event.at)"))
+                                       household: event.household, purpose: purpose, count: min(max(event.count, 0), 1 << 30),
+                                       detail: "\(actions.contains(event.action) ? event.action : "unknown") deviceSeq=\(event.deviceSeq) at=\(event.at)"
+                                           + (unknownPurpose ? " unknownPurpose" : "")))
         }
         while try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM device_reads WHERE device_id = ? AND device_seq = ?)"),
                                 arguments: [device.deviceID, Int64(ack + 1)]) == true {
