@@ -29,6 +29,10 @@ struct SyncCommand: AsyncParsableCommand {
             var line = "Synced with \(summary.server): pushed \(summary.pushed) (accepted \(summary.accepted), rejected \(summary.rejected)), "
                 + "pulled \(summary.pulled) changes (\(summary.snapshots) new segment\(summary.snapshots == 1 ? "" : "s")), purged \(summary.purged), new conflicts \(summary.newConflicts)."
             if summary.pendingLeft > 0 { line += " \(summary.pendingLeft) changes are still pending." }
+            if summary.refetched {
+                line += "\nThis device's store was older than what it had sent the server (restored from a backup?): "
+                    + "it fetched the plans again, and \(summary.rewritten) change(s) made since were written again with new IDs."
+            }
             if summary.rejected > 0 { line += "\nSome changes were rejected: see 'fieldcli rejected'." }
             if summary.newConflicts > 0 { line += "\nNew conflicts: see 'fieldcli conflicts'." }
             if summary.noAccess {

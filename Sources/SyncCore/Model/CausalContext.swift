@@ -20,6 +20,11 @@ public struct CausalContext: Hashable, Sendable, Codable, CustomStringConvertibl
         vector.contains(dot) || (!cloud.isEmpty && cloud.contains(dot))
     }
 
+    /// The highest counter of `replica` seen here (0: none).
+    public func highestCounter(of replica: ReplicaID) -> UInt64 {
+        cloud.reduce(vector[replica]) { $1.replica == replica ? max($0, $1.counter) : $0 }
+    }
+
     /// Records a dot as seen, folding the cloud into the vector where it closes a gap.
     public mutating func insert(_ dot: Dot) {
         // One scan of the vector decides and raises (every merged op comes here). The cloud never
