@@ -302,4 +302,21 @@ struct CLIGuidanceTests {
             #expect(await world.cli(worker, ["goal", "list", h]).out.contains("Werk zoeken (fictief)"), "\(worker)")
         }
     }
+
+    @Test("a label with terminal escapes or a line break is shown harmlessly to a colleague; --json keeps it exactly")
+    func typedTextCannotControlATerminal() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let label = "Fam. \u{1B}]0;overgenomen\u{07}Escape\u{202E}(fictief)\nnep-rij"
+        let h = try await world.household(on: "noor", label: label)
+        let listed = await world.cli("noor", ["households"])
+        #expect(listed.code == 0)
+        #expect(!listed.out.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E }, "\(listed.out)")
+        #expect(listed.out.contains("\u{FFFD}]0;overgenomen\u{FFFD}Escape"), "\(listed.out)")
+        #expect(listed.out.split(separator: "\n").count == 2, "a header and one row: \(listed.out)")
+        struct Entry: Decodable { var id: String; var label: String? }
+        let entries = try world.json([Entry].self, await world.cli("noor", ["--json", "households"]))
+        #expect(entries.first { $0.id == h }?.label == label)
+    }
 }

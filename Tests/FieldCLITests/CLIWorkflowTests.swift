@@ -332,6 +332,15 @@ struct CLIWorkflowTests {
         let devices = try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"]))
         #expect(devices.first?.clockSkew == 1)
         #expect(await world.admin(["device", "list"]).out.contains("1 ops ahead"))
+
+        // The device itself says its clock is fast, at the sync and in status, and stops once it is right.
+        let synced = await world.cli("tim", ["sync"], environment: ahead)
+        #expect(synced.out.contains("This computer's clock is 2880 minutes ahead of the server's"), "\(synced.out)")
+        let status = try JSONSerialization.jsonObject(with: Data(await world.cli("tim", ["--json", "status"]).out.utf8)) as? [String: Any]
+        #expect(status?["clockAheadMinutes"] as? Int == 2880)
+        #expect(await world.cli("tim", ["status"]).out.contains("Clock: 2880 minutes ahead"))
+        #expect(!(await world.cli("tim", ["sync"]).out.contains("clock is")), "a right clock is not reported")
+        #expect(!(await world.cli("tim", ["status"]).out.contains("Clock: ")))
     }
 
     @Test func householdsOnboardedTwiceOfflineAreFlaggedForTheAdmin() async throws {

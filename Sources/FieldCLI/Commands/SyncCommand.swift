@@ -17,6 +17,7 @@ struct SyncCommand: AsyncParsableCommand {
         var workspace = try Workspace.open(context)
         var summary = try await SyncSession.run(&workspace, progress: context.output.stderrIsTerminal && !context.json)
         summary.passphraseRequired = workspace.replica.policy.requiresDevicePassphrase && !workspace.store.keyIsWrapped
+        summary.clockAheadMinutes = StatusCommand.minutesAhead(workspace.replica)
         if summary.wiped {
             context.emit(summary) {
                 "This device was revoked by an admin. Its local store has been wiped. Ask an admin for a new enrollment code."
@@ -29,6 +30,10 @@ struct SyncCommand: AsyncParsableCommand {
             var line = "Synced with \(summary.server): pushed \(summary.pushed) (accepted \(summary.accepted), rejected \(summary.rejected)), "
                 + "pulled \(summary.pulled) changes (\(summary.snapshots) new segment\(summary.snapshots == 1 ? "" : "s")), purged \(summary.purged), new conflicts \(summary.newConflicts)."
             if summary.pendingLeft > 0 { line += " \(summary.pendingLeft) changes are still pending." }
+            if let ahead = summary.clockAheadMinutes {
+                line += "\nThis computer's clock is \(ahead) minutes ahead of the server's: set it right. Until then its changes are stamped "
+                    + "in the future and shown as newer than colleagues' later ones."
+            }
             if summary.refetched {
                 line += "\nThis device's store was older than what it had sent the server (restored from a backup?): "
                     + "it fetched the plans again, and \(summary.rewritten) change(s) made since were written again with new IDs."
@@ -75,8 +80,15 @@ struct StatusCommand: AsyncParsableCommand {
         var lastServerTime: String?
         var cursor: UInt64
         var clockSkew: Int
+        /// Minutes this device's clock was ahead of the server's at the last sync (nil: within 5 minutes).
+        var clockAheadMinutes: Int?
         var auditQueued: Int
         var passphraseProtected: Bool
+    }
+
+    /// Whole minutes the clock was ahead of the server's at the last sync (nil: within the drift allowed).
+    static func minutesAhead(_ replica: ClientReplica) -> Int? {
+        replica.clockAheadOfServer > 0 ? Int((replica.clockAheadOfServer + 30_000) / 60_000) : nil
     }
 
     func run() async throws {
@@ -89,7 +101,9 @@ struct StatusCommand: AsyncParsableCommand {
             pendingByHousehold: Dictionary(grouping: replica.pending, by: { $0.segment.household.description }).mapValues(\.count),
             rejected: replica.rejected.count, rejectedAndPurged: replica.purgedRejectedCount, conflicts: replica.conflicts().count,
             lastServerTime: replica.lastServerTime > 0 ? TimeText.iso(replica.lastServerTime) : nil, cursor: replica.cursor.seq,
-            clockSkew: replica.clockSkewCount, auditQueued: replica.auditQueue.count,
+            clockSkew: replica.clockSkewCount,
+            clockAheadMinutes: Self.minutesAhead(replica),
+            auditQueued: replica.auditQueue.count,
             passphraseProtected: workspace.store.keyIsWrapped)
         workspace.context.emit(status) {
             var lines = [
@@ -101,8 +115,12 @@ struct StatusCommand: AsyncParsableCommand {
             if status.rejectedAndPurged > 0 {
                 lines.append("\(status.rejectedAndPurged) rejected change(s) were dropped with a purged segment; the server's quarantine keeps those it received.")
             }
+            if let ahead = status.clockAheadMinutes {
+                lines.append("Clock: \(ahead) minutes ahead of the server's at the last sync. Set this computer's clock right.")
+            }
             lines.append(status.clockSkew > 0
-                ? "Clock skew: \(status.clockSkew) time(s) a stamp was more than 5 minutes ahead of this device's clock. Check the clock."
+                ? "Clock skew: \(status.clockSkew) time(s) a stamp arrived more than 5 minutes ahead of this device's clock: this clock is slow, "
+                    + "or another device's is fast ('fieldcli status' there says so)."
                 : "Clock skew: none seen")
             return lines.joined(separator: "\n")
         }

@@ -22,11 +22,18 @@ public final class OutputSink: Sendable {
     }
     public static func capturing() -> OutputSink { OutputSink(capture: true, stderrIsTerminal: false, canPrompt: false) }
 
-    public func out(_ text: String) {
+    /// Human output: text another worker typed is made safe for a terminal (`TerminalText`).
+    public func out(_ text: String) { write(TerminalText.safe(text)) }
+
+    /// JSON output, whose encoder already escapes control characters; written as it is.
+    func outJSON(_ text: String) { write(text) }
+
+    private func write(_ text: String) {
         if capture { captured.withLock { $0.out += text + "\n" } } else { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
     }
 
     public func err(_ text: String, newline: Bool = true) {
+        let text = TerminalText.safe(text)
         let line = newline ? text + "\n" : text
         if capture { captured.withLock { $0.err += line } } else { FileHandle.standardError.write(Data(line.utf8)) }
     }
@@ -62,7 +69,7 @@ public struct CLIContext: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        output.out(String(decoding: data, as: UTF8.self))
+        output.outJSON(String(decoding: data, as: UTF8.self))
     }
 
     /// Prints JSON when `--json` was given, else the human form.
@@ -71,10 +78,34 @@ public struct CLIContext: Sendable {
     }
 }
 
+/// Text for a terminal. Labels, values and log entries are typed by colleagues on other
+/// devices: a control character (other than a line break or tab) or a bidirectional override in
+/// them could move the cursor, retitle the window, hide lines or reorder what is shown. Each is
+/// shown as U+FFFD instead; JSON output escapes them itself and is left alone.
+enum TerminalText {
+    static func safe(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars { result.append(isUnsafe(scalar) ? "\u{FFFD}" : scalar) }
+        return String(result)
+    }
+
+    private static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x0A, 0x09: return false
+        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0x202A...0x202E, 0x2066...0x2069: return true  // bidirectional embeddings, overrides, isolates
+        default: return false
+        }
+    }
+}
+
 /// Formats rows as a short aligned table (DESIGN §7: human output is short tables).
 enum Table {
     static func render(_ header: [String], _ rows: [[String]]) -> String {
         guard !rows.isEmpty else { return "" }
+        // A line break inside a cell would start a row of its own.
+        let rows = rows.map { $0.map { $0.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ") } }
         var widths = header.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }

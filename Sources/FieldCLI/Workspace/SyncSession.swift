@@ -21,6 +21,8 @@ struct SyncSession {
         /// The server already had changes of this device that its store lacked (restored from a
         /// backup): everything was fetched again and the changes written since were written again.
         var refetched = false
+        /// Minutes this device's clock was ahead of the server's (nil: within 5 minutes).
+        var clockAheadMinutes: Int?
         var rewritten = 0
         var auditUploaded = 0
         var pendingLeft = 0

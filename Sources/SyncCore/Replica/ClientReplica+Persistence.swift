@@ -20,6 +20,8 @@ extension ClientReplica {
         public var auditQueue: [AuditEvent]
         public var lastAuditSeq: UInt64
         public var lastAuditHash: Digest
+        /// Absent in stores written before it was kept.
+        public var clockAheadOfServer: UInt64? = nil
     }
 
     public var metadata: Metadata {
@@ -29,7 +31,7 @@ extension ClientReplica {
                  rejected: rejected, purgedRejectedCount: purgedRejectedCount, cursor: cursor,
                  locallyCreated: locallyCreated, lastServerTime: lastServerTime, sendFullHeld: sendFullHeld,
                  clockSkewCount: clockSkewCount, auditQueue: auditQueue, lastAuditSeq: lastAuditSeq,
-                 lastAuditHash: lastAuditHash)
+                 lastAuditHash: lastAuditHash, clockAheadOfServer: clockAheadOfServer)
     }
 
     /// Rebuilds a replica from what `metadata`, `confirmed` and `pending` held.
@@ -47,6 +49,7 @@ extension ClientReplica {
         auditQueue = metadata.auditQueue
         lastAuditSeq = metadata.lastAuditSeq
         lastAuditHash = metadata.lastAuditHash
+        clockAheadOfServer = metadata.clockAheadOfServer ?? 0
         self.confirmed = SortedMap(confirmed.map { ($0.key, $0) })
         self.pending = pending
         unviewed = Set(pending.map(\.segment))  // each view is built when first read

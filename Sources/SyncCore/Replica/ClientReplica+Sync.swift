@@ -173,6 +173,8 @@ extension ClientReplica {
         if !clock.observe(HLCTimestamp(milliseconds: response.serverTime, logical: 0), wallMilliseconds: wall) {
             outcome.skewedStamps += 1
         }
+        // The round trip only makes the wall clock read later than the server's answer, never earlier.
+        clockAheadOfServer = wall > response.serverTime &+ clock.maxDriftMilliseconds ? wall - response.serverTime : 0
 
         // Which epochs the device held before this response (an erasure voids
         // ops written for an epoch the device held; see the rejections below).

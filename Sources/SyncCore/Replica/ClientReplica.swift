@@ -33,6 +33,10 @@ public struct ClientReplica: Sendable {
     public internal(set) var sendFullHeld = true
     /// Remote stamps seen beyond wall clock + max drift (DESIGN §3 `clockSkew`).
     public internal(set) var clockSkewCount = 0
+    /// How far this device's clock was ahead of the server's at the last sync, in milliseconds,
+    /// when more than the clock's allowed drift (else 0): its stamps lie in the future, and only
+    /// the device itself can tell its owner (the others see just stamps ahead of them).
+    public internal(set) var clockAheadOfServer: UInt64 = 0
     /// Local reads waiting to be uploaded (DESIGN §7).
     public internal(set) var auditQueue: [AuditEvent] = []
     public internal(set) var lastAuditSeq: UInt64 = 0
