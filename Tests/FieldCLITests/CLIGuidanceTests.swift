@@ -319,4 +319,20 @@ struct CLIGuidanceTests {
         let entries = try world.json([Entry].self, await world.cli("noor", ["--json", "households"]))
         #expect(entries.first { $0.id == h }?.label == label)
     }
+
+    @Test("admin grant --household and admin access name a household the server does not have, instead of acting on it")
+    func unknownHouseholdsAreNamedToTheAdmin() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let unknown = "0a4e8c12-77f3-4b9d-8e21-5c6a9d0f1b32"
+        let grant = await world.admin(["grant", "noor", "WMO", "--read", "--household", unknown])
+        #expect(grant.code != 0)
+        #expect(grant.err.contains("There is no household \(unknown)"), "\(grant.err)")
+        let access = await world.admin(["access", unknown])
+        #expect(access.code != 0)
+        #expect(access.err.contains("There is no household \(unknown)"), "\(access.err)")
+        let grants = await world.admin(["--json", "access", try await world.household(on: "noor", label: "Fam. Bestaat (fictief)")])
+        #expect(grants.code == 0, "a household that exists still works: \(grants.err)")
+    }
 }

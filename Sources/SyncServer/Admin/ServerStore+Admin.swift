@@ -99,9 +99,7 @@ extension ServerStore {
         let audit = self.audit
         return try await committer.write { db in
             let user = try self.requireUser(db, request.user)
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(request.household.bytes)]) == true else {
-                throw ServerError.notFound("There is no household \(request.household) on the server.")
-            }
+            try Self.requireHousehold(db, request.household)
             try db.execute(sql: """
                 INSERT INTO assignments (user_id, household, until, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT(user_id, household) DO UPDATE SET until = excluded.until
@@ -139,6 +137,13 @@ extension ServerStore {
         }
     }
 
+    /// 404 for a household the server does not have ('fieldcli admin households' lists them).
+    static func requireHousehold(_ db: Database, _ household: HouseholdID) throws {
+        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) == true else {
+            throw ServerError.notFound("There is no household \(household) on the server ('fieldcli admin households' lists them).")
+        }
+    }
+
     func grant(_ request: API.GrantRequest, by admin: UserRow) async throws -> API.GrantResult {
         try Self.checkUntil(request.until)
         try Self.requireDevicePurpose(request.purpose, in: schema)
@@ -147,6 +152,7 @@ extension ServerStore {
         return try await committer.write { db in
             let user = try self.requireUser(db, request.user)
             let selfGrant = user.id == admin.id
+            if let household = request.household { try Self.requireHousehold(db, household) }
             try db.execute(sql: "DELETE FROM grants WHERE user_id = ? AND purpose = ? AND household IS ?",
                            arguments: [user.id, request.purpose.rawValue, request.household.map { Data($0.bytes) }])
             try db.execute(sql: """
@@ -187,9 +193,7 @@ extension ServerStore {
             // A mistyped purpose (WM0) would be stored as given and block nothing while the admin is told it does.
             // Only on add: a block stored under a purpose since dropped from the schema must stay removable.
             if add, let purpose = request.purpose { try Self.requireDevicePurpose(purpose, in: schema) }
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(request.household.bytes)]) == true else {
-                throw ServerError.notFound("There is no household \(request.household) on the server.")
-            }
+            try Self.requireHousehold(db, request.household)
             if add {
                 try db.execute(sql: "INSERT INTO consent_blocks (household, purpose, created_by, created_at) VALUES (?, ?, ?, ?)",
                                arguments: [Data(request.household.bytes), request.purpose?.rawValue, admin.name, Int64(now)])
@@ -214,6 +218,7 @@ extension ServerStore {
         let audit = self.audit
         let schema = self.schema
         return try await committer.write { db in
+            try Self.requireHousehold(db, household)
             let rows = try Row.fetchAll(db, sql: """
                 SELECT users.* FROM assignments JOIN users ON users.id = assignments.user_id WHERE assignments.household = ? ORDER BY users.name
                 """, arguments: [Data(household.bytes)])
