@@ -335,4 +335,23 @@ struct CLIGuidanceTests {
         let grants = await world.admin(["--json", "access", try await world.household(on: "noor", label: "Fam. Bestaat (fictief)")])
         #expect(grants.code == 0, "a household that exists still works: \(grants.err)")
     }
+
+    @Test("admin device revoke by ID revokes that device even when another is named after its ID; the audit row names the device revoked")
+    func aDeviceIDWinsOverANameThatCopiesIt() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let noorDevice = try #require(try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"])).first?.id)
+        #expect(await world.admin(["user", "add", "piet", "--role", "buurtcoach"]).code == 0)
+        let code = try await world.enrollmentCode("piet")
+        #expect(await world.cli("piet", ["enroll", "--server", world.url, "--code", code, "--name", noorDevice]).code == 0)
+
+        let revoked = await world.admin(["device", "revoke", noorDevice])
+        #expect(revoked.code == 0, "\(revoked.err)")
+        let devices = try world.json([AdminAPI.DeviceInfo].self, await world.admin(["--json", "device", "list"]))
+        #expect(devices.first { $0.id == noorDevice }?.revoked == true)
+        #expect(devices.first { $0.user == "piet" }?.revoked == false, "the device named after it stays")
+        let audit = try world.json([AuditRecord].self, await world.admin(["--json", "audit"]))
+        #expect(audit.contains { $0.action == "deviceRevoke" && $0.device == noorDevice })
+    }
 }

@@ -262,7 +262,12 @@ extension ServerStore {
         let now = self.now
         let audit = self.audit
         return try await committer.write { db in
-            let matches = try String.fetchAll(db, sql: "SELECT id FROM devices WHERE (id = ? OR name = ?) AND revoked_at IS NULL", arguments: [id, id])
+            // A device ID names one device whatever the others are called: a device named after
+            // another's ID must not stand in the way of revoking that one.
+            var matches = try String.fetchAll(db, sql: "SELECT id FROM devices WHERE id = ? AND revoked_at IS NULL", arguments: [id])
+            if matches.isEmpty {
+                matches = try String.fetchAll(db, sql: "SELECT id FROM devices WHERE name = ? AND revoked_at IS NULL", arguments: [id])
+            }
             guard !matches.isEmpty else { throw ServerError.notFound("No active device \(id). List devices with 'fieldcli admin device list'.") }
             guard matches.count == 1 else {
                 throw ServerError(.conflict, "\(matches.count) active devices are named \(id); revoke by device ID ('fieldcli admin device list').", status: .conflict)
@@ -270,8 +275,8 @@ extension ServerStore {
             try db.execute(sql: "UPDATE devices SET revoked_at = ? WHERE id = ?", arguments: [Int64(now), matches[0]])
             let revokedID = matches[0]
             self.deviceCache.withLock { cache in cache = cache.filter { $0.value.id != revokedID } }
-            try audit.append([AuditRecord(at: now, actor: admin.name, device: id, action: "deviceRevoke")], db: db)
-            return API.Done("Device \(id) is revoked: its token is refused and it wipes its local store if it comes back.")
+            try audit.append([AuditRecord(at: now, actor: admin.name, device: revokedID, action: "deviceRevoke")], db: db)
+            return API.Done("Device \(id == revokedID ? id : "\(id) (\(revokedID))") is revoked: its token is refused and it wipes its local store if it comes back.")
         }
     }
 
