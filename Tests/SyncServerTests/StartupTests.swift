@@ -241,11 +241,12 @@ struct StartupTests {
         #expect(try fingerprintRecorded() == false, "a key that does not verify the log is not adopted")
 
         try original.write(to: keyURL)
-        chmod(keyURL.path, 0o644)
-        chmod(tokenURL.path, 0o644)
+        let others = ["audit.anchors", "fieldsyncd.lock"].map { directory.appendingPathComponent($0) }
+        for url in [keyURL, tokenURL] + others { chmod(url.path, 0o644) }
         let server = try await TestServer.start(directory: directory)
-        #expect(FileSecurity.mode(of: keyURL).map { $0 & 0o777 } == 0o600)
-        #expect(FileSecurity.mode(of: tokenURL).map { $0 & 0o777 } == 0o600)
+        for url in [keyURL, tokenURL] + others {
+            #expect(FileSecurity.mode(of: url).map { $0 & 0o777 } == 0o600, "\(url.lastPathComponent)")
+        }
         let verified = try await server.adminOK(AuditVerification.self, "GET", "audit/verify")
         #expect(verified.ok, "\(verified.problem ?? "")")
         await server.stop()

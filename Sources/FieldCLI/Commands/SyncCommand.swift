@@ -34,9 +34,9 @@ struct SyncCommand: AsyncParsableCommand {
                 line += "\nThis computer's clock is \(ahead) minutes ahead of the server's: set it right. Until then its changes are stamped "
                     + "in the future and shown as newer than colleagues' later ones."
             }
-            if summary.refetched {
-                line += "\nThis device's store was older than what it had sent the server (restored from a backup?): "
-                    + "it fetched the plans again, and \(summary.rewritten) change(s) made since were written again with new IDs."
+            if summary.restored {
+                line += "\nThis device's store is older than what it had sent the server (restored from a backup?). Its changes the server "
+                    + "refused as reused IDs are listed by 'fieldcli rejected', with their text: write them again (new changes get new IDs now)."
             }
             if summary.rejected > 0 { line += "\nSome changes were rejected: see 'fieldcli rejected'." }
             if summary.newConflicts > 0 { line += "\nNew conflicts: see 'fieldcli conflicts'." }

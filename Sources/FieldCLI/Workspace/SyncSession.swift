@@ -18,12 +18,10 @@ struct SyncSession {
         var purged = 0
         var newConflicts = 0
         var resnapshots = 0
-        /// The server already had changes of this device that its store lacked (restored from a
-        /// backup): everything was fetched again and the changes written since were written again.
-        var refetched = false
+        /// The server already had changes of this device that its store lacked (restored from a backup).
+        var restored = false
         /// Minutes this device's clock was ahead of the server's (nil: within 5 minutes).
         var clockAheadMinutes: Int?
-        var rewritten = 0
         var auditUploaded = 0
         var pendingLeft = 0
         var bytesUp = 0
@@ -100,8 +98,7 @@ struct SyncSession {
             summary.purged += outcome.purged.count
             summary.newConflicts += outcome.newConflicts
             summary.resnapshots += outcome.resnapshots.count
-            summary.refetched = summary.refetched || outcome.refetched
-            summary.rewritten += outcome.rewritten
+            summary.restored = summary.restored || outcome.restored
             summary.auditUploaded += max(0, auditBefore - workspace.replica.auditQueue.count)
             let progressed = workspace.replica.pending.count < pendingBefore
             if outcome.needsAnotherRound { continue }

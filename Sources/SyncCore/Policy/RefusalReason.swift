@@ -43,7 +43,7 @@ public struct RefusalReason: RawRepresentable, Hashable, Sendable, Codable, Cust
         case .erased: return "This part of the household was erased on the server; the write cannot be kept."
         case .invalid: return "The change was malformed and could not be accepted."
         case .dependsOnRejected: return "The change builds on another change that was rejected."
-        case .dotReuse: return "The server already had this change's ID with other content: this device's store is older than what it sent (restored from a backup?). The next sync fetches the plans again and writes the change again with a new ID."
+        case .dotReuse: return "The server already had this change's ID with other content: this device's store is older than what it sent (restored from a backup?). The text is shown here: write it again (new changes get new IDs now)."
         case .consentWithdrawn: return "Consent for this purpose was withdrawn for this household."
         default: return "The change was refused."
         }

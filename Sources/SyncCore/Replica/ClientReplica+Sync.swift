@@ -14,11 +14,9 @@ extension ClientReplica {
         public var resnapshots: [SegmentKey] = []
         public var auditAcknowledged = 0
         public var skewedStamps = 0
-        /// The server already had a dot this device sent, with other content: the device's store
-        /// is older than what it had sent (restored from a backup). It fetches everything again.
-        public var refetched = false
-        /// Ops written again with new dots after such a refetch (`rewriteParked`).
-        public var rewritten = 0
+        /// The server already had one of this device's dots or audit numbers: its store is older
+        /// than what it sent (restored from a backup). The segments concerned are fetched again.
+        public var restored = false
         /// Another round trip is needed (more pages, full held list, re-snapshots).
         public var needsAnotherRound = false
         public init() {}
@@ -190,7 +188,8 @@ extension ClientReplica {
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
             confirmed[patch.segment] = consume state  // moved, not copied
             // A snapshot's context has every dot the server saw here, this device's own too: a
-            // device restored from an older backup learns from it how far its counter really went.
+            // device restored from an older backup learns from it how far its counter really went,
+            // so that its next writes there do not reuse a dot again.
             let ownTop = patch.context.highestCounter(of: replica)
             if ownTop > 0, ownTop > (counters[patch.segment] ?? 0) { counters[patch.segment] = ownTop }
             let epoch = max(epochs[patch.segment] ?? 0, patch.epoch)
@@ -205,11 +204,6 @@ extension ClientReplica {
         // Dots are unique per segment and epoch only: match all three.
         let rejectedOps = Dictionary(response.rejected.map { (OpIdentity($0.segment, $0.epoch, $0.dot), $0.reason) },
                                      uniquingKeysWith: { first, _ in first })
-        // Segments where the server already has one of the dots this device just sent, with other
-        // content: the device's store is older than what it had sent (restored from a backup). Its
-        // ops there wait, parked with the rejected ones, until a snapshot tells the device how far
-        // its counter went; then they are written again, in order (`rewriteParked`).
-        let reusedIn = Set(response.rejected.lazy.filter { $0.reason == .dotReuse }.map(\.segment))
         if !rejectedOps.isEmpty {
             var removed: [SyncOperation: RefusalReason] = [:]
             var rejectedItems = Set<OpIdentity>()
@@ -223,9 +217,6 @@ extension ClientReplica {
                           rejectedItems.contains(OpIdentity(op.segment, op.epoch, item)) {
                     removed[op] = .dependsOnRejected
                     rejectedItems.insert(identity)
-                } else if reusedIn.contains(op.segment),
-                          !accepts(acceptedRanges, segment: op.segment, epoch: op.epoch, dot: op.dot) {
-                    removed[op] = .dependsOnRejected  // parked: built on the reused history
                 } else {
                     kept.append(op)
                 }
@@ -251,9 +242,8 @@ extension ClientReplica {
                 } else {
                     rejected.append(record)
                 }
-                touched.append(op.segment)
-                if reusedIn.contains(op.segment) { continue }  // parked, written again once the device has the segment
                 outcome.rejected.append(record)
+                touched.append(op.segment)
             }
             pending = kept
         }
@@ -385,19 +375,37 @@ extension ClientReplica {
             }
         }
 
+        // 7. A dot of this device that the server already had with other content: the device's
+        // store is older than what it sent (restored from a backup). What it sent after the backup
+        // is on the server but not here (deltas leave a device's own writes out), and its counter
+        // there is behind: the segment is fetched again as a snapshot, which brings both (step 1).
+        // Pending ops stay pending; the refused ones stay in `rejected`, with their text.
+        for rejection in response.rejected where rejection.reason == .dotReuse {
+            outcome.restored = true
+            if confirmed[rejection.segment] != nil {
+                confirmed[rejection.segment] = nil
+                outcome.resnapshots.append(rejection.segment)
+                touched.append(rejection.segment)
+            }
+        }
+
         cursor = response.cursor
         sendFullHeld = response.needHeld || !outcome.resnapshots.isEmpty || !outcome.purged.isEmpty
-        if !reusedIn.isEmpty {
-            // A store restored from a backup misses what it sent after the backup everywhere, not only
-            // where it wrote again, and the server leaves a device's own writes out of its deltas: so
-            // everything is fetched again, as on a new device (pending ops stay).
-            touched.append(contentsOf: confirmed.keys)
-            confirmed = [:]
-            cursor = .start
-            sendFullHeld = true
-            outcome.refetched = true
-        }
-        if response.auditAck > 0 {
+        if response.auditAck > lastAuditSeq {
+            // The server has reads numbered past any this device made: its store is older than what it
+            // sent (restored from a backup), and the reads it queued since reused numbers the server
+            // skipped as repeats. Numbered again after the server's, they are sent at the next sync.
+            outcome.restored = true
+            var seq = response.auditAck, hash = lastAuditHash
+            for index in auditQueue.indices {
+                seq += 1
+                auditQueue[index].deviceSeq = seq
+                auditQueue[index].prevHash = hash
+                hash = auditQueue[index].chainHash
+            }
+            lastAuditSeq = seq
+            lastAuditHash = hash
+        } else if response.auditAck > 0 {
             let before = auditQueue.count
             auditQueue.removeAll { $0.deviceSeq <= response.auditAck }
             outcome.auditAcknowledged = before - auditQueue.count
@@ -426,56 +434,11 @@ extension ClientReplica {
                 rejected.append(RejectedRecord(op: op, reason: error.refusal ?? .invalid, at: wall))
             }
         }
-        let rewritten = reusedIn.isEmpty ? rewriteParked(in: Set(response.snapshots.map(\.segment)), wall: wall) : 0
-        outcome.rewritten = rewritten
         outcome.newConflicts = newConflicts(conflictTally, conflictScope, of: response, dropped: outcome.resnapshots)
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
-            || !reusedIn.isEmpty || rewritten > 0
+            || (outcome.restored && !auditQueue.isEmpty)
         return outcome
-    }
-
-    /// Writes again, with new dots, the ops parked after a reused dot (step 2) in segments a
-    /// snapshot has just brought, which set their counter past every dot the server has of this
-    /// device (step 1). Each keeps its content, stamp and what its author had seen of others, so
-    /// a concurrent write stays a conflict; it covers the device's own earlier dots, written
-    /// before it. Returns how many were written.
-    mutating func rewriteParked(in snapshotted: Set<SegmentKey>, wall: UInt64) -> Int {
-        guard !snapshotted.isEmpty, !rejected.isEmpty else { return 0 }
-        let reused = Set(rejected.lazy.filter { $0.reason == .dotReuse && snapshotted.contains($0.op.segment) }.map(\.op.segment))
-        guard !reused.isEmpty else { return 0 }
-        var parked: [SyncOperation] = []
-        rejected.removeAll { record in
-            guard reused.contains(record.op.segment), record.reason == .dotReuse || record.reason == .dependsOnRejected else { return false }
-            parked.append(record.op)
-            return true
-        }
-        parked.sort { ($0.segment, $0.dot) < ($1.segment, $1.dot) }
-        let parkedDots = Set(parked.map { OpIdentity($0.segment, $0.epoch, $0.dot) })
-        var moved: [OpIdentity: Dot] = [:]
-        var written = 0
-        for old in parked {
-            let identity = OpIdentity(old.segment, old.epoch, old.dot)
-            // A reference to another parked op follows it to its new dot; one that did not make it stays rejected.
-            guard let payload = Self.payload(of: old, mappingDots: { dot in
-                let target = OpIdentity(old.segment, old.epoch, dot)
-                return parkedDots.contains(target) ? moved[target] : dot
-            }) else {
-                rejected.append(RejectedRecord(op: old, reason: .dependsOnRejected, at: wall))
-                continue
-            }
-            let counter = (counters[old.segment] ?? 0) + 1
-            var context = old.context
-            context.raise(replica, to: counter - 1)
-            let op = SyncOperation(dot: Dot(replica: replica, counter: counter), segment: old.segment, epoch: old.epoch,
-                                   stamp: old.stamp, author: old.author, context: context, payload: payload)
-            counters[old.segment] = counter
-            pending.append(op)
-            moved[identity] = op.dot
-            written += 1
-        }
-        dropViews(of: reused)
-        return written
     }
 
     /// An op whose carried context holds only its author's own dots and which

@@ -103,10 +103,6 @@ public enum PushProcessor {
         var recordedUpTo: UInt64?
         /// The policy's answer to a write here (nil inside: allowed), for `policyVersion`.
         var writeRefusal: (policyVersion: Int, refusal: RefusalReason?)?
-        /// This push reused a dot here (a device restored from a backup): its later new ops
-        /// here were built on a history the server does not have, so they are refused too, and
-        /// the device writes them again in order once it has the segment (ClientReplica.apply).
-        var diverged = false
     }
 
     /// `ops` is only read: it is `inout` so that each op is lent where it
@@ -218,7 +214,6 @@ public enum PushProcessor {
             // An absorbed dot's content never came, so any content for it matches.
             let matches = stored.fingerprint == fingerprint || stored.fingerprint == absorbedFingerprint
             let verdict = matches ? stored.rejection : .dotReuse
-            if verdict == .dotReuse { work.diverged = true }
             result.report(verdict, segment: op.segment, epoch: op.epoch, dot: op.dot)
             return verdict
         }
@@ -247,9 +242,7 @@ public enum PushProcessor {
             writeRefusal = validator.writeRefusal(op, policy: result.policy, now: now, createdLocally: false)
             work.writeRefusal = (result.policyVersion, writeRefusal)
         }
-        if work.diverged {
-            verdict = .dependsOnRejected
-        } else if work.segment != nil {
+        if work.segment != nil {
             verdict = validator.validate(op, replica: device.replica, user: device.user, target: target, state: work.segment!.state,
                                          writeRefusal: { writeRefusal })
         } else {

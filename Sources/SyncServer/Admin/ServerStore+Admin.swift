@@ -491,7 +491,7 @@ extension ServerStore {
 
     /// Re-checks a quarantined op under its author's current rights; if it
     /// now passes, its content lands as a new server-made op.
-    static let requeueable: Set<RefusalReason> = [.notAssigned, .purposeNotGranted, .readOnly, .consentWithdrawn, .dotReuse]
+    static let requeueable: Set<RefusalReason> = [.notAssigned, .purposeNotGranted, .readOnly, .consentWithdrawn]
 
     func requeueReject(_ id: Int64, by admin: UserRow) async throws -> API.RejectAction {
         let now = self.now
@@ -506,8 +506,8 @@ extension ServerStore {
                 throw ServerError(.conflict, "Quarantined op \(id) is already \(row["status"] as String).", status: .conflict)
             }
             let op = try SyncOperation(encodedBytes: Array(row["op"] as Data))
-            // Only a refusal that granting or assigning can lift, or an ID a restored device reused,
-            // is the admin's to undo: an op refused as malformed or dangling must never land.
+            // Only a refusal that granting, assigning or a lifted consent block can undo is the
+            // admin's to undo: an op refused as malformed or dangling must never land.
             let reason = RefusalReason(row["reason"] as String)
             guard Self.requeueable.contains(reason), op.payload != .createHousehold else {
                 throw ServerError(.conflict, "Quarantined op \(id) was refused as \(reason), which a requeue cannot lift; only \(Self.requeueable.map(\.rawValue).sorted().joined(separator: ", ")) can. Discard it (--discard \(id)) and ask its author to write it again if it is needed.",

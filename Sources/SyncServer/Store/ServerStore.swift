@@ -107,7 +107,11 @@ final class ServerStore: Sendable {
         audit = try AuditLog(dataDirectory: configuration.dataDirectory, logger: configuration.logger, database: pool)
         committer = GroupCommitter(pool: pool)
         checkpointer = try BackgroundCheckpointer(databasePath: path)
-        try FileSecurity.restrictIfLoosened(configuration.dataDirectory.appendingPathComponent("admin.token"))
+        // A restore or copy may have loosened these: the token is a secret, the anchors and the lock
+        // name what the audit log and the server hold.
+        for name in ["admin.token", "audit.anchors", "fieldsyncd.lock"] {
+            try FileSecurity.restrictIfLoosened(configuration.dataDirectory.appendingPathComponent(name))
+        }
         policyStore = PolicyStore(policy: configuration.policy, schema: configuration.schema)
     }
 
