@@ -60,4 +60,27 @@ struct RestoredHomeTests {
         #expect(lists.count == 2, "both log lists after the restore are in the audit log: \(lists.map(\.detail))")
         #expect(!audit.contains { $0.action == "offlineReadGap" && $0.actor == "noor" }, "\(audit.filter { $0.action == "offlineReadGap" }.map(\.detail))")
     }
+
+    @Test("a restored device that gives an absorbed draft's ID to a log entry gets dotReuse, not an acceptance that stores nothing")
+    func anAbsorbedDraftsIDIsNotTakenForAnotherWrite() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let h = try await world.household(on: "noor", label: "Fam. Opgeslokt (fictief)")
+        let backup = world.root.appendingPathComponent("backup-noor")
+        try FileManager.default.copyItem(at: world.home("noor"), to: backup)
+
+        // Two writes of one field in one sync: the first is absorbed by the second, its content never sent.
+        #expect(await world.cli("noor", ["set", h, "next_evaluation_date", "2027-01-01"]).code == 0)
+        #expect(await world.cli("noor", ["set", h, "next_evaluation_date", "2027-01-02"]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+
+        try FileManager.default.removeItem(at: world.home("noor"))
+        try FileManager.default.copyItem(at: backup, to: world.home("noor"))
+        #expect(await world.cli("noor", ["log", "add", h, "--purpose", "REGIE", "--kind", "telefoon", "Op een opgeslokt ID (fictief)"]).code == 0)
+        let sync = await world.cli("noor", ["sync"])
+        #expect(sync.code == 4, "\(sync.out)")
+        let rejected = await world.cli("noor", ["rejected"]).out
+        #expect(rejected.contains("dotReuse") && rejected.contains("Op een opgeslokt ID (fictief)"), "\(rejected)")
+    }
 }

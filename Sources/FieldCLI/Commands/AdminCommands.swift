@@ -249,10 +249,10 @@ struct AdminCommand: AsyncParsableCommand {
                         lines.append("   \(value.winner ? "*" : " ") \(value.id)  \(value.value)  (\(value.author), \(TimeText.iso(value.stamp.milliseconds)))")
                     }
                 }
-                if entries.contains(where: { $0.item == nil }) {
+                if entries.contains(where: { $0.kind != ConflictInfo.Kind.editedWhileRemoved.rawValue }) {
                     lines.append("Resolve a field with: fieldcli admin resolve H FIELD --pick VALUE_ID")
                 }
-                if entries.contains(where: { $0.item != nil }) {
+                if entries.contains(where: { $0.kind == ConflictInfo.Kind.editedWhileRemoved.rawValue }) {
                     lines.append("A goal edited while removed is settled on a worker's device: fieldcli goal keep H ITEM, or goal remove H ITEM")
                 }
                 return lines.joined(separator: "\n")

@@ -164,10 +164,10 @@ struct ConflictsCommand: AsyncParsableCommand {
                     lines.append("   \(value.winner ? "*" : " ") \(value.id)  \(value.value)  (\(value.author), \(value.at))")
                 }
             }
-            if entries.contains(where: { $0.item == nil }) {
+            if entries.contains(where: { $0.kind != ConflictInfo.Kind.editedWhileRemoved.rawValue }) {
                 lines.append("Resolve a field with: fieldcli resolve H FIELD --pick VALUE_ID   (* marks the value shown now)")
             }
-            if entries.contains(where: { $0.item != nil }) {
+            if entries.contains(where: { $0.kind == ConflictInfo.Kind.editedWhileRemoved.rawValue }) {
                 lines.append("Settle a goal edited while removed: fieldcli goal keep H ITEM keeps it, fieldcli goal remove H ITEM removes it")
             }
             return lines.joined(separator: "\n")

@@ -32,6 +32,13 @@ public final class OutputSink: Sendable {
         if capture { captured.withLock { $0.out += text + "\n" } } else { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
     }
 
+    /// A progress line on stderr, drawn over the one before (`\r`): the program's own text, so the
+    /// carriage return is not made safe like the rest.
+    func progress(_ text: String) {
+        let line = "\r" + TerminalText.safe(text)
+        if capture { captured.withLock { $0.err += line } } else { FileHandle.standardError.write(Data(line.utf8)) }
+    }
+
     public func err(_ text: String, newline: Bool = true) {
         let text = TerminalText.safe(text)
         let line = newline ? text + "\n" : text

@@ -58,7 +58,7 @@ struct SyncSession {
             let wire = body.count > Gzip.threshold ? Gzip.compress(body).count : body.count
             summary.bytesUp += wire
             if progress {
-                workspace.context.output.err("\rsync: round \(summary.rounds), pushing \(taken) of \(workspace.replica.pending.count) pending, pulled \(summary.pulled)…", newline: false)
+                workspace.context.output.progress("sync: round \(summary.rounds), pushing \(taken) of \(workspace.replica.pending.count) pending, pulled \(summary.pulled)…")
             }
             let reply = try await client.send("POST", "v1/sync", body: body, contentType: "application/x-fieldsync")
             summary.bytesDown += reply.body.count
@@ -108,7 +108,7 @@ struct SyncSession {
         summary.pendingLeft = workspace.replica.pending.count
         let policy = workspace.replica.policy
         summary.noAccess = policy.rolePurposes.isEmpty && policy.assignments.isEmpty && policy.grants.isEmpty
-        if progress { workspace.context.output.err("\r", newline: false) }
+        if progress { workspace.context.output.progress("") }
         return summary
     }
 

@@ -211,8 +211,10 @@ public enum PushProcessor {
             mayBeRecorded = op.dot.counter <= work.recordedUpTo!
         }
         if mayBeRecorded, let stored = try backend.storedVerdict(for: op.dot, segment: op.segment, epoch: op.epoch) {
-            // An absorbed dot's content never came, so any content for it matches.
-            let matches = stored.fingerprint == fingerprint || stored.fingerprint == absorbedFingerprint
+            // An absorbed dot's content never came, so a draft of the same field matches (sent whole
+            // in a later chunk). Anything else is not that draft: a device restored from a backup
+            // that gave the dot to another write, which would be "accepted" and never stored.
+            let matches = stored.fingerprint == fingerprint || Self.isAbsorbedDraft(op, stored: stored.fingerprint)
             let verdict = matches ? stored.rejection : .dotReuse
             result.report(verdict, segment: op.segment, epoch: op.epoch, dot: op.dot)
             return verdict
@@ -290,7 +292,7 @@ public enum PushProcessor {
             var absorbed = op
             absorbed.dot = dot
             absorbed.absorbs = nil
-            let seq = try backend.record(absorbed, fingerprint: absorbedFingerprint, rejection: nil)
+            let seq = try backend.record(absorbed, fingerprint: Self.absorbedFingerprint(of: absorbed), rejection: nil)
             if work.segment != nil, op.epoch == work.epoch {
                 work.segment!.reject(dot, seq: seq)
                 if work.changed == nil { work.changed = [] }
@@ -299,8 +301,23 @@ public enum PushProcessor {
         }
     }
 
-    /// The fingerprint stored for an absorbed dot, whose own content the server never saw.
-    static let absorbedFingerprint = ContentHash128(high: 0xABAB_ABAB_ABAB_ABAB, low: 0xABAB_ABAB_ABAB_ABAB)
+    /// The fingerprint stored for an absorbed dot, whose own content the server never saw: the field
+    /// its absorbing write set (absorbed drafts are earlier writes of that field).
+    static func absorbedFingerprint(of write: SyncOperation) -> ContentHash128 {
+        var hasher = ElementHasher()
+        hasher.add("absorbed draft")
+        hasher.add(write.payload.targetName ?? "")
+        return hasher.result
+    }
+
+    /// What stores written before the field was kept recorded for every absorbed dot.
+    static let fieldlessAbsorbedFingerprint = ContentHash128(high: 0xABAB_ABAB_ABAB_ABAB, low: 0xABAB_ABAB_ABAB_ABAB)
+
+    /// Whether `op` may be the draft whose dot was recorded as absorbed with `stored`.
+    static func isAbsorbedDraft(_ op: SyncOperation, stored: ContentHash128) -> Bool {
+        guard case .set = op.payload else { return false }
+        return stored == absorbedFingerprint(of: op) || stored == fieldlessAbsorbedFingerprint
+    }
 
     /// A digest of an op's full content: the same dot with other content is `dotReuse`.
     public static func fingerprint(_ op: SyncOperation) -> ContentHash128 {

@@ -137,9 +137,13 @@ extension ServerStore {
         }
     }
 
+    static func householdExists(_ db: Database, _ household: HouseholdID) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) == true
+    }
+
     /// 404 for a household the server does not have ('fieldcli admin households' lists them).
     static func requireHousehold(_ db: Database, _ household: HouseholdID) throws {
-        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) == true else {
+        guard try householdExists(db, household) else {
             throw ServerError.notFound("There is no household \(household) on the server ('fieldcli admin households' lists them).")
         }
     }
@@ -489,10 +493,11 @@ extension ServerStore {
         }
     }
 
-    /// Re-checks a quarantined op under its author's current rights; if it
-    /// now passes, its content lands as a new server-made op.
+    /// The refusals a requeue may lift: those a grant, an assignment or a lifted consent block undoes.
     static let requeueable: Set<RefusalReason> = [.notAssigned, .purposeNotGranted, .readOnly, .consentWithdrawn]
 
+    /// Re-checks a quarantined op under its author's current rights; if it
+    /// now passes, its content lands as a new server-made op.
     func requeueReject(_ id: Int64, by admin: UserRow) async throws -> API.RejectAction {
         let now = self.now
         let audit = self.audit
@@ -524,9 +529,8 @@ extension ServerStore {
             if case .refused(let reason) = PolicyEvaluator.check(.write, segment: op.segment, context: policy, now: now) {
                 throw ServerError(.conflict, "Still refused for \(author.name): \(reason). Add the grant first, then requeue.", status: .conflict)
             }
-            let householdExists = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)",
-                                                    arguments: [Data(op.segment.household.bytes)]) == true
-            if let reason = OperationValidator(schema: schema).referenceRefusal(op, householdExists: householdExists, state: segmentState?.state) {
+            if let reason = OperationValidator(schema: schema).referenceRefusal(op, householdExists: try Self.householdExists(db, op.segment.household),
+                                                                                state: segmentState?.state) {
                 throw ServerError(.conflict, "Still refused: \(reason). \(reason.advice)", status: .conflict)
             }
             let landed = try self.serverWrite(db, segment: op.segment, author: author.name, payload: op.payload, now: now,
@@ -585,7 +589,7 @@ extension ServerStore {
             // of a purpose refused before any of its ops landed, or of a household the server never
             // had. They go whatever else there is.
             let quarantined = try Self.eraseQuarantine(household: household, purpose: request.purpose, by: admin, at: now, audit: audit, db: db)
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?)", arguments: [Data(household.bytes)]) == true else {
+            guard try Self.householdExists(db, household) else {
                 if quarantined > 0 { return ([], quarantined) }
                 throw ServerError.notFound("There is no household \(household) on the server.")
             }
