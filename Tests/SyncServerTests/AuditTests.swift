@@ -136,6 +136,26 @@ struct AuditTests {
         }
     }
 
+    @Test("an offline read under a number already stored is kept once, marked reusedSeq (a device restored from a backup); a repeat of either is not")
+    func offlineReadsUnderAReusedNumberAreKept() async throws {
+        try await withServer { server in
+            var s = try await PlanScenario.make(server)
+            let zero = Digest([UInt8](repeating: 0, count: 16))
+            let first = AuditEvent(deviceSeq: 1, prevHash: zero, household: s.household, purpose: .wmo, action: "show", at: server.clock.now, count: 2)
+            let other = AuditEvent(deviceSeq: 1, prevHash: zero, household: s.household, purpose: .wmo, action: "logList", at: server.clock.now, count: 4)
+            for events in [[first], [first], [other], [other]] {
+                var request = s.wendy.replica.makeRequest()
+                request.auditEvents = events
+                let (_, response) = try await postSync(server.http, token: s.wendy.token, request: request, encoding: .binary)
+                #expect(response?.auditAck == 1)
+            }
+            let reads = try await server.audit(household: s.household).filter { $0.action == "offlineRead" && $0.device == s.wendy.id }
+            #expect(reads.map(\.detail.first) == ["s", "l"], "\(reads.map(\.detail))")
+            #expect(reads.last?.detail.hasSuffix("reusedSeq") == true)
+            #expect(reads.first?.detail.contains("reusedSeq") == false)
+        }
+    }
+
     /// Runs the plan scenario on a data directory, stops the server (which anchors the head) and returns the directory.
     private func preparedStore() async throws -> (URL, TestClock) {
         let directory = makeTemporaryDirectory("audit")

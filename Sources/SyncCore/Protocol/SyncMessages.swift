@@ -107,7 +107,8 @@ public struct AuditEvent: Hashable, Sendable, Codable {
         writer.string(purpose?.rawValue ?? "")
         writer.string(action)
         writer.varint(at)
-        writer.varint(count)
+        // Clamped: a device never counts below 0, but the server hashes what a JSON body claims too.
+        writer.varint(UInt64(clamping: count))
         return Digest(Array(SHA256Digest.hash(writer.bytes).prefix(16)))
     }
 }

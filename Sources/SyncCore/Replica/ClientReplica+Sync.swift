@@ -14,7 +14,7 @@ extension ClientReplica {
         public var resnapshots: [SegmentKey] = []
         public var auditAcknowledged = 0
         public var skewedStamps = 0
-        /// The server already had one of this device's dots or audit numbers: its store is older
+        /// The server already had one of this device's dots with other content: its store is older
         /// than what it sent (restored from a backup). The segments concerned are fetched again.
         public var restored = false
         /// Another round trip is needed (more pages, full held list, re-snapshots).
@@ -391,21 +391,7 @@ extension ClientReplica {
 
         cursor = response.cursor
         sendFullHeld = response.needHeld || !outcome.resnapshots.isEmpty || !outcome.purged.isEmpty
-        if response.auditAck > lastAuditSeq {
-            // The server has reads numbered past any this device made: its store is older than what it
-            // sent (restored from a backup), and the reads it queued since reused numbers the server
-            // skipped as repeats. Numbered again after the server's, they are sent at the next sync.
-            outcome.restored = true
-            var seq = response.auditAck, hash = lastAuditHash
-            for index in auditQueue.indices {
-                seq += 1
-                auditQueue[index].deviceSeq = seq
-                auditQueue[index].prevHash = hash
-                hash = auditQueue[index].chainHash
-            }
-            lastAuditSeq = seq
-            lastAuditHash = hash
-        } else if response.auditAck > 0 {
+        if response.auditAck > 0 {
             let before = auditQueue.count
             auditQueue.removeAll { $0.deviceSeq <= response.auditAck }
             outcome.auditAcknowledged = before - auditQueue.count
@@ -437,7 +423,6 @@ extension ClientReplica {
         outcome.newConflicts = newConflicts(conflictTally, conflictScope, of: response, dropped: outcome.resnapshots)
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
-            || (outcome.restored && !auditQueue.isEmpty)
         return outcome
     }
 

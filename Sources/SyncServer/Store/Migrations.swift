@@ -182,6 +182,19 @@ enum Migrations {
         migrator.registerMigration("v4-store-meta") { db in
             try db.execute(sql: "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
         }
+        // Each offline read's chain hash, so that a read that reuses a stored number (a device
+        // restored from a backup) is told from a repeat of the same read (a lost response).
+        migrator.registerMigration("v5-device-read-hashes") { db in
+            try db.execute(sql: "ALTER TABLE device_reads ADD COLUMN chain_hash BLOB")
+            // Reads stored under a number already taken, by hash: a repeat of one is skipped.
+            try db.execute(sql: """
+                CREATE TABLE device_reads_reused (
+                    device_id TEXT NOT NULL,
+                    chain_hash BLOB NOT NULL,
+                    PRIMARY KEY (device_id, chain_hash)
+                ) WITHOUT ROWID
+                """)
+        }
         return migrator
     }
 }

@@ -107,16 +107,29 @@ extension ServerStore {
         var ack = acknowledged
         guard !events.isEmpty else { return ack }
         let actions: Set<String> = ["show", "export", "logList", "goalList", "rejectedList"]
-        for event in events.sorted(by: { $0.deviceSeq < $1.deviceSeq }) where event.deviceSeq > ack {
-            try db.execute(sql: "INSERT OR IGNORE INTO device_reads (device_id, device_seq) VALUES (?, ?)",
-                           arguments: [device.deviceID, Int64(event.deviceSeq)])
-            guard db.changesCount > 0 else { continue }
+        for event in events.sorted(by: { $0.deviceSeq < $1.deviceSeq }) {
+            let hash = Data(event.chainHash.bytes)
+            var reused = false
+            try db.execute(sql: "INSERT OR IGNORE INTO device_reads (device_id, device_seq, chain_hash) VALUES (?, ?, ?)",
+                           arguments: [device.deviceID, Int64(event.deviceSeq), hash])
+            if db.changesCount == 0 {
+                // The number is taken: a repeat of that read (a lost response), or another read under
+                // it, from a device whose store is older than what it sent (restored from a backup).
+                // That read is kept too, once: the device has nothing else that records it.
+                let stored = try Data?.fetchOne(db, sql: "SELECT chain_hash FROM device_reads WHERE device_id = ? AND device_seq = ?",
+                                                arguments: [device.deviceID, Int64(event.deviceSeq)]) ?? nil
+                guard let stored, stored != hash else { continue }  // a row from before hashes were kept counts as a repeat
+                try db.execute(sql: "INSERT OR IGNORE INTO device_reads_reused (device_id, chain_hash) VALUES (?, ?)",
+                               arguments: [device.deviceID, hash])
+                guard db.changesCount > 0 else { continue }
+                reused = true
+            }
             let purpose = event.purpose.flatMap { schema.purpose($0) == nil ? nil : $0 }
             let unknownPurpose = event.purpose != nil && purpose == nil
             records.append(AuditRecord(at: now, actor: device.user, device: device.deviceID, action: "offlineRead",
                                        household: event.household, purpose: purpose, count: min(max(event.count, 0), 1 << 30),
                                        detail: "\(actions.contains(event.action) ? event.action : "unknown") deviceSeq=\(event.deviceSeq) at=\(event.at)"
-                                           + (unknownPurpose ? " unknownPurpose" : "")))
+                                           + (unknownPurpose ? " unknownPurpose" : "") + (reused ? " reusedSeq" : "")))
         }
         while try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM device_reads WHERE device_id = ? AND device_seq = ?)"),
                                 arguments: [device.deviceID, Int64(ack + 1)]) == true {
