@@ -354,4 +354,31 @@ struct CLIGuidanceTests {
         let audit = try world.json([AuditRecord].self, await world.admin(["--json", "audit"]))
         #expect(audit.contains { $0.action == "deviceRevoke" && $0.device == noorDevice })
     }
+
+    @Test("an erasure also takes a worker's refused write of the erased segment off the device, with its text")
+    func anErasureTakesRefusedWritesOffTheDevice() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        try await world.enroll("sam", role: "wmo-consulent")
+        let h = try await world.household(on: "noor", label: "Fam. Wissen (fictief)")
+        #expect(await world.admin(["assign", "sam", h]).code == 0)
+        #expect(await world.cli("sam", ["sync"]).code == 0)
+        #expect(await world.cli("sam", ["set", h, "wmo_request", "Hulp bij het huishouden (fictief)"]).code == 0)
+        #expect(await world.cli("sam", ["sync"]).code == 0)
+
+        #expect(await world.admin(["grant", "noor", "WMO", "--write", "--household", h]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        #expect(await world.cli("noor", ["set", h, "wmo_request", "Geweigerde aanvraag (fictief)"]).code == 0)
+        #expect(await world.admin(["revoke-grant", "noor", "WMO", "--household", h]).code == 0)
+        #expect(await world.admin(["grant", "noor", "WMO", "--read", "--household", h]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 4)
+        #expect(await world.cli("noor", ["rejected"]).out.contains("Geweigerde aanvraag (fictief)"), "positive control")
+
+        #expect(await world.admin(["erase", h, "--purpose", "WMO"]).code == 0)
+        _ = await world.cli("noor", ["sync"])
+        let rejected = await world.cli("noor", ["rejected"]).out
+        #expect(!rejected.contains("Geweigerde aanvraag (fictief)"), "\(rejected)")
+        #expect(!world.homeContains("noor", "Geweigerde aanvraag (fictief)"))
+    }
 }
