@@ -151,6 +151,20 @@ struct GoalCommand: AsyncParsableCommand {
         }
     }
 
+    /// The household, goal ID and optional purpose that `done`, `keep` and `remove` take.
+    struct GoalArguments: ParsableArguments {
+        @Argument(help: "Household ID (or a unique prefix).") var household: String
+        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
+        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
+
+        func locate(in workspace: Workspace) throws -> (HouseholdID, Purpose, Dot) {
+            let household = try workspace.household(self.household)
+            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
+                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
+            return (household, purpose, dot)
+        }
+    }
+
     /// Finds which purpose's goals hold an item.
     static func locate(_ workspace: Workspace, household: HouseholdID, id text: String, purpose: Purpose? = nil) throws -> (Purpose, Dot) {
         guard let dot = Dot(text) else { throw CLIError.usage("\(text) is not a goal ID; 'fieldcli goal list H' shows them (like 12.3).") }
@@ -169,15 +183,11 @@ struct GoalCommand: AsyncParsableCommand {
 
     struct Done: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "done", abstract: "Mark a goal done.")
-        @Argument(help: "Household ID (or a unique prefix).") var household: String
-        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
-        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
+        @OptionGroup var goal: GoalArguments
 
         func run() async throws {
             var workspace = try Workspace.open(.current)
-            let household = try workspace.household(self.household)
-            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
-                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
+            let (household, purpose, dot) = try goal.locate(in: workspace)
             do {
                 try workspace.replica.editItem(household: household, purpose: purpose, item: dot, field: .status, value: "done", wall: workspace.now)
             } catch {
@@ -193,20 +203,16 @@ struct GoalCommand: AsyncParsableCommand {
             commandName: "keep",
             abstract: "Keep a goal that was edited while another worker removed it (clears the ⚠).",
             discussion: "Writes the goal's current status again, so the removal it had not seen no longer counts. 'goal remove' settles it the other way.")
-        @Argument(help: "Household ID (or a unique prefix).") var household: String
-        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
-        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
+        @OptionGroup var goal: GoalArguments
 
         func run() async throws {
             var workspace = try Workspace.open(.current)
-            let household = try workspace.household(self.household)
-            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
-                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
-            let goal = workspace.replica.view(SegmentKey(household: household, purpose: purpose))?.collections["doelen"]?[dot]
-            guard let goal, goal.isFlagged else {
+            let (household, purpose, dot) = try goal.locate(in: workspace)
+            let item = workspace.replica.view(SegmentKey(household: household, purpose: purpose))?.collections["doelen"]?[dot]
+            guard let item, item.isFlagged else {
                 throw CLIError(.usage, "Goal \(dot) is not flagged as edited while removed; there is nothing to keep.", code: "notFlagged")
             }
-            let status = goal.status.winner?.value ?? "open"
+            let status = item.status.winner?.value ?? "open"
             do {
                 try workspace.replica.editItem(household: household, purpose: purpose, item: dot, field: .status, value: status, wall: workspace.now)
             } catch {
@@ -222,15 +228,11 @@ struct GoalCommand: AsyncParsableCommand {
         commandName: "remove",
             abstract: "Remove a goal.",
             discussion: "If another worker edits the goal at the same time, it stays, flagged, so nothing is silently lost.")
-        @Argument(help: "Household ID (or a unique prefix).") var household: String
-        @Argument(help: "Goal ID, from 'fieldcli goal list'.") var id: String
-        @Option(help: "The goal's purpose, when the ID exists under more than one.") var purpose: String?
+        @OptionGroup var goal: GoalArguments
 
         func run() async throws {
             var workspace = try Workspace.open(.current)
-            let household = try workspace.household(self.household)
-            let (purpose, dot) = try GoalCommand.locate(workspace, household: household, id: id,
-                                                        purpose: try self.purpose.map { try workspace.purpose($0) })
+            let (household, purpose, dot) = try goal.locate(in: workspace)
             do {
                 try workspace.replica.removeItem(household: household, purpose: purpose, item: dot, wall: workspace.now)
             } catch {
