@@ -119,7 +119,7 @@ struct AuditTests {
     @Test("an offline read's purpose is kept only if the schema knows it, and its count is clamped: a device cannot write text into the audit log")
     func offlineReadsKeepOnlyCodes() async throws {
         try await withServer { server in
-            var s = try await PlanScenario.make(server)
+            let s = try await PlanScenario.make(server)
             let smuggled = "Mevr. Testpersoon, geheim (fictief)"
             var request = s.wendy.replica.makeRequest()
             request.auditEvents = [AuditEvent(deviceSeq: 1, prevHash: Digest([UInt8](repeating: 0, count: 16)), household: s.household,
@@ -139,7 +139,7 @@ struct AuditTests {
     @Test("an offline read under a number already stored is kept once, marked reusedSeq (a device restored from a backup); a repeat of either is not")
     func offlineReadsUnderAReusedNumberAreKept() async throws {
         try await withServer { server in
-            var s = try await PlanScenario.make(server)
+            let s = try await PlanScenario.make(server)
             let zero = Digest([UInt8](repeating: 0, count: 16))
             let first = AuditEvent(deviceSeq: 1, prevHash: zero, household: s.household, purpose: .wmo, action: "show", at: server.clock.now, count: 2)
             let other = AuditEvent(deviceSeq: 1, prevHash: zero, household: s.household, purpose: .wmo, action: "logList", at: server.clock.now, count: 4)
