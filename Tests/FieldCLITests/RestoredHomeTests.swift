@@ -61,8 +61,9 @@ struct RestoredHomeTests {
         #expect(!audit.contains { $0.action == "offlineReadGap" && $0.actor == "noor" }, "\(audit.filter { $0.action == "offlineReadGap" }.map(\.detail))")
     }
 
-    @Test("a restored device that gives an absorbed draft's ID to a log entry gets dotReuse, not an acceptance that stores nothing")
-    func anAbsorbedDraftsIDIsNotTakenForAnotherWrite() async throws {
+    @Test("a restored device that gives an absorbed draft's ID to another write gets dotReuse, not an acceptance that stores nothing",
+          arguments: ["a log entry", "the same field"])
+    func anAbsorbedDraftsIDIsNotTakenForAnotherWrite(_ reuse: String) async throws {
         let world = try await CLIWorld()
         defer { Task { await world.finish() } }
         try await world.enroll("noor", role: "buurtcoach")
@@ -77,10 +78,13 @@ struct RestoredHomeTests {
 
         try FileManager.default.removeItem(at: world.home("noor"))
         try FileManager.default.copyItem(at: backup, to: world.home("noor"))
-        #expect(await world.cli("noor", ["log", "add", h, "--purpose", "REGIE", "--kind", "telefoon", "Op een opgeslokt ID (fictief)"]).code == 0)
+        let (write, text): ([String], String) = reuse == "a log entry"
+            ? (["log", "add", h, "--purpose", "REGIE", "--kind", "telefoon", "Op een opgeslokt ID (fictief)"], "Op een opgeslokt ID (fictief)")
+            : (["set", h, "next_evaluation_date", "2027-03-03"], "2027-03-03")
+        #expect(await world.cli("noor", write).code == 0)
         let sync = await world.cli("noor", ["sync"])
         #expect(sync.code == 4, "\(sync.out)")
         let rejected = await world.cli("noor", ["rejected"]).out
-        #expect(rejected.contains("dotReuse") && rejected.contains("Op een opgeslokt ID (fictief)"), "\(rejected)")
+        #expect(rejected.contains("dotReuse") && rejected.contains(text), "\(rejected)")
     }
 }

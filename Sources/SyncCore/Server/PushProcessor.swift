@@ -302,21 +302,29 @@ public enum PushProcessor {
     }
 
     /// The fingerprint stored for an absorbed dot, whose own content the server never saw: the field
-    /// its absorbing write set (absorbed drafts are earlier writes of that field).
+    /// its absorbing write set (absorbed drafts are earlier writes of that field), and that write's
+    /// stamp (drafts were stamped before it, on the same clock).
     static func absorbedFingerprint(of write: SyncOperation) -> ContentHash128 {
+        ContentHash128(high: fieldHash(of: write), low: write.stamp.rawValue)
+    }
+
+    private static func fieldHash(of write: SyncOperation) -> UInt64 {
         var hasher = ElementHasher()
         hasher.add("absorbed draft")
         hasher.add(write.payload.targetName ?? "")
-        return hasher.result
+        return hasher.result.high
     }
 
     /// What stores written before the field was kept recorded for every absorbed dot.
     static let fieldlessAbsorbedFingerprint = ContentHash128(high: 0xABAB_ABAB_ABAB_ABAB, low: 0xABAB_ABAB_ABAB_ABAB)
 
-    /// Whether `op` may be the draft whose dot was recorded as absorbed with `stored`.
+    /// Whether `op` may be the draft whose dot was recorded as absorbed with `stored`: a write of the
+    /// same field, stamped before the write that absorbed it. A device restored from a backup that
+    /// writes the field again under the dot stamps it later, from its wall clock.
     static func isAbsorbedDraft(_ op: SyncOperation, stored: ContentHash128) -> Bool {
         guard case .set = op.payload else { return false }
-        return stored == absorbedFingerprint(of: op) || stored == fieldlessAbsorbedFingerprint
+        if stored == fieldlessAbsorbedFingerprint { return true }
+        return stored.high == fieldHash(of: op) && op.stamp.rawValue < stored.low
     }
 
     /// A digest of an op's full content: the same dot with other content is `dotReuse`.

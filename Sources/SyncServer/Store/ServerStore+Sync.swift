@@ -118,7 +118,9 @@ extension ServerStore {
                 // That read is kept too, once: the device has nothing else that records it.
                 let stored = try Data?.fetchOne(db, sql: "SELECT chain_hash FROM device_reads WHERE device_id = ? AND device_seq = ?",
                                                 arguments: [device.deviceID, Int64(event.deviceSeq)]) ?? nil
-                guard let stored, stored != hash else { continue }  // a row from before hashes were kept counts as a repeat
+                // A row from before hashes were kept cannot tell: the read is kept (once), at the cost of
+                // a second record for a repeat whose response was lost just before the upgrade.
+                guard stored != hash else { continue }
                 try db.execute(sql: "INSERT OR IGNORE INTO device_reads_reused (device_id, chain_hash) VALUES (?, ?)",
                                arguments: [device.deviceID, hash])
                 guard db.changesCount > 0 else { continue }
