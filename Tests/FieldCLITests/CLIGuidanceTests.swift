@@ -381,4 +381,22 @@ struct CLIGuidanceTests {
         #expect(!rejected.contains("Geweigerde aanvraag (fictief)"), "\(rejected)")
         #expect(!world.homeContains("noor", "Geweigerde aanvraag (fictief)"))
     }
+
+    @Test("set H FIELD \"\" clears a date set by mistake, on every device; the regisseur cannot be emptied")
+    func aFieldCanBeCleared() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        try await world.enroll("noor", role: "buurtcoach")
+        let h = try await world.household(on: "noor", label: "Fam. Leeg (fictief)")
+        #expect(await world.cli("noor", ["set", h, "next_evaluation_date", "2027-02-30"]).code == 1, "not a date")
+        #expect(await world.cli("noor", ["set", h, "next_evaluation_date", "2027-02-03"]).code == 0)
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        let cleared = await world.cli("noor", ["set", h, "next_evaluation_date", ""])
+        #expect(cleared.code == 0, "\(cleared.err)")
+        #expect(await world.cli("noor", ["sync"]).code == 0)
+        let shown = try world.json(ShownHousehold.self, await world.cli("noor", ["--json", "show", h, "--purpose", "REGIE"]))
+        let date = try #require(shown.segments.flatMap(\.fields).first { $0.name == "next_evaluation_date" })
+        #expect(date.value == "" && !date.conflict, "\(date)")
+        #expect(await world.cli("noor", ["set", h, "regisseur", ""]).code == 1)
+    }
 }

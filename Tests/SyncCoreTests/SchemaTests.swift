@@ -44,17 +44,23 @@ struct SchemaTests {
         }
     }
 
-    @Test func typeChecks() {
+    @Test func typeChecks() throws {
         let schema = Fixture.schema
         #expect(schema.typeProblem("2026-02-29", for: schema.field("next_evaluation_date")!) != nil)
         #expect(schema.typeProblem("2028-02-29", for: schema.field("next_evaluation_date")!) == nil)
         #expect(schema.typeProblem("maybe", for: schema.field("urgent_flag")!) != nil)
         #expect(schema.typeProblem("active", for: schema.field("status")!) == nil)
         #expect(schema.typeProblem("gone", for: schema.field("status")!) != nil)
+        // Empty clears any field but a worker reference.
+        for name in ["next_evaluation_date", "urgent_flag", "status", "jw_intervention_level"] {
+            #expect(schema.typeProblem("", for: schema.field(name)!) == nil, "\(name)")
+        }
+        let workerRef = try #require(schema.fields.first { $0.type == .workerRef })
+        #expect(schema.typeProblem("", for: workerRef) != nil)
         // A number is digits with a sign and a decimal point, not whatever Double(_:) takes.
         let number = schema.field("jw_intervention_level")!
         for good in ["3", "-2", "+7", "2.5", "0.25"] { #expect(schema.typeProblem(good, for: number) == nil, "\(good)") }
-        for bad in ["NaN", "nan", "inf", "-inf", "1e400", "1e3", "0x10", "", "-", "2.", ".5", "1.2.3", " 3", "drie"] {
+        for bad in ["NaN", "nan", "inf", "-inf", "1e400", "1e3", "0x10", "-", "2.", ".5", "1.2.3", " 3", "drie"] {
             #expect(schema.typeProblem(bad, for: number) != nil, "\(bad)")
         }
     }

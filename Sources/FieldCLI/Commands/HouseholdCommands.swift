@@ -71,7 +71,7 @@ struct SetCommand: AsyncParsableCommand {
 
     @Argument(help: "Household ID (or a unique prefix).") var household: String
     @Argument(help: "Field name, e.g. next_evaluation_date or wmo_request.") var field: String
-    @Argument(help: "The value.") var value: String
+    @Argument(help: "The value; \"\" clears the field (not a worker reference such as regisseur).") var value: String
 
     func run() async throws {
         var workspace = try Workspace.open(.current)

@@ -345,6 +345,9 @@ public struct Schema: Hashable, Sendable, Codable {
     /// problem (never the value itself), or nil when it is fine.
     public func typeProblem(_ value: String, for field: Field) -> String? {
         guard value.utf8.count <= Self.maxValueBytes else { return "\(field.name) takes at most 64 KiB of text" }
+        // Empty clears a field (a date entered by mistake, a choice that no longer holds); a
+        // worker reference names who is responsible, so it is replaced, never emptied.
+        if value.isEmpty, field.type != .workerRef { return nil }
         switch field.type {
         case .text: return nil
         case .workerRef: return value.isEmpty ? "\(field.name) needs a worker name or RESIDENT" : nil
