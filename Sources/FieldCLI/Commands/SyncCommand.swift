@@ -35,8 +35,8 @@ struct SyncCommand: AsyncParsableCommand {
                     + "in the future and shown as newer than colleagues' later ones."
             }
             if summary.restored {
-                line += "\nThis device's store is older than what it had sent the server (restored from a backup?). Its changes the server "
-                    + "refused as reused IDs are listed by 'fieldcli rejected', with their text: write them again (new changes get new IDs now)."
+                line += "\nThis device's store is older than what it had sent the server (restored from a backup?): it fetched the plans again whole. "
+                    + "Its changes the server refused as reused IDs are listed by 'fieldcli rejected', with their text: write them again (new changes get new IDs now)."
             }
             if summary.rejected > 0 { line += "\nSome changes were rejected: see 'fieldcli rejected'." }
             if summary.newConflicts > 0 { line += "\nNew conflicts: see 'fieldcli conflicts'." }

@@ -22,6 +22,7 @@ extension ClientReplica {
         public var lastAuditHash: Digest
         /// Absent in stores written before it was kept.
         public var clockAheadOfServer: UInt64? = nil
+        public var refreshing: Set<SegmentKey>? = nil
     }
 
     public var metadata: Metadata {
@@ -31,7 +32,8 @@ extension ClientReplica {
                  rejected: rejected, purgedRejectedCount: purgedRejectedCount, cursor: cursor,
                  locallyCreated: locallyCreated, lastServerTime: lastServerTime, sendFullHeld: sendFullHeld,
                  clockSkewCount: clockSkewCount, auditQueue: auditQueue, lastAuditSeq: lastAuditSeq,
-                 lastAuditHash: lastAuditHash, clockAheadOfServer: clockAheadOfServer)
+                 lastAuditHash: lastAuditHash, clockAheadOfServer: clockAheadOfServer,
+                 refreshing: refreshing.isEmpty ? nil : refreshing)
     }
 
     /// Rebuilds a replica from what `metadata`, `confirmed` and `pending` held.
@@ -50,6 +52,7 @@ extension ClientReplica {
         lastAuditSeq = metadata.lastAuditSeq
         lastAuditHash = metadata.lastAuditHash
         clockAheadOfServer = metadata.clockAheadOfServer ?? 0
+        refreshing = metadata.refreshing ?? []
         self.confirmed = SortedMap(confirmed.map { ($0.key, $0) })
         self.pending = pending
         unviewed = Set(pending.map(\.segment))  // each view is built when first read

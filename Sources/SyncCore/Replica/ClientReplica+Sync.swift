@@ -187,6 +187,7 @@ extension ClientReplica {
             for element in patch.elements { state.join(element) }
             observeStamps(in: patch.elements, wall: wall, outcome: &outcome)
             confirmed[patch.segment] = consume state  // moved, not copied
+            if !refreshing.isEmpty { refreshing.remove(patch.segment) }
             // A snapshot's context has every dot the server saw here, this device's own too: a
             // device restored from an older backup learns from it how far its counter really went,
             // so that its next writes there do not reuse a dot again.
@@ -376,21 +377,32 @@ extension ClientReplica {
         }
 
         // 7. A dot of this device that the server already had with other content: the device's
-        // store is older than what it sent (restored from a backup). What it sent after the backup
-        // is on the server but not here (deltas leave a device's own writes out), and its counter
-        // there is behind: the segment is fetched again as a snapshot, which brings both (step 1).
-        // Pending ops stay pending; the refused ones stay in `rejected`, with their text.
-        for rejection in response.rejected where rejection.reason == .dotReuse {
-            outcome.restored = true
-            if confirmed[rejection.segment] != nil {
-                confirmed[rejection.segment] = nil
-                outcome.resnapshots.append(rejection.segment)
-                touched.append(rejection.segment)
-            }
-        }
+        // store is older than what it sent (restored from a backup). The refused ops stay in
+        // `rejected`, with their text; what is missing here is fetched again below.
+        if response.rejected.contains(where: { $0.reason == .dotReuse }) { outcome.restored = true }
 
         cursor = response.cursor
         sendFullHeld = response.needHeld || !outcome.resnapshots.isEmpty || !outcome.purged.isEmpty
+        if !refreshing.isEmpty, !response.more, !response.needHeld {
+            // The server has sent every segment this device may read: one still waiting is not among them.
+            for segment in refreshing.sorted() {
+                guard let held = confirmed[segment] else { continue }
+                let instruction = PurgeInstruction(segment: segment, epoch: held.epoch, reason: PurgeInstruction.notReadable)
+                purge(instruction)
+                outcome.purged.append(segment)
+                sendFullHeld = true
+            }
+            refreshing = []
+        }
+        if outcome.restored {
+            // What the device sent after the backup is missing from every segment it held (deltas leave
+            // a device's own writes out), not only where a dot was reused, and its counters there are
+            // behind: all are fetched again whole, as on a new device, and shown meanwhile as they are
+            // (`refreshing`); each snapshot moves the counter past the reused dots (step 1).
+            refreshing = Set(confirmed.keys)
+            cursor = .start
+            sendFullHeld = true
+        }
         if response.auditAck > 0 {
             let before = auditQueue.count
             auditQueue.removeAll { $0.deviceSeq <= response.auditAck }
@@ -423,6 +435,7 @@ extension ClientReplica {
         outcome.newConflicts = newConflicts(conflictTally, conflictScope, of: response, dropped: outcome.resnapshots)
         clockSkewCount += outcome.skewedStamps
         outcome.needsAnotherRound = response.more || response.needHeld || !outcome.resnapshots.isEmpty || !rebase.isEmpty
+            || outcome.restored
         return outcome
     }
 

@@ -37,6 +37,11 @@ public struct ClientReplica: Sendable {
     /// when more than the clock's allowed drift (else 0): its stamps lie in the future, and only
     /// the device itself can tell its owner (the others see just stamps ahead of them).
     public internal(set) var clockAheadOfServer: UInt64 = 0
+    /// Segments fetched again whole after the server showed this device's store to be older than what
+    /// it sent (restored from a backup): still shown, not reported as held, so the server sends each as
+    /// a snapshot (with the device's own writes, which deltas leave out). One the server no longer sends
+    /// once it has sent everything is no longer readable and is purged.
+    public internal(set) var refreshing: Set<SegmentKey> = []
     /// Local reads waiting to be uploaded (DESIGN §7).
     public internal(set) var auditQueue: [AuditEvent] = []
     public internal(set) var lastAuditSeq: UInt64 = 0
@@ -129,9 +134,11 @@ public struct ClientReplica: Sendable {
     /// The time offline policy checks use: max(device clock, last server time).
     public func policyTime(wall: UInt64) -> UInt64 { max(wall, lastServerTime) }
 
-    /// What the device holds, for the sync request's digest.
+    /// What the device holds, for the sync request's digest: less the segments being fetched again
+    /// (`refreshing`), which the server then sends whole.
     public var heldSegments: [HeldSegment] {
-        confirmed.values.map { HeldSegment(segment: $0.key, epoch: $0.epoch) }.sorted()
+        guard !refreshing.isEmpty else { return confirmed.values.map { HeldSegment(segment: $0.key, epoch: $0.epoch) }.sorted() }
+        return confirmed.values.filter { !refreshing.contains($0.key) }.map { HeldSegment(segment: $0.key, epoch: $0.epoch) }.sorted()
     }
 
     // MARK: Local writes
