@@ -57,4 +57,40 @@ struct RestoredReplicaTests {
         let onServer = logTexts(world.server.segment(regie)?.state)
         #expect(onServer.contains("Weer gewoon (fictief)"))
     }
+
+    /// A segment erased while the refetch is under way, and started again by this device's own
+    /// write, is held as the server knows it: the end of the refetch does not purge it.
+    @Test func aSegmentThePushMakesAgainDuringTheRefetchIsKept() throws {
+        var world = try ReplicaTests().seededWorld()
+        world.server.policies["bas"]!.grants = [Grant(purpose: .wmo, access: .write)]
+        world.devices["coach"]!.0.policy.grants = [Grant(purpose: .wmo, access: .write)]
+        try world.edit("coach") { r, wall in  // a third segment, so that the refetch takes pages
+            try r.appendLog(household: h, purpose: .informeel, kind: "telefoon", occurredAt: nil, text: "Informeel (fictief)", wall: wall)
+        }
+        try world.sync("coach")
+        let backup = world.replica("coach")
+        try world.edit("coach") { r, wall in
+            try r.appendLog(household: h, purpose: .regie, kind: "telefoon", occurredAt: nil, text: "Na de back-up (fictief)", wall: wall)
+        }
+        try world.sync("coach")
+        world.devices["coach"]!.0 = backup
+        try world.edit("coach") { r, wall in
+            try r.appendLog(household: h, purpose: .regie, kind: "huisbezoek", occurredAt: nil, text: "Na het terugzetten (fictief)", wall: wall)
+        }
+        try world.sync("coach", rounds: 1)
+        #expect(world.replica("coach").refreshing.contains(wmo))
+
+        world.server.erase(wmo)
+        try world.sync("coach", limit: 1, rounds: 1)  // one page of the refetch, which the erasure's purge rides on
+        #expect(world.replica("coach").confirmed[wmo] == nil)
+        #expect(!world.replica("coach").refreshing.isEmpty, "the refetch is not done")
+        try world.edit("coach") { r, wall in
+            try r.set(household: h, field: "wmo_request", value: "Nieuwe aanvraag (fictief)", wall: wall)
+        }
+        try world.sync("coach")
+        let coach = world.replica("coach")
+        #expect(coach.refreshing.isEmpty)
+        #expect(coach.confirmed[wmo]?.fields["wmo_request"]?.winner?.value == "Nieuwe aanvraag (fictief)", "the new write stays shown")
+        do { let same = world.identical("coach"); #expect(same) }
+    }
 }

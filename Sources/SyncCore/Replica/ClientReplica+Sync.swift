@@ -294,7 +294,10 @@ extension ClientReplica {
                         rebuilt[segment, default: SegmentState(key: segment, epoch: epoch)].apply(op)
                     } else {
                         // In place: the state's buffers stay uniquely referenced, so no copy.
-                        if !confirmed.contains(segment) { confirmed[segment] = SegmentState(key: segment, epoch: epoch) }
+                        if !confirmed.contains(segment) {
+                            confirmed[segment] = SegmentState(key: segment, epoch: epoch)
+                            if !refreshing.isEmpty { refreshing.remove(segment) }  // made here by the push, held as the server knows
+                        }
                         confirmed.update(segment) { if $0.epoch == epoch { $0.apply(op) } }
                     }
                     if case .createHousehold = op.payload { locallyCreated.remove(segment.household) }
@@ -383,7 +386,8 @@ extension ClientReplica {
 
         cursor = response.cursor
         sendFullHeld = response.needHeld || !outcome.resnapshots.isEmpty || !outcome.purged.isEmpty
-        if !refreshing.isEmpty, !response.more, !response.needHeld {
+        let wasRefreshing = !refreshing.isEmpty
+        if wasRefreshing, !response.more, !response.needHeld {
             // The server has sent every segment this device may read: one still waiting is not among them.
             for segment in refreshing.sorted() {
                 guard let held = confirmed[segment] else { continue }
@@ -394,11 +398,12 @@ extension ClientReplica {
             }
             refreshing = []
         }
-        if outcome.restored {
+        if outcome.restored, !wasRefreshing {
             // What the device sent after the backup is missing from every segment it held (deltas leave
             // a device's own writes out), not only where a dot was reused, and its counters there are
             // behind: all are fetched again whole, as on a new device, and shown meanwhile as they are
-            // (`refreshing`); each snapshot moves the counter past the reused dots (step 1).
+            // (`refreshing`); each snapshot moves the counter past the reused dots (step 1). Once: the
+            // reused dots of a later chunk, stamped before the refresh, need no second one.
             refreshing = Set(confirmed.keys)
             cursor = .start
             sendFullHeld = true
@@ -516,6 +521,7 @@ extension ClientReplica {
         confirmed[segment] = nil
         overlays[segment] = nil
         unviewed.remove(segment)  // `apply` marks it again if ops of a later epoch stay pending
+        refreshing.remove(segment)  // gone: a state the device's own push makes again is not stale
         let droppedRejected = rejected.filter { $0.op.segment == segment }.count
         rejected.removeAll { $0.op.segment == segment }
         purgedRejectedCount += droppedRejected
@@ -553,6 +559,7 @@ extension ClientReplica {
         unviewed = []
         pending = []
         rejected = []
+        refreshing = []
         counters = [:]
         epochs = [:]
         locallyCreated = []
