@@ -15,7 +15,7 @@ extension ClientReplica {
         public var auditAcknowledged = 0
         public var skewedStamps = 0
         /// The server already had one of this device's dots with other content: its store is older
-        /// than what it sent (restored from a backup). The segments concerned are fetched again.
+        /// than what it sent (restored from a backup). Every segment is fetched again (`refreshing`).
         public var restored = false
         /// Another round trip is needed (more pages, full held list, re-snapshots).
         public var needsAnotherRound = false
