@@ -399,4 +399,25 @@ struct CLIGuidanceTests {
         #expect(date.value == "" && !date.conflict, "\(date)")
         #expect(await world.cli("noor", ["set", h, "regisseur", ""]).code == 1)
     }
+
+    @Test("admin admin-token USER --revoke ends that admin's tokens (a leaked one), audited; one's own cannot be revoked")
+    func anAdminTokenCanBeRevoked() async throws {
+        let world = try await CLIWorld()
+        defer { Task { await world.finish() } }
+        #expect(await world.admin(["user", "add", "beheer", "--role", "admin"]).code == 0)
+        let issued = await world.admin(["--json", "admin-token", "beheer"])
+        let token = try #require(try JSONDecoder().decode([String: String].self, from: Data(issued.out.utf8))["token"])
+        let asBeheer = ["admin", "--server", world.url, "--token", token]
+        #expect(await world.cli(nil, asBeheer + ["user", "list"]).code == 0, "positive control: the token works")
+        let own = await world.cli(nil, asBeheer + ["admin-token", "beheer", "--revoke"])
+        #expect(own.code != 0 && own.err.contains("cannot revoke your own"), "\(own.err)")
+
+        let revoked = await world.admin(["admin-token", "beheer", "--revoke"])
+        #expect(revoked.code == 0, "\(revoked.err)")
+        #expect(revoked.out.contains("Revoked 1 admin token(s) of beheer"), "\(revoked.out)")
+        let refused = await world.cli(nil, asBeheer + ["user", "list"])
+        #expect(refused.code != 0, "the revoked token is refused: \(refused.out)")
+        let audit = try world.json([AuditRecord].self, await world.admin(["--json", "audit"]))
+        #expect(audit.contains { $0.action == "adminTokenRevoke" && $0.detail == "user=beheer" && $0.count == 1 })
+    }
 }

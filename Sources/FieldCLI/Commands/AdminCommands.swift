@@ -96,9 +96,15 @@ struct AdminCommand: AsyncParsableCommand {
 
     struct AdminToken: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "admin-token",
-            abstract: "Issue an admin token for a user with the admin role (named admins; audited).")
+            abstract: "Issue an admin token for a user with the admin role (named admins; audited); --revoke revokes all of theirs.")
         @Argument(help: "The user name ('fieldcli admin user list' lists them).") var user: String
+        @Flag(help: "Revoke every admin token of this user instead (a leaked token); then issue a new one.") var revoke = false
         func run() async throws {
+            if revoke {
+                AdminCommand.done(try await AdminCommand.client().json("POST", "v1/admin/users/\(user)/admin-tokens/revoke",
+                                                                       body: NoBody?.none, action: "admin-token --revoke"))
+                return
+            }
             let result: [String: String] = try await AdminCommand.client().json("POST", "v1/admin/users/\(user)/admin-token",
                                                                                  body: NoBody?.none, action: "admin-token")
             CLIContext.current.emit(result) { "\(result["token"] ?? "")\n(shown once; store it in a password manager)" }

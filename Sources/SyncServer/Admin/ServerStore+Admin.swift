@@ -717,6 +717,24 @@ extension ServerStore {
         }
     }
 
+    /// Revokes every admin token of a user (a token that leaked or left with a laptop); issue a new
+    /// one after. Not one's own: that would leave the caller locked out mid-task.
+    func revokeAdminTokens(of name: String, by admin: UserRow) async throws -> API.Done {
+        let now = self.now
+        let audit = self.audit
+        return try await committer.write { db in
+            let user = try self.requireUser(db, name)
+            guard user.id != admin.id else {
+                throw ServerError(.conflict, "You cannot revoke your own admin tokens; ask another admin (fieldcli admin admin-token \(name) --revoke).",
+                                  status: .conflict)
+            }
+            try db.execute(sql: "DELETE FROM admin_tokens WHERE user_id = ?", arguments: [user.id])
+            let count = db.changesCount
+            try audit.append([AuditRecord(at: now, actor: admin.name, action: "adminTokenRevoke", count: count, detail: "user=\(name)")], db: db)
+            return API.Done("Revoked \(count) admin token(s) of \(name). Issue a new one with: fieldcli admin admin-token \(name)")
+        }
+    }
+
     /// Records a read-only admin action (lists, verify) in the audit log.
     func auditAdminRead(_ action: String, by admin: UserRow) async throws {
         let now = self.now

@@ -67,6 +67,11 @@ struct AdminRoutes {
                 HTTPSupport.json(try await store.adminToken(for: try parameter(context, "name"), by: user), request: request, status: .created)
             }
         }
+        admin.post("users/:name/admin-tokens/revoke") { request, context in
+            await handle("adminTokenRevoke", request, context) { user, _ in
+                HTTPSupport.json(try await store.revokeAdminTokens(of: try parameter(context, "name"), by: user), request: request)
+            }
+        }
         admin.get("roles") { request, context in
             await handle("roles", request, context) { _, _ in
                 let roles = store.configuration.policy.roles.mapValues { purposes in
