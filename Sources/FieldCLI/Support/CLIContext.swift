@@ -23,26 +23,26 @@ public final class OutputSink: Sendable {
     public static func capturing() -> OutputSink { OutputSink(capture: true, stderrIsTerminal: false, canPrompt: false) }
 
     /// Human output: text another worker typed is made safe for a terminal (`TerminalText`).
-    public func out(_ text: String) { write(TerminalText.safe(text)) }
+    public func out(_ text: String) { writeOut(TerminalText.safe(text) + "\n") }
 
     /// JSON output, whose encoder already escapes control characters; written as it is.
-    func outJSON(_ text: String) { write(text) }
-
-    private func write(_ text: String) {
-        if capture { captured.withLock { $0.out += text + "\n" } } else { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
-    }
+    func outJSON(_ text: String) { writeOut(text + "\n") }
 
     /// A progress line on stderr, drawn over the one before (`\r`): the program's own text, so the
     /// carriage return is not made safe like the rest.
-    func progress(_ text: String) {
-        let line = "\r" + TerminalText.safe(text)
-        if capture { captured.withLock { $0.err += line } } else { FileHandle.standardError.write(Data(line.utf8)) }
-    }
+    func progress(_ text: String) { writeErr("\r" + TerminalText.safe(text)) }
 
     public func err(_ text: String, newline: Bool = true) {
         let text = TerminalText.safe(text)
-        let line = newline ? text + "\n" : text
-        if capture { captured.withLock { $0.err += line } } else { FileHandle.standardError.write(Data(line.utf8)) }
+        writeErr(newline ? text + "\n" : text)
+    }
+
+    private func writeOut(_ text: String) {
+        if capture { captured.withLock { $0.out += text } } else { FileHandle.standardOutput.write(Data(text.utf8)) }
+    }
+
+    private func writeErr(_ text: String) {
+        if capture { captured.withLock { $0.err += text } } else { FileHandle.standardError.write(Data(text.utf8)) }
     }
 
     public var stdout: String { captured.withLock { $0.out } }

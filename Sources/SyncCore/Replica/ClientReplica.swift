@@ -135,7 +135,8 @@ public struct ClientReplica: Sendable {
     public func policyTime(wall: UInt64) -> UInt64 { max(wall, lastServerTime) }
 
     /// What the device holds, for the sync request's digest: less the segments being fetched again
-    /// (`refreshing`), which the server then sends whole.
+    /// (`refreshing`), which the server then sends whole. The usual case keeps to one `map`: a
+    /// filtering closure here, reading `refreshing`, cost a request a quarter more instructions.
     public var heldSegments: [HeldSegment] {
         guard !refreshing.isEmpty else { return confirmed.values.map { HeldSegment(segment: $0.key, epoch: $0.epoch) }.sorted() }
         return confirmed.values.filter { !refreshing.contains($0.key) }.map { HeldSegment(segment: $0.key, epoch: $0.epoch) }.sorted()
